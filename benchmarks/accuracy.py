@@ -1,0 +1,61 @@
+"""Accuracy of one or more platforms on AFLW2000 (published protocol), side by side.
+
+    python benchmarks/accuracy.py [--platform cpu[,other]] [--root ../shared/data/aflw2000-dev]
+
+Prints a markdown table (MAE per angle, AUC@5, failure rate, |yaw| bins, model size) and writes JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from edgepose.bench import markdown_table
+from edgepose.errors import BackendUnavailableError
+
+
+def main() -> int:
+    from edgepose import Runtime
+    from edgepose.evaluate import evaluate
+    from edgepose.metrics import format_summary
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--platform", default="cpu")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--dataset", default="aflw2000")
+    ap.add_argument("--root", default="../shared/data/aflw2000-dev")
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--out-dir", default="runs/benchmarks")
+    args = ap.parse_args()
+
+    rows, details = [], {}
+    for name in args.platform.split(","):
+        try:
+            with Runtime(name, model=args.model) as rt:
+                summary, _, _ = evaluate(rt, args.dataset, args.root, limit=args.limit)
+                desc = rt.describe()
+                size_mb = rt.model_path.stat().st_size / 1e6
+        except BackendUnavailableError as exc:
+            print(f"platform '{name}' is not usable on this machine: {exc}", file=sys.stderr)
+            continue
+        print(format_summary(summary, f"{name}: {desc['backend']} {desc['precision']}"), "\n")
+        rows.append({"platform": name, "precision": desc["precision"], "n": summary["n"], "yaw": summary["yaw"],
+                     "pitch": summary["pitch"], "roll": summary["roll"], "mean": summary["mean"],
+                     "AUC@5": summary["auc5"] * 100, ">15deg %": summary["failure15"] * 100,
+                     **{f"|yaw| {k}": v["mean"] for k, v in summary["bins"].items()}, "size MB": size_mb})
+        details[name] = {"runtime": desc, "summary": summary}
+    if not rows:
+        return 3
+    print(markdown_table(rows, list(rows[0])))
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"accuracy-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps({"dataset": args.dataset, "root": args.root, "results": details}, indent=2))
+    print(f"\nJSON: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""Angle conventions of edgepose: Euler (AFLW2000) <-> rotation matrix <-> 6D, flips and in-plane rotation.
+
+Convention (AFLW2000-3D / 300W-LP, shared by the public models): angles in degrees,
+R = Rz(roll) @ Ry(yaw) @ Rx(pitch). As seen in the image, yaw > 0 turns the face toward the image left,
+pitch > 0 turns it up, roll > 0 rotates the head clockwise. Every reader converts into this at the door.
+All functions accept a single triple/matrix or a leading batch dimension.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_FLIP = np.diag([-1.0, 1.0, 1.0])
+
+
+def _rx(a: np.ndarray) -> np.ndarray:
+    c, s = np.cos(a), np.sin(a)
+    o, z = np.ones_like(a), np.zeros_like(a)
+    return np.stack([np.stack([o, z, z], -1), np.stack([z, c, -s], -1), np.stack([z, s, c], -1)], -2)
+
+
+def _ry(a: np.ndarray) -> np.ndarray:
+    c, s = np.cos(a), np.sin(a)
+    o, z = np.ones_like(a), np.zeros_like(a)
+    return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1), np.stack([-s, z, c], -1)], -2)
+
+
+def _rz(a: np.ndarray) -> np.ndarray:
+    c, s = np.cos(a), np.sin(a)
+    o, z = np.ones_like(a), np.zeros_like(a)
+    return np.stack([np.stack([c, -s, z], -1), np.stack([s, c, z], -1), np.stack([z, z, o], -1)], -2)
+
+
+def euler_to_matrix(yaw, pitch, roll) -> np.ndarray:
+    """Rotation matrix (..., 3, 3) from yaw, pitch, roll in degrees (R = Rz(roll) Ry(yaw) Rx(pitch))."""
+    y, p, r = (np.deg2rad(np.asarray(v, dtype=np.float64)) for v in (yaw, pitch, roll))
+    return _rz(r) @ _ry(y) @ _rx(p)
+
+
+def matrix_to_euler(matrix: np.ndarray) -> np.ndarray:
+    """(..., 3) array of yaw, pitch, roll in degrees from rotation matrices (..., 3, 3)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    pitch = np.arctan2(m[..., 2, 1], m[..., 2, 2])
+    yaw = np.arctan2(-m[..., 2, 0], np.hypot(m[..., 0, 0], m[..., 1, 0]))
+    roll = np.arctan2(m[..., 1, 0], m[..., 0, 0])
+    return np.rad2deg(np.stack([yaw, pitch, roll], -1))
+
+
+def matrix_to_rot6d(matrix: np.ndarray) -> np.ndarray:
+    """The 6D representation (Zhou et al. 2019): the first two columns of R, as (..., 6) = [c0, c1]."""
+    m = np.asarray(matrix, dtype=np.float64)
+    return np.concatenate([m[..., :, 0], m[..., :, 1]], -1)
+
+
+def rot6d_to_matrix(rot6d: np.ndarray) -> np.ndarray:
+    """Rotation matrix from a (possibly unnormalised) 6D vector by Gram-Schmidt; inverse of matrix_to_rot6d."""
+    v = np.asarray(rot6d, dtype=np.float64)
+    a1, a2 = v[..., 0:3], v[..., 3:6]
+    b1 = a1 / np.maximum(np.linalg.norm(a1, axis=-1, keepdims=True), 1e-12)
+    a2 = a2 - np.sum(b1 * a2, -1, keepdims=True) * b1
+    b2 = a2 / np.maximum(np.linalg.norm(a2, axis=-1, keepdims=True), 1e-12)
+    b3 = np.cross(b1, b2)
+    return np.stack([b1, b2, b3], -1)
+
+
+def flip_matrix(matrix: np.ndarray) -> np.ndarray:
+    """Pose of the horizontally mirrored image: F R F with F = diag(-1, 1, 1) (negates yaw and roll)."""
+    return _FLIP @ np.asarray(matrix, dtype=np.float64) @ _FLIP
+
+
+def flip_euler(yaw, pitch, roll) -> tuple:
+    """Euler angles of the horizontally mirrored face: (-yaw, pitch, -roll)."""
+    return -np.asarray(yaw), np.asarray(pitch), -np.asarray(roll)
+
+
+def rotate_in_plane(matrix: np.ndarray, degrees) -> np.ndarray:
+    """Pose after the image is rotated clockwise (as displayed) by `degrees` about the face: Rz(d) R, roll + d."""
+    return _rz(np.deg2rad(np.asarray(degrees, dtype=np.float64))) @ np.asarray(matrix, dtype=np.float64)
+
+
+def geodesic_degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle in degrees of the relative rotation between two (batches of) rotation matrices."""
+    rel = np.swapaxes(np.asarray(a, dtype=np.float64), -1, -2) @ np.asarray(b, dtype=np.float64)
+    cos = (np.trace(rel, axis1=-2, axis2=-1) - 1.0) / 2.0
+    return np.rad2deg(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def wrap_degrees(angle) -> np.ndarray:
+    """Wrap angles into [-180, 180)."""
+    return (np.asarray(angle, dtype=np.float64) + 180.0) % 360.0 - 180.0

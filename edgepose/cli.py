@@ -1,0 +1,151 @@
+"""The `edgepose` command: infer, eval, platforms (device half); train, export (host half, needs torch)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import EdgePoseError
+
+
+def _cmd_infer(args) -> int:
+    import cv2
+
+    if args.command == "demo":
+        from .bench import demo_frame
+
+        frame, args.image = demo_frame(640, 480), "the demo frame (scikit-image astronaut, public domain)"
+    else:
+        frame = cv2.imread(args.image)
+    if frame is None:
+        raise EdgePoseError(f"cannot read image '{args.image}' (missing, or not an image OpenCV can decode)")
+    return _report(frame, args)
+
+
+def _report(frame, args) -> int:
+    import cv2
+
+    from .draw import draw_pose
+    from .runtime import Runtime
+
+    with Runtime(args.platform, model=args.model, threads=args.threads) as rt:
+        poses = rt.infer(frame)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in poses], indent=2))
+    else:
+        print(f"{len(poses)} face(s) in {args.image}")
+        for p in poses:
+            print(f"  yaw {p.yaw:+7.2f}  pitch {p.pitch:+7.2f}  roll {p.roll:+7.2f}  box {tuple(round(v) for v in p.box)}  score {p.score:.2f}")
+    if args.out:
+        for p in poses:
+            draw_pose(frame, p)
+        if not cv2.imwrite(args.out, frame):
+            raise EdgePoseError(f"cannot write '{args.out}'; check the folder exists and the extension (.jpg/.png)")
+        if not args.json:
+            print(f"annotated frame written to {args.out}")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from .evaluate import evaluate
+    from .metrics import format_summary
+    from .runtime import Runtime
+
+    with Runtime(args.platform, model=args.model, threads=args.threads) as rt:
+        summary, _, _ = evaluate(rt, args.dataset, args.root, limit=args.limit)
+        desc = rt.describe()
+    print(format_summary(summary, f"{args.dataset} ({args.root}) via {desc['platform']} / {desc['backend']} "
+                                  f"{desc['precision']}"))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"runtime": desc, "summary": summary}, f, indent=2)
+    return 0
+
+
+def _cmd_platforms(args) -> int:
+    from .backends import backend_available
+    from .platform import load_platform, platform_names
+
+    for name in platform_names():
+        p = load_platform(name)
+        ok, why = backend_available(p.backend)
+        status = "usable here" if ok else f"not usable here: {why}"
+        print(f"{name:14s} {p.backend:12s} {p.precision:5s} {p.description}  [{status}]")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from .train.recipe import load_recipe
+    from .train.trainer import train
+
+    recipe = load_recipe(args.recipe, args.set)
+    out = args.out or f"runs/{recipe.name}"
+    metrics = train(recipe, out, resume=args.resume)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .exporters.onnx_export import export_onnx
+
+    manifest = export_onnx(args.checkpoint, args.out, dev_root=args.dev_root)
+    print(f"bundle written: {manifest}")
+    print(manifest.read_text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgepose", description="Head-pose estimation: train, export, run, measure.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def runtime_args(p):
+        p.add_argument("--platform", default="cpu", help="platform name (edgepose platforms) or platform YAML path")
+        p.add_argument("--model", default=None, help="bundle folder or manifest JSON (default: the platform's model)")
+        p.add_argument("--threads", type=int, default=None, help="engine threads (0 = all cores)")
+
+    p = sub.add_parser("infer", help="estimate the head pose of every face in an image")
+    p.add_argument("image")
+    p.add_argument("--out", help="write the image with pose axes drawn")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    runtime_args(p)
+    p.set_defaults(fn=_cmd_infer)
+
+    p = sub.add_parser("demo", help="run `infer` on a bundled public-domain frame (needs scikit-image)")
+    p.add_argument("--out", default="edgepose-demo.jpg", help="where to write the annotated frame")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    runtime_args(p)
+    p.set_defaults(fn=_cmd_infer)
+
+    p = sub.add_parser("eval", help="accuracy on a labelled dataset (face boxes from the labels)")
+    p.add_argument("--dataset", default="aflw2000")
+    p.add_argument("--root", required=True)
+    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--json", help="also write the summary to this JSON file")
+    runtime_args(p)
+    p.set_defaults(fn=_cmd_eval)
+
+    p = sub.add_parser("platforms", help="list the packaged platforms and whether each runs here")
+    p.set_defaults(fn=_cmd_platforms)
+
+    p = sub.add_parser("train", help="train from a recipe (needs edgepose[train])")
+    p.add_argument("recipe")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.epochs=3")
+    p.add_argument("--out", help="run folder (default runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.set_defaults(fn=_cmd_train)
+
+    p = sub.add_parser("export", help="export a checkpoint to an ONNX bundle (needs edgepose[train])")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True, help="bundle folder to write")
+    p.add_argument("--dev-root", default=None, help="AFLW2000 folder to measure parity and accuracy on")
+    p.set_defaults(fn=_cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except EdgePoseError as exc:
+        print(f"edgepose: error: {exc}", file=sys.stderr)
+        return 2

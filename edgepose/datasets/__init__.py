@@ -1,0 +1,1 @@
+"""Dataset readers: each converts labels into the edgepose angle convention (see edgepose.angles) at the door."""

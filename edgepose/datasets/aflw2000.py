@@ -1,0 +1,61 @@
+"""AFLW2000-3D and 300W-LP readers (.jpg + .mat pairs) with the standard evaluation protocol.
+
+Protocol of published results: pose from `Pose_Para[:3]` (pitch, yaw, roll in radians), samples with any
+|angle| > 99 degrees dropped, face box = bounding box of the visible `pt2d` points (negative = invisible).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+
+MAX_ABS_ANGLE = 99.0
+
+
+@dataclass(frozen=True)
+class PoseSample:
+    """One labelled face: image path, face box (x1, y1, x2, y2) in image pixels, yaw/pitch/roll in degrees."""
+
+    image: Path
+    box: tuple[float, float, float, float]
+    yaw: float
+    pitch: float
+    roll: float
+
+
+def read_mat_sample(mat_path: Path) -> PoseSample | None:
+    """Read one `.mat` label; None when the sample falls outside the protocol (|angle| > 99 or no visible point)."""
+    from scipy.io import loadmat
+
+    mat = loadmat(str(mat_path))
+    pitch, yaw, roll = np.rad2deg(np.asarray(mat["Pose_Para"], dtype=np.float64).ravel()[:3])
+    if max(abs(yaw), abs(pitch), abs(roll)) > MAX_ABS_ANGLE:
+        return None
+    pts = np.asarray(mat["pt2d"], dtype=np.float64)
+    if pts.shape[0] != 2:
+        pts = pts.T
+    visible = pts[:, (pts[0] >= 0) & (pts[1] >= 0)]
+    if visible.shape[1] < 2:
+        return None
+    box = (visible[0].min(), visible[1].min(), visible[0].max(), visible[1].max())
+    if box[2] <= box[0] or box[3] <= box[1]:
+        return None
+    return PoseSample(mat_path.with_suffix(".jpg"), tuple(float(v) for v in box), float(yaw), float(pitch), float(roll))
+
+
+def read_aflw2000(root: str | Path) -> list[PoseSample]:
+    """All samples of an AFLW2000-3D (or 300W-LP) folder that pass the protocol, sorted by file name.
+
+    Raises:
+        ConfigError: the folder does not exist or holds no `.mat` files.
+    """
+    root = Path(root)
+    mats = sorted(root.rglob("*.mat")) if root.is_dir() else []
+    if not mats:
+        raise ConfigError(f"no AFLW2000/300W-LP .mat labels under '{root}'; point --root at the folder holding "
+                          "imageNNNNN.jpg + imageNNNNN.mat pairs")
+    samples = [s for s in (read_mat_sample(m) for m in mats) if s is not None and s.image.exists()]
+    return samples

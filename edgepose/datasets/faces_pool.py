@@ -1,0 +1,126 @@
+"""Reader of the shared training pool (`faces/index.csv`) and the fusion of its soft labels into one pose.
+
+The pool has no ground truth, only three public estimators. They fail in different places
+(see faces/README.md): MediaPipe Face Mesh + canonical fit (`mp_*`) is the best below ~45 deg of yaw when its
+fit residual is low; FSA-Net and WHENet are the better pair at large yaw, where WHENet keeps range and FSA-Net
+under-estimates; and the coarse yaw class is a trustworthy sign. `fuse_labels` encodes exactly that.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+
+LABEL_LIMIT = 99.0
+
+
+@dataclass(frozen=True)
+class FusionRule:
+    """How the pool's soft labels become one (yaw, pitch, roll); degrees unless stated.
+
+    Attributes:
+        mp_max_fit: trust Face Mesh labels only when its RMS fit residual (cm) is at most this.
+        mp_full_below / mp_none_above: |teacher yaw| where the Face Mesh weight fades from 0.5 to 0.
+        whenet_yaw_from / whenet_yaw_full: |teacher yaw| where the yaw label moves from the teachers' mean
+            to WHENet alone (FSA-Net saturates on profiles).
+        max_whenet_yaw: rows beyond this |WHENet yaw| (back-of-head views) are dropped.
+    """
+
+    mp_max_fit: float = 0.6
+    mp_full_below: float = 35.0
+    mp_none_above: float = 50.0
+    whenet_yaw_from: float = 30.0
+    whenet_yaw_full: float = 70.0
+    max_whenet_yaw: float = 120.0
+
+
+@dataclass(frozen=True)
+class PoolTable:
+    """Columns of the pool as arrays (one row per image); boxes in crop pixels."""
+
+    paths: list[str]
+    source: np.ndarray
+    identity: np.ndarray
+    boxes: np.ndarray
+    coarse_yaw: np.ndarray  # NaN where unknown
+    fsa: np.ndarray  # (N, 3) yaw, pitch, roll
+    whenet: np.ndarray
+    mp: np.ndarray  # NaN where Face Mesh found no face
+    mp_fit: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def _float(value: str) -> float:
+    return float(value) if value != "" else float("nan")
+
+
+def read_pool_index(root: str | Path) -> PoolTable:
+    """Read `index.csv` of the training pool at `root`.
+
+    Raises:
+        ConfigError: there is no index.csv under `root`.
+    """
+    index = Path(root) / "index.csv"
+    if not index.is_file():
+        raise ConfigError(f"no training pool index at '{index}'; set data.root to the folder holding index.csv")
+    cols: dict[str, list] = {k: [] for k in ("path", "source", "identity", "box", "coarse", "fsa", "whenet", "mp", "fit")}
+    with open(index, newline="") as f:
+        for row in csv.DictReader(f):
+            cols["path"].append(row["path"])
+            cols["source"].append(row["source"])
+            cols["identity"].append(row["identity"])
+            cols["box"].append([float(row[k]) for k in ("box_x1", "box_y1", "box_x2", "box_y2")])
+            cols["coarse"].append(_float(row["coarse_yaw"]))
+            for key, prefix in (("fsa", "fsa"), ("whenet", "whenet"), ("mp", "mp")):
+                cols[key].append([_float(row[f"{prefix}_{a}"]) for a in ("yaw", "pitch", "roll")])
+            cols["fit"].append(_float(row["mp_fit"]))
+    return PoolTable(
+        paths=cols["path"], source=np.array(cols["source"]), identity=np.array(cols["identity"]),
+        boxes=np.array(cols["box"], np.float32), coarse_yaw=np.array(cols["coarse"]),
+        fsa=np.array(cols["fsa"]), whenet=np.array(cols["whenet"]), mp=np.array(cols["mp"]),
+        mp_fit=np.array(cols["fit"]),
+    )
+
+
+def _ramp(x: np.ndarray, start: float, end: float) -> np.ndarray:
+    """0 at or below `start`, 1 at or above `end`, linear between."""
+    return np.clip((x - start) / (end - start), 0.0, 1.0)
+
+
+def fuse_labels(table: PoolTable, rule: FusionRule = FusionRule()) -> tuple[np.ndarray, np.ndarray]:
+    """One (yaw, pitch, roll) label per row and a keep mask.
+
+    Returns:
+        labels: (N, 3) float32 degrees, clipped to +-99.
+        keep: (N,) bool; False for back-of-head views and rows whose yaw sign contradicts coarse_yaw.
+    """
+    whenet = table.whenet.copy()
+    whenet[:, 0] = np.clip(whenet[:, 0], -LABEL_LIMIT, LABEL_LIMIT)
+    teachers = (table.fsa + whenet) / 2.0
+    abs_yaw = np.abs(teachers[:, 0])
+    w_when = _ramp(abs_yaw, rule.whenet_yaw_from, rule.whenet_yaw_full)
+    teachers[:, 0] = (1 - w_when) * teachers[:, 0] + w_when * whenet[:, 0]
+
+    mp_ok = np.isfinite(table.mp[:, 0]) & (np.nan_to_num(table.mp_fit, nan=9.0) <= rule.mp_max_fit)
+    w_mp = np.where(mp_ok, 0.5 * (1 - _ramp(abs_yaw, rule.mp_full_below, rule.mp_none_above)), 0.0)[:, None]
+    labels = (1 - w_mp) * teachers + w_mp * np.nan_to_num(table.mp)
+    labels = np.clip(labels, -LABEL_LIMIT, LABEL_LIMIT).astype(np.float32)
+
+    coarse = np.nan_to_num(table.coarse_yaw)
+    wrong_sign = (np.abs(coarse) >= 1) & (np.sign(labels[:, 0]) != np.sign(coarse)) & (np.abs(labels[:, 0]) > 5)
+    keep = (np.abs(table.whenet[:, 0]) <= rule.max_whenet_yaw) & ~wrong_sign
+    return labels, keep
+
+
+def holdout_mask(table: PoolTable, fraction: float, seed: int = 0) -> np.ndarray:
+    """True for a validation split of about `fraction` of the rows, disjoint by identity where one is known."""
+    keys = np.where(table.identity != "", table.identity, np.array(table.paths))
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    return (rng.random(len(uniq)) < fraction)[inverse]

@@ -1,0 +1,67 @@
+"""OpenCV Haar cascades (frontal + profile both ways), shipped with opencv-python 4.x: a baseline detector."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import BackendUnavailableError
+from ..platform import DetectorConfig
+from . import map_box, nms
+
+
+def _cascade(name: str) -> "cv2.CascadeClassifier":
+    if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
+        raise BackendUnavailableError("this OpenCV build has no Haar cascades (OpenCV 5 dropped them); "
+                                      "install opencv-python-headless<5")
+    path = Path(cv2.data.haarcascades) / name
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise BackendUnavailableError(f"cannot load Haar cascade '{path}'; reinstall opencv-python-headless<5")
+    return cascade
+
+
+class HaarDetector:
+    """Frontal cascade plus the profile cascade on the frame and its mirror; merged by NMS.
+
+    Scores are the cascades' final-stage level weights w squashed as w / (w + 2): monotone, not calibrated.
+    """
+
+    name = "haar"
+
+    def __init__(self, cfg: DetectorConfig):
+        self.cfg = cfg
+        self.frontal = _cascade("haarcascade_frontalface_default.xml")
+        self.profile = _cascade("haarcascade_profileface.xml")
+
+    def _run(self, cascade, gray: np.ndarray, mirrored: bool) -> tuple[list, list]:
+        side = self.cfg.min_size
+        rects, _, weights = cascade.detectMultiScale3(gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side),
+                                                      outputRejectLevels=True)
+        boxes, scores = [], []
+        width = gray.shape[1]
+        for (x, y, w, h), s in zip(rects, np.ravel(weights) if len(rects) else []):
+            x1 = width - (x + w) if mirrored else x
+            boxes.append([x1, y, x1 + w, y + h])
+            scores.append(max(float(s), 0.0) / (max(float(s), 0.0) + 2.0))  # uncalibrated, monotone in s
+        return boxes, scores
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(K, 4) boxes x1, y1, x2, y2 and (K,) scores, most confident first."""
+        gray = cv2.equalizeHist(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+        boxes, scores = [], []
+        for cascade, img, mirrored in ((self.frontal, gray, False), (self.profile, gray, False),
+                                       (self.profile, gray[:, ::-1].copy(), True)):
+            b, s = self._run(cascade, img, mirrored)
+            boxes += b
+            scores += s
+        if not boxes:
+            return np.zeros((0, 4)), np.zeros(0)
+        boxes_arr, scores_arr = np.asarray(boxes, float), np.asarray(scores, float)
+        keep = nms(boxes_arr, scores_arr, 0.3)
+        keep = [k for k in keep if scores_arr[k] >= self.cfg.score_threshold]
+        if self.cfg.max_faces:
+            keep = keep[: self.cfg.max_faces]
+        mapped = np.array([map_box(boxes_arr[k], self.cfg.box_map) for k in keep]).reshape(-1, 4)
+        return mapped, scores_arr[keep]

@@ -1,0 +1,1 @@
+"""Host-side exporters (torch): checkpoint -> bundle (model file + manifest) per format."""

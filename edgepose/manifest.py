@@ -1,0 +1,158 @@
+"""Bundle manifests: the JSON beside every model file that says how to feed it, decode it, and what it scored."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .decode import DECODINGS
+from .errors import ModelFormatError, did_you_mean
+
+SCHEMA_VERSION = 1
+CROP_PROTOCOLS = ("square", "expand")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How to build the model input from a face crop.
+
+    Attributes:
+        name: input tensor name. size: (height, width) in pixels. layout: "NCHW" or "NHWC".
+        color: "RGB" or "BGR". mean, std: per-channel, applied as (pixel - mean) / std on 0..255 values.
+        batch: fixed batch size of the model, or 0 when the batch dimension is dynamic.
+        dtype: "float32" or "uint8"/"int8" for quantized inputs (the backend applies scale and zero point).
+    """
+
+    name: str = "input"
+    size: tuple[int, int] = (112, 112)
+    layout: str = "NCHW"
+    color: str = "RGB"
+    mean: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    std: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    batch: int = 0
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How to cut the face out of the frame.
+
+    protocol "square": a square of side `scale` * max(w, h) on the box centre, border replicated (edgepose models).
+    protocol "expand": the box grown by `margins` (left, top, right, bottom) as fractions of w and h, clipped to the
+    frame without padding, coordinates truncated with int() (FSA-Net / WHENet data preparation).
+    """
+
+    protocol: str = "square"
+    scale: float = 1.6
+    margins: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything a runtime needs to run a pose model file, plus where it came from and what it scored."""
+
+    model_file: str
+    format: str
+    precision: str
+    input: InputSpec
+    crop: CropSpec
+    output: dict
+    sha256: str = ""
+    name: str = ""
+    source: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    schema: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _build(cls, data: dict, where: str):
+    known = set(cls.__dataclass_fields__)
+    for key in data:
+        if key not in known:
+            raise ModelFormatError(f"unknown key '{key}' in {where}.{did_you_mean(key, known)} Valid keys: {sorted(known)}")
+    values = {k: tuple(v) if isinstance(v, list) and k in ("size", "mean", "std", "margins") else v for k, v in data.items()}
+    return cls(**values)
+
+
+def manifest_from_dict(data: dict) -> Manifest:
+    """Validate and build a Manifest from its JSON form.
+
+    Raises:
+        ModelFormatError: unknown keys, a missing section, or values outside what the runtime supports.
+    """
+    data = dict(data)
+    for section in ("model_file", "format", "precision", "input", "crop", "output"):
+        if section not in data:
+            raise ModelFormatError(f"manifest has no '{section}' section; see edgepose.manifest.Manifest")
+    if data.get("schema", SCHEMA_VERSION) > SCHEMA_VERSION:
+        raise ModelFormatError(f"manifest schema {data['schema']} is newer than this edgepose ({SCHEMA_VERSION}); upgrade edgepose")
+    data["input"] = _build(InputSpec, data["input"], "manifest.input")
+    data["crop"] = _build(CropSpec, data["crop"], "manifest.crop")
+    manifest = _build(Manifest, data, "manifest")
+    if manifest.input.layout not in ("NCHW", "NHWC"):
+        raise ModelFormatError(f"manifest.input.layout '{manifest.input.layout}' must be NCHW or NHWC")
+    if manifest.input.color not in ("RGB", "BGR"):
+        raise ModelFormatError(f"manifest.input.color '{manifest.input.color}' must be RGB or BGR")
+    if manifest.crop.protocol not in CROP_PROTOCOLS:
+        raise ModelFormatError(f"manifest.crop.protocol '{manifest.crop.protocol}' must be one of {CROP_PROTOCOLS}")
+    if manifest.output.get("type") not in DECODINGS:
+        raise ModelFormatError(f"manifest.output.type '{manifest.output.get('type')}' must be one of {DECODINGS}")
+    return manifest
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read a manifest JSON file.
+
+    Raises:
+        ModelFormatError: the file is missing, is not JSON, or fails validation.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFormatError(f"manifest '{path}' does not exist; a bundle is a model file plus its manifest.json")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"manifest '{path}' is not valid JSON ({exc}); re-export the bundle") from None
+    return manifest_from_dict(data)
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_manifest(manifest: Manifest, path: str | Path) -> None:
+    atomic_write_bytes(path, (json.dumps(manifest.to_dict(), indent=2) + "\n").encode())
+
+
+def verify_model_file(manifest: Manifest, model_path: Path) -> None:
+    """Raise ModelFormatError when the model file is missing or its checksum differs from the manifest's."""
+    if not model_path.is_file():
+        raise ModelFormatError(f"model file '{model_path}' named by the manifest does not exist")
+    if manifest.sha256 and sha256_file(model_path) != manifest.sha256:
+        raise ModelFormatError(f"model file '{model_path}' does not match the manifest checksum (corrupt or replaced); "
+                               "re-export the bundle or restore the file")

@@ -1,0 +1,99 @@
+"""Platform files: one YAML per deployment target naming backend, precision, threads, model and detector."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError, PlatformError, did_you_mean
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """type: 'haar' (OpenCV cascades, bundled). min_size: smallest face side in pixels. max_faces: 0 = all.
+    box_map: (dcx, dcy, sw, sh) mapping the detector box onto the tight-face-box convention of the models."""
+
+    type: str = "haar"
+    min_size: int = 40
+    max_faces: int = 0
+    score_threshold: float = 0.0
+    box_map: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Platform:
+    """A deployment target. model: 'default' (bundled) or a path to a manifest / bundle folder."""
+
+    name: str
+    backend: str
+    precision: str = "fp32"
+    description: str = ""
+    model: str = "default"
+    threads: int = 0
+    backend_options: dict = field(default_factory=dict)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    requires: str = ""
+
+
+def _platform_dir():
+    """The packaged platform YAMLs (the repository's platforms/ folder, installed as edgepose.platforms)."""
+    try:
+        return resources.files("edgepose.platforms")
+    except ModuleNotFoundError:  # running from a source checkout that was not pip-installed
+        return Path(__file__).resolve().parent.parent / "platforms"
+
+
+def platform_names() -> list[str]:
+    """Names of the platform files packaged with edgepose."""
+    return sorted(p.name[:-5] for p in _platform_dir().iterdir() if p.name.endswith(".yaml"))
+
+
+def platform_from_dict(data: dict, where: str) -> Platform:
+    if not isinstance(data, dict):
+        raise ConfigError(f"platform file {where} must be a YAML mapping")
+    fields = {f.name for f in dataclasses.fields(Platform)}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(f"unknown key '{key}' in platform file {where}.{did_you_mean(key, fields)} Valid: {sorted(fields)}")
+    data = dict(data)
+    det = data.get("detector", {}) or {}
+    det_fields = {f.name for f in dataclasses.fields(DetectorConfig)}
+    for key in det:
+        if key not in det_fields:
+            raise ConfigError(f"unknown key 'detector.{key}' in platform file {where}.{did_you_mean(key, det_fields)}")
+    if "box_map" in det:
+        det = {**det, "box_map": tuple(det["box_map"])}
+    data["detector"] = DetectorConfig(**det)
+    for key in ("name", "backend"):
+        if key not in data:
+            raise ConfigError(f"platform file {where} has no '{key}'")
+    return Platform(**data)
+
+
+def load_platform(name_or_path: str | Path) -> Platform:
+    """A packaged platform by name (`cpu`, ...) or a user's platform YAML by path.
+
+    Raises:
+        PlatformError: unknown name (lists the known ones, suggests the closest).
+        ConfigError: the YAML has unknown keys or is malformed.
+    """
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        path = Path(text)
+        if not path.is_file():
+            raise PlatformError(f"platform file '{path}' does not exist")
+        source, where = path.read_text(), f"'{path}'"
+    else:
+        names = platform_names()
+        if text not in names:
+            raise PlatformError(f"unknown platform '{text}'.{did_you_mean(text, names)} Known platforms: {', '.join(names)}; "
+                                "or pass the path of your own platform YAML")
+        source, where = (_platform_dir() / f"{text}.yaml").read_text(), f"'{text}.yaml'"
+    try:
+        data = yaml.safe_load(source)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"platform file {where} is not valid YAML: {exc}") from None
+    return platform_from_dict(data, where)

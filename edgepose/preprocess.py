@@ -1,0 +1,45 @@
+"""Face crop -> model input tensor, driven entirely by a manifest's InputSpec and CropSpec."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .crop import square_crop
+from .manifest import CropSpec, InputSpec
+
+
+def expand_crop(frame: np.ndarray, box, margins, size: tuple[int, int]) -> np.ndarray:
+    """FSA-Net / WHENet crop: grow the box by margins (fractions of w, h), clip to the frame, int() truncation."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    ml, mt, mr, mb = margins
+    H, W = frame.shape[:2]
+    top, bottom = max(int(y1 - mt * h), 0), min(int(y2 + mb * h), H - 1)
+    left, right = max(int(x1 - ml * w), 0), min(int(x2 + mr * w), W - 1)
+    crop = frame[top:max(bottom, top + 1), left:max(right, left + 1)]
+    return cv2.resize(crop, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def crop_face(frame: np.ndarray, box, crop: CropSpec, spec: InputSpec) -> np.ndarray:
+    """The BGR uint8 crop of one face at the model's input size."""
+    if crop.protocol == "square":
+        out = square_crop(frame, box, crop.scale, spec.size[0])
+        if spec.size[0] != spec.size[1]:
+            out = cv2.resize(out, (spec.size[1], spec.size[0]), interpolation=cv2.INTER_LINEAR)
+        return out
+    return expand_crop(frame, box, crop.margins, spec.size)
+
+
+def to_input(crops: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """(N, H, W, 3) BGR uint8 crops -> float32 model input in the spec's colour order, normalisation and layout."""
+    x = crops[..., ::-1] if spec.color == "RGB" else crops
+    x = (x.astype(np.float32) - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    if spec.layout == "NCHW":
+        x = x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x)
+
+
+def prepare_batch(frame: np.ndarray, boxes, crop: CropSpec, spec: InputSpec) -> np.ndarray:
+    """Model input for every box of one frame (boxes already validated and clipped)."""
+    crops = np.stack([crop_face(frame, b, crop, spec) for b in boxes])
+    return to_input(crops, spec)

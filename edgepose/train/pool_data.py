@@ -1,0 +1,113 @@
+"""Training batches from the shared faces pool: decoded-image cache, label fusion, pose-consistent augmentation."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..angles import euler_to_matrix, flip_matrix, rotate_in_plane
+from ..datasets.faces_pool import FusionRule, fuse_labels, holdout_mask, read_pool_index
+from .recipe import AugmentConfig, DataConfig
+
+POOL_SIDE = 128  # crops are stored at 128 px (HIIT at 50 px, upscaled into the cache)
+
+
+def cache_dir() -> Path:
+    """Where decoded datasets are cached: $EDGEPOSE_CACHE, else ~/.cache/edgepose (never inside ../shared)."""
+    return Path(os.environ.get("EDGEPOSE_CACHE", Path.home() / ".cache" / "edgepose"))
+
+
+def load_pool_images(root: Path, paths: list[str]) -> np.ndarray:
+    """(N, 128, 128, 3) uint8 BGR images of the pool rows, decoded once and cached as a .npy file."""
+    key = hashlib.sha1(("\n".join(paths) + str(root.resolve())).encode()).hexdigest()[:12]
+    cache = cache_dir() / f"faces_{len(paths)}_{key}.npy"
+    if cache.is_file():
+        return np.load(cache, mmap_mode="r")
+    images = np.empty((len(paths), POOL_SIDE, POOL_SIDE, 3), np.uint8)
+    for i, rel in enumerate(tqdm(paths, desc="decoding faces pool", unit="img", mininterval=2)):
+        img = cv2.imread(str(root / rel), cv2.IMREAD_COLOR)
+        if img is None:
+            raise FileNotFoundError(f"cannot read pool image '{root / rel}'")
+        if img.shape[:2] != (POOL_SIDE, POOL_SIDE):
+            img = cv2.resize(img, (POOL_SIDE, POOL_SIDE), interpolation=cv2.INTER_CUBIC)
+        images[i] = img
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npy")
+    np.save(tmp, images)
+    os.replace(tmp, cache)
+    return images
+
+
+class PoolData:
+    """Train / holdout split of the pool with fused labels as rotation matrices."""
+
+    def __init__(self, cfg: DataConfig):
+        root = Path(cfg.root)
+        table = read_pool_index(root)
+        labels, keep = fuse_labels(table, FusionRule(mp_max_fit=cfg.mp_max_fit))
+        rows = np.flatnonzero(keep)
+        if cfg.limit:
+            rows = rows[np.random.default_rng(0).permutation(len(rows))[: cfg.limit]]
+            rows.sort()
+        self.images = load_pool_images(root, [table.paths[i] for i in rows])
+        self.angles = labels[rows]
+        self.matrices = euler_to_matrix(self.angles[:, 0], self.angles[:, 1], self.angles[:, 2]).astype(np.float32)
+        held = holdout_mask(table, cfg.holdout)[rows]
+        self.train_idx = np.flatnonzero(~held)
+        self.holdout_idx = np.flatnonzero(held)
+
+
+def augment_batch(images: np.ndarray, matrices: np.ndarray, idx: np.ndarray, size: int, crop_scale: float,
+                  aug: AugmentConfig | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Warp pool crops to size x size with labels kept true.
+
+    The stored crop already is the 1.6x square around the face; `crop_scale` rescales relative to that.
+    Flip mirrors the pose (F R F), in-plane rotation by d (clockwise as displayed) composes Rz(d) R.
+    Returns BGR uint8 (N, size, size, 3) and float32 (N, 3, 3) rotation matrices.
+    """
+    n = len(idx)
+    out = np.empty((n, size, size, 3), np.uint8)
+    mats = matrices[idx].astype(np.float64)
+    base = POOL_SIDE * crop_scale / 1.6
+    for j, i in enumerate(idx):
+        scale, dx, dy, rot, flip = 1.0, 0.0, 0.0, 0.0, False
+        if aug is not None:
+            scale = 1.0 + rng.uniform(-aug.scale_jitter, aug.scale_jitter)
+            dx, dy = rng.uniform(-aug.shift_jitter, aug.shift_jitter, 2) * base
+            rot = rng.uniform(-aug.rotate_deg, aug.rotate_deg)
+            flip = rng.random() < aug.flip
+        centre = ((POOL_SIDE - 1) / 2 + dx, (POOL_SIDE - 1) / 2 + dy)  # pixel centres
+        m = cv2.getRotationMatrix2D(centre, -rot, size / (base * scale))  # cv2: positive = counter-clockwise
+        m[:, 2] += np.array([(size - 1) / 2, (size - 1) / 2]) - np.array(centre)
+        if flip:
+            m = np.array([[-1.0, 0, size - 1], [0, 1.0, 0]]) @ np.vstack([m, [0, 0, 1]])
+        img = np.asarray(images[i])
+        interp = cv2.INTER_AREA if size < base * scale * 0.7 else cv2.INTER_LINEAR
+        out[j] = cv2.warpAffine(img, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+        if aug is not None and rng.random() < aug.lowres:
+            small = max(12, int(size * rng.uniform(0.3, 0.6)))
+            out[j] = cv2.resize(cv2.resize(out[j], (small, small), interpolation=cv2.INTER_AREA), (size, size))
+        if rot:
+            mats[j] = rotate_in_plane(mats[j], rot)
+        if flip:
+            mats[j] = flip_matrix(mats[j])
+    return out, mats.astype(np.float32)
+
+
+def color_jitter(x: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Brightness / contrast / saturation jitter and random grayscale on a float32 (N, H, W, 3) 0..255 batch."""
+    n = len(x)
+    s = aug.color_jitter
+    gray = x.mean(-1, keepdims=True)
+    sat = rng.uniform(1 - s, 1 + s, (n, 1, 1, 1)).astype(np.float32)
+    sat[rng.random(n) < aug.grayscale] = 0.0
+    x = gray + (x - gray) * sat
+    contrast = rng.uniform(1 - s, 1 + s, (n, 1, 1, 1)).astype(np.float32)
+    mean = x.mean((1, 2, 3), keepdims=True)
+    x = mean + (x - mean) * contrast
+    x = x * rng.uniform(1 - s, 1 + s, (n, 1, 1, 1)).astype(np.float32)
+    return np.clip(x, 0, 255)

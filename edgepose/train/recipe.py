@@ -1,0 +1,141 @@
+"""Typed training recipes: flat YAML -> frozen dataclasses, unknown keys rejected, dotted --set overrides."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import ConfigError, did_you_mean
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "mobilenetv3_small"
+    width: float = 1.0
+    head: str = "rot6d"
+    input_size: int = 112
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = "../shared/data/faces"
+    holdout: float = 0.03
+    crop_scale: float = 1.6
+    mp_max_fit: float = 0.6
+    limit: int = 0  # use only the first N rows (smoke runs); 0 = all
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip: float = 0.5
+    rotate_deg: float = 15.0
+    scale_jitter: float = 0.12
+    shift_jitter: float = 0.06
+    color_jitter: float = 0.25
+    grayscale: float = 0.1
+    lowres: float = 0.15
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 0.3
+    ema_decay: float = 0.998
+    seed: int = 0
+    threads: int = 0  # 0 = all cores
+    max_steps_per_epoch: int = 0  # 0 = whole epoch (smoke runs set a few)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    aflw2000_root: str = "../shared/data/aflw2000-dev"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A whole training run. Units: degrees, pixels, epochs."""
+
+    name: str = "student"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _build(cls, data, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{where}' must be a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in data.items():
+        if key not in fields:
+            full = f"{where}.{key}" if where else key
+            raise ConfigError(f"unknown recipe key '{full}'.{did_you_mean(key, fields)} Valid: {sorted(fields)}")
+        sub = fields[key].type
+        sub_cls = globals().get(sub) if isinstance(sub, str) else sub
+        full = f"{where}.{key}" if where else key
+        if dataclasses.is_dataclass(sub_cls):
+            values[key] = _build(sub_cls, value, full)
+        else:
+            values[key] = _coerce(value, getattr(cls(), key), full)
+    return cls(**values)
+
+
+def _coerce(value, default, where: str):
+    if isinstance(default, bool) or default is None:
+        return value
+    if isinstance(default, (int, float)) and not isinstance(value, bool):
+        if isinstance(default, int) and isinstance(value, float) and value != int(value):
+            raise ConfigError(f"recipe key '{where}' must be a whole number, got {value!r}")
+        try:
+            return type(default)(value)
+        except (TypeError, ValueError):
+            pass
+        raise ConfigError(f"recipe key '{where}' must be a number, got {value!r}")
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"recipe key '{where}' must be a string, got {value!r}")
+    return value
+
+
+def _apply_override(data: dict, assignment: str) -> None:
+    if "=" not in assignment:
+        raise ConfigError(f"override '{assignment}' must look like section.key=value (e.g. train.epochs=3)")
+    dotted, raw = assignment.split("=", 1)
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    """Read a recipe YAML and apply `section.key=value` overrides.
+
+    Raises:
+        ConfigError: missing file, bad YAML, unknown keys (with a suggestion) or wrongly typed values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe '{path}' does not exist; recipes live in recipes/*.yaml")
+    return recipe_from_yaml(path.read_text(), overrides, where=f"recipe '{path}'")
+
+
+def recipe_from_yaml(text: str, overrides: list[str] = (), where: str = "recipe") -> Recipe:
+    """Build a Recipe from YAML text (e.g. the copy saved inside a checkpoint)."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML: {exc}") from None
+    for assignment in overrides:
+        _apply_override(data, assignment)
+    return _build(Recipe, data, "")
+
+
+def recipe_to_yaml(recipe: Recipe) -> str:
+    return yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False)

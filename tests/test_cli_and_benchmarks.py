@@ -1,0 +1,53 @@
+"""The command line and the benchmark scripts, run as a user runs them."""
+import json
+import subprocess
+import sys
+
+import cv2
+
+
+def run(*args, **kw):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, **kw)
+
+
+def test_infer_json_and_annotated_output(tmp_path, dev_samples):
+    s = next(s for s in dev_samples if abs(s.yaw) < 20)
+    out = tmp_path / "annotated.png"
+    r = run("-m", "edgepose", "infer", str(s.image), "--json", "--out", str(out), "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    poses = json.loads(r.stdout)
+    assert poses and {"yaw", "pitch", "roll", "box", "score"} <= set(poses[0])
+    assert cv2.imread(str(out)).shape == cv2.imread(str(s.image)).shape
+
+
+def test_eval_prints_table_with_bins(dev_root):
+    r = run("-m", "edgepose", "eval", "--dataset", "aflw2000", "--root", str(dev_root), "--limit", "30", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    assert "|yaw| 0-30" in r.stdout and "AUC@5deg" in r.stdout
+
+
+def test_cli_errors_are_messages_not_tracebacks(tmp_path):
+    r = run("-m", "edgepose", "infer", str(tmp_path / "missing.jpg"))
+    assert r.returncode == 2 and "cannot read image" in r.stderr and "Traceback" not in r.stderr
+    r = run("-m", "edgepose", "eval", "--root", str(tmp_path), "--platform", "jetsonn")
+    assert r.returncode == 2 and "unknown platform" in r.stderr
+
+
+def test_platforms_lists_cpu():
+    r = run("-m", "edgepose", "platforms")
+    assert r.returncode == 0 and "cpu" in r.stdout and "usable here" in r.stdout
+
+
+def test_latency_benchmark_runs(tmp_path):
+    r = run("benchmarks/latency.py", "--runs", "5", "--warmup", "1", "--threads", "1", "--out-dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(next(tmp_path.glob("latency-*.json")).read_text())
+    stages = [row["stage"] for row in data["results"]]
+    assert stages[0] == "pose model, batch 1" and any("640x480" in s for s in stages)
+    assert all(row["p50_ms"] > 0 for row in data["results"])
+
+
+def test_accuracy_benchmark_runs(tmp_path, dev_root):
+    r = run("benchmarks/accuracy.py", "--root", str(dev_root), "--limit", "20", "--out-dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "| cpu |" in r.stdout

@@ -1,0 +1,81 @@
+"""Manifests, bundles and platform files: validation and clear errors."""
+import json
+import shutil
+
+import pytest
+
+from edgepose.bundle import bundled_dir, resolve_bundle
+from edgepose.errors import ConfigError, ModelFormatError, PlatformError
+from edgepose.manifest import load_manifest, manifest_from_dict
+from edgepose.platform import load_platform, platform_names
+
+
+def test_default_bundle_is_self_describing():
+    manifest, model = resolve_bundle("default")
+    assert model.is_file() and model.stat().st_size < 10e6
+    assert manifest.output["type"] == "rot6d" and manifest.input.layout == "NCHW"
+    assert manifest.metrics["aflw2000-dev"]["mean"] <= 8.0
+    assert manifest.source["recipe"]
+
+
+def test_manifest_unknown_key_suggests(tmp_path):
+    data = json.loads((bundled_dir("default") / "manifest.json").read_text())
+    data["input"]["colour"] = "RGB"
+    with pytest.raises(ModelFormatError, match="Did you mean 'color'"):
+        manifest_from_dict(data)
+
+
+def test_corrupt_and_missing_model_files(tmp_path):
+    bundle = tmp_path / "b"
+    shutil.copytree(bundled_dir("default"), bundle)
+    model = bundle / "model.onnx"
+    model.write_bytes(model.read_bytes()[:1000])
+    with pytest.raises(ModelFormatError, match="checksum"):
+        resolve_bundle(bundle)
+    model.unlink()
+    with pytest.raises(ModelFormatError, match="does not exist"):
+        resolve_bundle(bundle)
+    (bundle / "manifest.json").write_text("{not json")
+    with pytest.raises(ModelFormatError, match="not valid JSON"):
+        load_manifest(bundle / "manifest.json")
+    with pytest.raises(ModelFormatError, match="no bundle"):
+        resolve_bundle(tmp_path / "nowhere")
+
+
+def test_corrupt_model_with_matching_checksum_fails_at_load(tmp_path):
+    from edgepose import Runtime
+    from edgepose.manifest import sha256_file
+
+    bundle = tmp_path / "b"
+    shutil.copytree(bundled_dir("default"), bundle)
+    (bundle / "model.onnx").write_bytes(b"\x00garbage" * 100)
+    data = json.loads((bundle / "manifest.json").read_text())
+    data["sha256"] = sha256_file(bundle / "model.onnx")
+    (bundle / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ModelFormatError, match="cannot load"):
+        Runtime("cpu", model=str(bundle))
+
+
+@pytest.mark.parametrize("name", platform_names())
+def test_every_platform_loads_and_names_a_known_backend(name):
+    from edgepose.backends import BACKENDS
+
+    p = load_platform(name)
+    assert p.name == name and p.backend in BACKENDS
+
+
+def test_unknown_platform_lists_known_ones():
+    with pytest.raises(PlatformError, match="Did you mean 'cpu'.*Known platforms"):
+        load_platform("cpuu")
+
+
+def test_user_platform_file_and_bad_key(tmp_path):
+    good = tmp_path / "mine.yaml"
+    good.write_text("name: mine\nbackend: onnxruntime\nthreads: 1\n")
+    assert load_platform(good).threads == 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nbackend: onnxruntime\nthread: 1\n")
+    with pytest.raises(ConfigError, match="Did you mean 'threads'"):
+        load_platform(bad)
+    with pytest.raises(PlatformError, match="does not exist"):
+        load_platform(tmp_path / "none.yaml")

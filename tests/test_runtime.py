@@ -1,0 +1,98 @@
+"""Runtime("cpu") on real images: results, given boxes, detection, and every kind of bad input."""
+import cv2
+import numpy as np
+import pytest
+
+from edgepose import FacePose, InputError, PlatformError, Runtime
+
+
+def test_describe_reports_what_runs(runtime):
+    d = runtime.describe()
+    assert d["backend"] == "onnxruntime" and d["precision"] == "fp32"
+    assert d["providers"] == ["CPUExecutionProvider"]
+
+
+def test_boxes_give_one_pose_each_near_the_labels(runtime, dev_samples):
+    frontal = [s for s in dev_samples if max(abs(s.yaw), abs(s.pitch), abs(s.roll)) < 25][:12]
+    errors = []
+    for s in frontal:
+        frame = cv2.imread(str(s.image))
+        poses = runtime.infer(frame, boxes=[s.box, s.box])
+        assert len(poses) == 2 and all(isinstance(p, FacePose) for p in poses)
+        assert poses[0].yaw == pytest.approx(poses[1].yaw, abs=1e-4)
+        assert poses[0].box == pytest.approx(s.box)
+        errors.append(np.abs([poses[0].yaw - s.yaw, poses[0].pitch - s.pitch, poses[0].roll - s.roll]))
+    errors = np.array(errors)
+    assert errors.max() < 15.0, errors
+    assert errors.mean() < 6.0
+
+
+def test_flipped_face_mirrors_the_pose(runtime, dev_samples):
+    s = next(s for s in dev_samples if 20 < abs(s.yaw) < 45)
+    frame = cv2.imread(str(s.image))
+    x1, y1, x2, y2 = s.box
+    w = frame.shape[1]
+    a = runtime.infer(frame, boxes=[s.box])[0]
+    b = runtime.infer(np.ascontiguousarray(frame[:, ::-1]), boxes=[(w - x2, y1, w - x1, y2)])[0]
+    assert np.sign(a.yaw) == -np.sign(b.yaw)
+    assert abs(a.yaw + b.yaw) < 6 and abs(a.pitch - b.pitch) < 6
+
+
+def test_detector_finds_the_astronaut(runtime, astronaut_bgr):
+    poses = runtime.infer(astronaut_bgr)
+    assert len(poses) >= 1
+    best = max(poses, key=lambda p: (p.box[2] - p.box[0]))
+    # the public-domain NASA portrait: face in the upper middle, turned slightly to the image right
+    assert 150 < (best.box[0] + best.box[2]) / 2 < 300 and 40 < (best.box[1] + best.box[3]) / 2 < 200
+    assert abs(best.yaw) < 40 and abs(best.pitch) < 30 and abs(best.roll) < 30
+
+
+def test_no_face_gives_empty_list(runtime):
+    assert runtime.infer(np.full((240, 320, 3), 127, np.uint8)) == []
+
+
+def test_infer_crops_matches_infer(runtime, dev_samples):
+    from edgepose.preprocess import crop_face
+
+    s = dev_samples[0]
+    frame = cv2.imread(str(s.image))
+    crop = crop_face(frame, s.box, runtime.manifest.crop, runtime.manifest.input)
+    a = runtime.infer_crops(crop[None])[0]
+    b = runtime.infer(frame, boxes=[s.box])[0]
+    np.testing.assert_allclose(a, [b.yaw, b.pitch, b.roll], atol=1e-4)
+
+
+@pytest.mark.parametrize("frame, message", [
+    (np.zeros((64, 64, 3), np.float32), "uint8"),
+    (np.zeros((64, 64), np.uint8), "COLOR_GRAY2BGR"),
+    (np.zeros((64, 64, 4), np.uint8), "H x W x 3"),
+    (np.zeros((0, 64, 3), np.uint8), "empty"),
+    ([[0, 0, 0]], "numpy array"),
+])
+def test_bad_frames_are_clear_errors(runtime, frame, message):
+    with pytest.raises(InputError, match=message):
+        runtime.infer(frame)
+
+
+@pytest.mark.parametrize("box, message", [
+    ((500, 500, 600, 600), "outside"),
+    ((50, 50, 40, 60), "inverted"),
+    ((1, 2, 3), "4 numbers"),
+    ((0, 0, float("nan"), 10), "non-finite"),
+])
+def test_bad_boxes_are_clear_errors(runtime, box, message):
+    with pytest.raises(InputError, match=message):
+        runtime.infer(np.zeros((100, 100, 3), np.uint8), boxes=[box])
+
+
+def test_box_past_the_edge_is_clipped(runtime, dev_samples):
+    s = dev_samples[0]
+    frame = cv2.imread(str(s.image))
+    x1, y1, x2, y2 = s.box
+    pose = runtime.infer(frame, boxes=[(x1 - 1000, y1, x2, y2)])[0]
+    assert pose.box[0] == 0.0 and pose.box[2] == pytest.approx(x2)
+
+
+def test_unknown_platform():
+    with pytest.raises(PlatformError, match="Known platforms"):
+        Runtime("tpu")
