@@ -23,7 +23,9 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--platform", default="cpu")
-    ap.add_argument("--model", default=None)
+    ap.add_argument("--model", default=None, help="bundle for every --platform (default: each platform's own)")
+    ap.add_argument("--peers", default="", help="comma-separated manifests of other models, run on --peer-platform")
+    ap.add_argument("--peer-platform", default="cpu")
     ap.add_argument("--dataset", default="aflw2000")
     ap.add_argument("--root", default="../shared/data/aflw2000-dev")
     ap.add_argument("--limit", type=int, default=0)
@@ -31,21 +33,23 @@ def main() -> int:
     args = ap.parse_args()
 
     rows, details = [], {}
-    for name in args.platform.split(","):
+    runs = [(name, name, args.model) for name in args.platform.split(",")]
+    runs += [(Path(m).stem, args.peer_platform, m) for m in args.peers.split(",") if m]
+    for label, name, model in runs:
         try:
-            with Runtime(name, model=args.model) as rt:
+            with Runtime(name, model=model) as rt:
                 summary, _, _ = evaluate(rt, args.dataset, args.root, limit=args.limit)
                 desc = rt.describe()
-                size_mb = rt.model_path.stat().st_size / 1e6
+                size_mb = sum(p.stat().st_size for p in rt.model_paths) / 1e6
         except BackendUnavailableError as exc:
-            print(f"platform '{name}' is not usable on this machine: {exc}", file=sys.stderr)
+            print(f"{label}: platform '{name}' is not usable on this machine: {exc}", file=sys.stderr)
             continue
-        print(format_summary(summary, f"{name}: {desc['backend']} {desc['precision']}"), "\n")
-        rows.append({"platform": name, "precision": desc["precision"], "n": summary["n"], "yaw": summary["yaw"],
+        print(format_summary(summary, f"{label}: {desc['backend']} {desc['precision']}"), "\n")
+        rows.append({"platform": label, "precision": desc["precision"], "n": summary["n"], "yaw": summary["yaw"],
                      "pitch": summary["pitch"], "roll": summary["roll"], "mean": summary["mean"],
                      "AUC@5": summary["auc5"] * 100, ">15deg %": summary["failure15"] * 100,
                      **{f"|yaw| {k}": v["mean"] for k, v in summary["bins"].items()}, "size MB": size_mb})
-        details[name] = {"runtime": desc, "summary": summary}
+        details[label] = {"runtime": desc, "summary": summary}
     if not rows:
         return 3
     print(markdown_table(rows, list(rows[0])))

@@ -21,7 +21,7 @@ from edgepose.bench import demo_frame, markdown_table, time_calls
 from edgepose.errors import BackendUnavailableError
 
 
-def bench_platform(name: str, model: str | None, threads: int, runs: int, warmup: int) -> list[dict]:
+def bench_platform(name: str, model: str | None, threads: int, runs: int, warmup: int, label: str = "") -> list[dict]:
     from edgepose import Runtime
 
     rows = []
@@ -29,9 +29,10 @@ def bench_platform(name: str, model: str | None, threads: int, runs: int, warmup
         spec = rt.manifest.input
         shape = (1, 3, *spec.size) if spec.layout == "NCHW" else (1, *spec.size, 3)
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        label = f"{name} ({rt.manifest.precision}, {threads or os.cpu_count()} thr)"
-        rows.append({"platform": label, "stage": "pose model, batch 1",
-                     **time_calls(lambda: rt.backend.run({spec.name: x}), runs, warmup)})
+        label = f"{label or name} ({rt.manifest.precision}, {threads or os.cpu_count()} thr)"
+        members = " (all ensemble members)" if len(rt.members) > 1 else ""
+        rows.append({"platform": label, "stage": f"pose model, batch 1{members}",
+                     **time_calls(lambda: [m.run({spec.name: x}) for m in rt.members], runs, warmup)})
         frame = demo_frame(640, 480)
         faces = rt.infer(frame)
         rows.append({"platform": label, "stage": f"infer 640x480 (detect + pose, {len(faces)} face)",
@@ -48,6 +49,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--platform", default="cpu", help="platform name or YAML path (comma-separated for several)")
     ap.add_argument("--model", default=None)
+    ap.add_argument("--peers", default="", help="comma-separated manifests of other models, run on --peer-platform")
+    ap.add_argument("--peer-platform", default="cpu")
     ap.add_argument("--threads", default="1,0", help="comma-separated thread counts; 0 = all cores")
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
@@ -55,12 +58,14 @@ def main() -> int:
     args = ap.parse_args()
 
     rows, unavailable = [], {}
-    for name in args.platform.split(","):
+    runs = [(name, name, args.model) for name in args.platform.split(",")]
+    runs += [(Path(m).stem, args.peer_platform, m) for m in args.peers.split(",") if m]
+    for label, name, model in runs:
         for threads in (int(t) for t in args.threads.split(",")):
             try:
-                rows += bench_platform(name, args.model, threads, args.runs, args.warmup)
+                rows += bench_platform(name, model, threads, args.runs, args.warmup, label)
             except BackendUnavailableError as exc:
-                unavailable[name] = str(exc)
+                unavailable[label] = str(exc)
                 print(f"platform '{name}' is not usable on this machine: {exc}", file=sys.stderr)
                 break
     if rows:

@@ -4,32 +4,37 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import ModelFormatError
-from .manifest import Manifest, load_manifest, verify_model_file
+from .manifest import Manifest, load_manifest, model_files
 
-BUNDLED = ("default",)
+BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
 
 
 def bundled_dir(name: str) -> Path:
-    return Path(__file__).resolve().parent / "bundles" / name
+    """Folder of a bundle shipped inside the package ('default', 'default-android', ...)."""
+    return BUNDLES_DIR / name
 
 
-def resolve_bundle(model: str | Path) -> tuple[Manifest, Path]:
-    """(manifest, model file path) for 'default', a bundle folder, or a manifest JSON path; checksum verified.
+def bundled_names() -> list[str]:
+    return sorted(p.name for p in BUNDLES_DIR.iterdir() if (p / "manifest.json").is_file())
+
+
+def resolve_bundle(model: str | Path) -> tuple[Manifest, list[Path]]:
+    """(manifest, model file paths) for a packaged bundle, a bundle folder, or a manifest JSON; checksums verified.
 
     Raises:
         ModelFormatError: nothing there, no manifest, or the model file is missing or fails its checksum.
     """
     text = str(model)
-    path = bundled_dir(text) if text in BUNDLED else Path(text)
+    path = bundled_dir(text) if (bundled_dir(text) / "manifest.json").is_file() else Path(text).expanduser()
     if path.is_dir():
         path = path / "manifest.json"
     if not path.exists():
-        raise ModelFormatError(f"no bundle at '{model}': expected 'default', a bundle folder holding manifest.json, "
-                               "or the path of a manifest JSON")
+        raise ModelFormatError(f"no bundle at '{model}': expected a packaged bundle ({', '.join(bundled_names())}), "
+                               "a bundle folder holding manifest.json, or the path of a manifest JSON. Create one "
+                               "with `edgepose export CHECKPOINT --platform NAME` (TensorRT: python export/jetson.py "
+                               "on the device)")
     if path.suffix != ".json":
         raise ModelFormatError(f"'{path}' is not a manifest; pass the bundle folder or its manifest.json "
                                "(a bare model file needs a manifest saying how to feed and decode it)")
     manifest = load_manifest(path)
-    model_path = (path.parent / manifest.model_file).resolve()
-    verify_model_file(manifest, model_path)
-    return manifest, model_path
+    return manifest, model_files(manifest, path.parent)

@@ -86,9 +86,11 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .exporters.onnx_export import export_onnx
+    from .exporters.export import export_bundle
 
-    manifest = export_onnx(args.checkpoint, args.out, dev_root=args.dev_root)
+    manifest = export_bundle(args.checkpoint, args.platform, args.out, precision=args.precision,
+                             calibration=args.calibration, calibration_size=args.calibration_size,
+                             dev_root=args.dev_root)
     print(f"bundle written: {manifest}")
     print(manifest.read_text())
     return 0
@@ -134,9 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.set_defaults(fn=_cmd_train)
 
-    p = sub.add_parser("export", help="export a checkpoint to an ONNX bundle (needs edgepose[train])")
+    p = sub.add_parser("export", help="export a checkpoint for a platform (needs edgepose[train])")
     p.add_argument("checkpoint")
-    p.add_argument("--out", required=True, help="bundle folder to write")
+    p.add_argument("--platform", default="cpu", help="target platform: decides format and precision")
+    p.add_argument("--precision", default=None, help="override the platform's precision (fp32/fp16/int8)")
+    p.add_argument("--out", default=None, help="bundle folder to write (default runs/export/<platform>-<precision>)")
+    p.add_argument("--calibration", default=None, help="int8 calibration images (default: the recipe's training pool)")
+    p.add_argument("--calibration-size", type=int, default=256)
     p.add_argument("--dev-root", default=None, help="AFLW2000 folder to measure parity and accuracy on")
     p.set_defaults(fn=_cmd_export)
     return parser

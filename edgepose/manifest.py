@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .decode import DECODINGS
-from .errors import ModelFormatError, did_you_mean
+from .errors import ModelFormatError
+from .typed import from_mapping
 
 SCHEMA_VERSION = 1
 CROP_PROTOCOLS = ("square", "expand")
@@ -62,6 +63,7 @@ class Manifest:
     output: dict
     sha256: str = ""
     name: str = ""
+    ensemble: tuple = ()  # more members {"model_file", "sha256"}; decoded angles are averaged over all
     source: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     schema: int = SCHEMA_VERSION
@@ -70,30 +72,18 @@ class Manifest:
         return asdict(self)
 
 
-def _build(cls, data: dict, where: str):
-    known = set(cls.__dataclass_fields__)
-    for key in data:
-        if key not in known:
-            raise ModelFormatError(f"unknown key '{key}' in {where}.{did_you_mean(key, known)} Valid keys: {sorted(known)}")
-    values = {k: tuple(v) if isinstance(v, list) and k in ("size", "mean", "std", "margins") else v for k, v in data.items()}
-    return cls(**values)
-
-
 def manifest_from_dict(data: dict) -> Manifest:
     """Validate and build a Manifest from its JSON form.
 
     Raises:
         ModelFormatError: unknown keys, a missing section, or values outside what the runtime supports.
     """
-    data = dict(data)
-    for section in ("model_file", "format", "precision", "input", "crop", "output"):
-        if section not in data:
-            raise ModelFormatError(f"manifest has no '{section}' section; see edgepose.manifest.Manifest")
-    if data.get("schema", SCHEMA_VERSION) > SCHEMA_VERSION:
+    if isinstance(data, dict) and data.get("schema", SCHEMA_VERSION) > SCHEMA_VERSION:
         raise ModelFormatError(f"manifest schema {data['schema']} is newer than this edgepose ({SCHEMA_VERSION}); upgrade edgepose")
-    data["input"] = _build(InputSpec, data["input"], "manifest.input")
-    data["crop"] = _build(CropSpec, data["crop"], "manifest.crop")
-    manifest = _build(Manifest, data, "manifest")
+    manifest = from_mapping(Manifest, data, "manifest", ModelFormatError)
+    for member in manifest.ensemble:
+        if not isinstance(member, dict) or "model_file" not in member:
+            raise ModelFormatError("manifest.ensemble entries must be {'model_file': ..., 'sha256': ...}")
     if manifest.input.layout not in ("NCHW", "NHWC"):
         raise ModelFormatError(f"manifest.input.layout '{manifest.input.layout}' must be NCHW or NHWC")
     if manifest.input.color not in ("RGB", "BGR"):
@@ -139,6 +129,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; bundles are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -149,10 +140,21 @@ def save_manifest(manifest: Manifest, path: str | Path) -> None:
     atomic_write_bytes(path, (json.dumps(manifest.to_dict(), indent=2) + "\n").encode())
 
 
-def verify_model_file(manifest: Manifest, model_path: Path) -> None:
-    """Raise ModelFormatError when the model file is missing or its checksum differs from the manifest's."""
+def model_files(manifest: Manifest, folder: Path) -> list[Path]:
+    """Every model file of a manifest (the primary, then ensemble members), resolved and checksum-verified."""
+    pairs = [(manifest.model_file, manifest.sha256)] + [(m["model_file"], m.get("sha256", "")) for m in manifest.ensemble]
+    paths = []
+    for name, digest in pairs:
+        path = (folder / Path(name).expanduser()).resolve()
+        verify_model_file(path, digest)
+        paths.append(path)
+    return paths
+
+
+def verify_model_file(model_path: Path, digest: str) -> None:
+    """Raise ModelFormatError when the model file is missing or its checksum differs from `digest`."""
     if not model_path.is_file():
         raise ModelFormatError(f"model file '{model_path}' named by the manifest does not exist")
-    if manifest.sha256 and sha256_file(model_path) != manifest.sha256:
+    if digest and sha256_file(model_path) != digest:
         raise ModelFormatError(f"model file '{model_path}' does not match the manifest checksum (corrupt or replaced); "
                                "re-export the bundle or restore the file")

@@ -1,7 +1,6 @@
 """Platform files: one YAML per deployment target naming backend, precision, threads, model and detector."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -9,15 +8,21 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, PlatformError, did_you_mean
+from .typed import from_mapping
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """type: 'haar' (OpenCV cascades, bundled). min_size: smallest face side in pixels. max_faces: 0 = all.
+    """type: 'haar' (OpenCV cascades, bundled). min_size: smallest face side in frame pixels. max_faces: 0 = all.
+    detect_width: frames wider than this are downscaled for detection (speed; boxes are mapped back).
+    scale_factor: image-pyramid step. profile: also run the profile cascade (both directions; slower).
     box_map: (dcx, dcy, sw, sh) mapping the detector box onto the tight-face-box convention of the models."""
 
     type: str = "haar"
     min_size: int = 40
+    detect_width: int = 320
+    scale_factor: float = 1.15
+    profile: bool = True
     max_faces: int = 0
     score_threshold: float = 0.0
     box_map: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
@@ -52,25 +57,7 @@ def platform_names() -> list[str]:
 
 
 def platform_from_dict(data: dict, where: str) -> Platform:
-    if not isinstance(data, dict):
-        raise ConfigError(f"platform file {where} must be a YAML mapping")
-    fields = {f.name for f in dataclasses.fields(Platform)}
-    for key in data:
-        if key not in fields:
-            raise ConfigError(f"unknown key '{key}' in platform file {where}.{did_you_mean(key, fields)} Valid: {sorted(fields)}")
-    data = dict(data)
-    det = data.get("detector", {}) or {}
-    det_fields = {f.name for f in dataclasses.fields(DetectorConfig)}
-    for key in det:
-        if key not in det_fields:
-            raise ConfigError(f"unknown key 'detector.{key}' in platform file {where}.{did_you_mean(key, det_fields)}")
-    if "box_map" in det:
-        det = {**det, "box_map": tuple(det["box_map"])}
-    data["detector"] = DetectorConfig(**det)
-    for key in ("name", "backend"):
-        if key not in data:
-            raise ConfigError(f"platform file {where} has no '{key}'")
-    return Platform(**data)
+    return from_mapping(Platform, data, f"platform file {where}", ConfigError)
 
 
 def load_platform(name_or_path: str | Path) -> Platform:

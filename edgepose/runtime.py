@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .angles import euler_to_matrix
 from .backends import create_backend
 from .bundle import resolve_bundle
 from .crop import clip_box, validate_frame
@@ -30,11 +31,19 @@ class Runtime:
     def __init__(self, platform: str = "cpu", model: str | None = None, *, threads: int | None = None,
                  backend_options: dict | None = None):
         self.platform: Platform = load_platform(platform)
-        self.manifest, self.model_path = resolve_bundle(model or self.platform.model)
+        self.backend = create_backend(self.platform.backend)  # a missing engine is reported before a missing model
+        self.manifest, self.model_paths = resolve_bundle(model or self.platform.model)
+        self.model_path = self.model_paths[0]
         options = {**self.platform.backend_options, **(backend_options or {})}
         options["threads"] = self.platform.threads if threads is None else threads
-        self.backend = create_backend(self.platform.backend)
+        if self.manifest.format == "tensorrt":
+            options.update(expect_trt_version=self.manifest.source.get("tensorrt"), expect_gpu=self.manifest.source.get("gpu"))
         self.backend.load(str(self.model_path), options)
+        self.members = [self.backend]
+        for path in self.model_paths[1:]:  # ensemble members (e.g. FSA-Net's two variants)
+            member = create_backend(self.platform.backend)
+            member.load(str(path), options)
+            self.members.append(member)
         self._detector = None
         self.batch_size = self.manifest.input.batch
 
@@ -83,16 +92,22 @@ class Runtime:
 
     def predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Decoded ((N, 3) degrees, (N, 3, 3) matrices) for a preprocessed input batch."""
+        decoded = [decode_outputs(self._run(member, batch), self.manifest.output) for member in self.members]
+        if len(decoded) == 1:
+            return decoded[0]
+        angles = np.mean([d[0] for d in decoded], axis=0)  # ensembles average Euler angles, as FSA-Net does
+        return angles, euler_to_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
+
+    def _run(self, backend, batch: np.ndarray) -> dict[str, np.ndarray]:
         name = self.manifest.input.name
         if self.batch_size and len(batch) != self.batch_size:
-            parts = [self.backend.run({name: batch[i:i + self.batch_size]}) for i in range(0, len(batch), self.batch_size)]
-            outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        else:
-            outputs = self.backend.run({name: batch})
-        return decode_outputs(outputs, self.manifest.output)
+            parts = [backend.run({name: batch[i:i + self.batch_size]}) for i in range(0, len(batch), self.batch_size)]
+            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return backend.run({name: batch})
 
     def close(self) -> None:
-        self.backend.close()
+        for member in self.members:
+            member.close()
 
     def __enter__(self) -> "Runtime":
         return self

@@ -38,11 +38,12 @@ def test_training_writes_checkpoint_log_and_recipe(trained):
 
 def test_export_onnx_parity_with_torch(trained, tmp_path, dev_root, dev_samples):
     from edgepose import Runtime
-    from edgepose.exporters.onnx_export import export_onnx, load_trained
+    from edgepose.exporters.export import export_bundle
+    from edgepose.exporters.onnx_export import load_trained
     from edgepose.train.trainer import dev_crops, input_spec, predict_degrees
 
     out, _, _ = trained
-    manifest_path = export_onnx(out / "last.pt", tmp_path / "bundle", dev_root=str(dev_root))
+    manifest_path = export_bundle(out / "last.pt", "cpu", tmp_path / "bundle", dev_root=str(dev_root))
     manifest = json.loads(manifest_path.read_text())
     assert manifest["input"]["size"] == [64, 64] and manifest["sha256"]
     model, recipe = load_trained(out / "last.pt")

@@ -26,6 +26,8 @@ class Backend(Protocol):
 # name -> (module, class, the package that provides the engine, the extra that installs it)
 BACKENDS: dict[str, tuple[str, str, str, str]] = {
     "onnxruntime": ("edgepose.backends.onnxruntime_backend", "OnnxRuntimeBackend", "onnxruntime", "onnx"),
+    "litert": ("edgepose.backends.litert_backend", "LiteRTBackend", "ai-edge-litert", "tflite"),
+    "tensorrt": ("edgepose.backends.tensorrt_backend", "TensorRTBackend", "tensorrt + pycuda", "tensorrt"),
 }
 
 

@@ -35,25 +35,32 @@ class HaarDetector:
         self.frontal = _cascade("haarcascade_frontalface_default.xml")
         self.profile = _cascade("haarcascade_profileface.xml")
 
-    def _run(self, cascade, gray: np.ndarray, mirrored: bool) -> tuple[list, list]:
-        side = self.cfg.min_size
-        rects, _, weights = cascade.detectMultiScale3(gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side),
-                                                      outputRejectLevels=True)
+    def _run(self, cascade, gray: np.ndarray, mirrored: bool, scale: float) -> tuple[list, list]:
+        side = max(20, int(self.cfg.min_size * scale))
+        rects, _, weights = cascade.detectMultiScale3(gray, scaleFactor=self.cfg.scale_factor, minNeighbors=5,
+                                                      minSize=(side, side), outputRejectLevels=True)
         boxes, scores = [], []
         width = gray.shape[1]
         for (x, y, w, h), s in zip(rects, np.ravel(weights) if len(rects) else []):
             x1 = width - (x + w) if mirrored else x
-            boxes.append([x1, y, x1 + w, y + h])
+            boxes.append([x1 / scale, y / scale, (x1 + w) / scale, (y + h) / scale])
             scores.append(max(float(s), 0.0) / (max(float(s), 0.0) + 2.0))  # uncalibrated, monotone in s
         return boxes, scores
 
     def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(K, 4) boxes x1, y1, x2, y2 and (K,) scores, most confident first."""
-        gray = cv2.equalizeHist(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        scale = min(1.0, self.cfg.detect_width / gray.shape[1])
+        if scale < 1.0:
+            gray = cv2.resize(gray, (self.cfg.detect_width, max(1, int(round(gray.shape[0] * scale)))),
+                              interpolation=cv2.INTER_AREA)
+        gray = cv2.equalizeHist(gray)
+        passes = [(self.frontal, gray, False)]
+        if self.cfg.profile:
+            passes += [(self.profile, gray, False), (self.profile, np.ascontiguousarray(gray[:, ::-1]), True)]
         boxes, scores = [], []
-        for cascade, img, mirrored in ((self.frontal, gray, False), (self.profile, gray, False),
-                                       (self.profile, gray[:, ::-1].copy(), True)):
-            b, s = self._run(cascade, img, mirrored)
+        for cascade, img, mirrored in passes:
+            b, s = self._run(cascade, img, mirrored, scale)
             boxes += b
             scores += s
         if not boxes:

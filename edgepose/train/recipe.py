@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError
+from ..typed import from_mapping
 
 
 @dataclass(frozen=True)
@@ -68,41 +69,6 @@ class Recipe:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-def _build(cls, data, where: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"'{where}' must be a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values = {}
-    for key, value in data.items():
-        if key not in fields:
-            full = f"{where}.{key}" if where else key
-            raise ConfigError(f"unknown recipe key '{full}'.{did_you_mean(key, fields)} Valid: {sorted(fields)}")
-        sub = fields[key].type
-        sub_cls = globals().get(sub) if isinstance(sub, str) else sub
-        full = f"{where}.{key}" if where else key
-        if dataclasses.is_dataclass(sub_cls):
-            values[key] = _build(sub_cls, value, full)
-        else:
-            values[key] = _coerce(value, getattr(cls(), key), full)
-    return cls(**values)
-
-
-def _coerce(value, default, where: str):
-    if isinstance(default, bool) or default is None:
-        return value
-    if isinstance(default, (int, float)) and not isinstance(value, bool):
-        if isinstance(default, int) and isinstance(value, float) and value != int(value):
-            raise ConfigError(f"recipe key '{where}' must be a whole number, got {value!r}")
-        try:
-            return type(default)(value)
-        except (TypeError, ValueError):
-            pass
-        raise ConfigError(f"recipe key '{where}' must be a number, got {value!r}")
-    if isinstance(default, str) and not isinstance(value, str):
-        raise ConfigError(f"recipe key '{where}' must be a string, got {value!r}")
-    return value
-
-
 def _apply_override(data: dict, assignment: str) -> None:
     if "=" not in assignment:
         raise ConfigError(f"override '{assignment}' must look like section.key=value (e.g. train.epochs=3)")
@@ -134,7 +100,7 @@ def recipe_from_yaml(text: str, overrides: list[str] = (), where: str = "recipe"
         raise ConfigError(f"{where} is not valid YAML: {exc}") from None
     for assignment in overrides:
         _apply_override(data, assignment)
-    return _build(Recipe, data, "")
+    return from_mapping(Recipe, data, "", ConfigError)
 
 
 def recipe_to_yaml(recipe: Recipe) -> str:

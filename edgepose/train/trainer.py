@@ -46,6 +46,18 @@ def save_checkpoint(path: Path, state: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def save_release_weights(checkpoint: str | Path, dst: str | Path) -> Path:
+    """A slim copy of a checkpoint for shipping: EMA weights, recipe and metrics (no optimizer or RNG state).
+
+    `edgepose export` and `--resume`-free fine-tuning accept it like a full checkpoint.
+    """
+    state = load_checkpoint(checkpoint)
+    slim = {"model": state["ema"], "ema": state["ema"], "recipe": state["recipe"], "metrics": state.get("metrics", {}),
+            "epoch": state["epoch"], "step": state["step"]}
+    save_checkpoint(Path(dst), slim)
+    return Path(dst)
+
+
 def load_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 

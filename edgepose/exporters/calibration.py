@@ -1,0 +1,47 @@
+"""Calibration images for post-training quantization: face crops as model inputs, deterministic and counted."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import ConfigError
+from ..manifest import InputSpec
+from ..preprocess import to_input
+
+
+def calibration_crops(source: str | Path, size: int, count: int, crop_scale: float = 1.6, seed: int = 0) -> np.ndarray:
+    """(count, size, size, 3) BGR uint8 face crops.
+
+    `source` is the training pool (a folder with index.csv: rows drawn at random, the stored 1.6x crops re-cut to
+    `crop_scale`) or any folder of face-crop images already cut with the model's crop protocol.
+
+    Raises:
+        ConfigError: the folder does not exist or holds no images.
+    """
+    root = Path(source)
+    if (root / "index.csv").is_file():
+        from ..datasets.faces_pool import read_pool_index
+        from ..crop import square_crop
+
+        table = read_pool_index(root)
+        rows = np.random.default_rng(seed).permutation(len(table))[:count]
+        crops = []
+        for i in rows:
+            img = cv2.imread(str(root / table.paths[i]))
+            side, c = img.shape[0], img.shape[0] / 2  # the stored crop is 1.6x the face box, centred
+            box = (c - side / 3.2, c - side / 3.2, c + side / 3.2, c + side / 3.2)
+            crops.append(square_crop(img, box, crop_scale, size))
+        return np.stack(crops)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")) if root.is_dir() else []
+    if not files:
+        raise ConfigError(f"no calibration images under '{root}'; pass the training pool (folder with index.csv) "
+                          "or a folder of face crops")
+    pick = np.random.default_rng(seed).permutation(len(files))[:count]
+    return np.stack([cv2.resize(cv2.imread(str(files[i])), (size, size), interpolation=cv2.INTER_AREA) for i in pick])
+
+
+def calibration_inputs(source: str | Path, spec: InputSpec, count: int, crop_scale: float = 1.6) -> np.ndarray:
+    """Calibration crops turned into float32 model inputs with the manifest's preprocessing."""
+    return to_input(calibration_crops(source, spec.size[0], count, crop_scale), spec)

@@ -1,0 +1,135 @@
+"""One export entry: checkpoint + platform -> bundle (artifact + manifest), measured where the backend runs here."""
+from __future__ import annotations
+
+import dataclasses
+import platform as host_platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..backends import backend_available
+from ..manifest import CropSpec, InputSpec, Manifest, save_manifest, sha256_file
+from ..platform import load_platform
+from .calibration import calibration_inputs
+from .formats import ExportFormat, format_for
+from .onnx_export import OUTPUT_NAME, load_trained, onnx_to_fp16, onnx_to_int8, write_onnx
+
+DEFAULT_CALIBRATION_SIZE = 256
+
+
+def _build_onnx(ctx: dict) -> tuple[Path, InputSpec, str]:
+    precision, work, onnx32 = ctx["precision"], ctx["work"], ctx["onnx32"]
+    if precision == "fp32":
+        return onnx32, ctx["spec"], OUTPUT_NAME
+    if precision == "fp16":
+        return onnx_to_fp16(onnx32, work / "fp16.onnx"), ctx["spec"], OUTPUT_NAME
+    return onnx_to_int8(onnx32, work / "int8.onnx", ctx["calibration"](), ctx["spec"].name), ctx["spec"], OUTPUT_NAME
+
+
+def _build_tflite(ctx: dict) -> tuple[Path, InputSpec, str]:
+    from .tflite_export import torch_to_tflite
+
+    calib = ctx["calibration"]() if ctx["precision"] == "int8" else None
+    return torch_to_tflite(ctx["model"], ctx["spec"], ctx["precision"], ctx["work"] / "model.tflite", calib)
+
+
+def _build_tensorrt(ctx: dict) -> tuple[Path, InputSpec, str]:
+    from .tensorrt_export import build_engine
+
+    calib = None
+    if ctx["precision"] == "int8":
+        inputs = ctx["calibration"]()
+        calib = inputs[: len(inputs) // 8 * 8].reshape(-1, 8, *inputs.shape[1:])
+    manifest_path = build_engine(ctx["manifest"], ctx["onnx32"], ctx["work"] / "trt", ctx["precision"], calib,
+                                 timing_cache=Path(ctx["work"]).parent / "edgepose-trt-timing.cache")
+    return manifest_path.parent / "model.engine", dataclasses.replace(ctx["spec"], batch=0), OUTPUT_NAME
+
+
+BUILDERS = {"onnx": _build_onnx, "tflite": _build_tflite, "tensorrt": _build_tensorrt}
+
+
+def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | Path | None = None, *,
+                  precision: str | None = None, calibration: str | None = None,
+                  calibration_size: int = DEFAULT_CALIBRATION_SIZE, dev_root: str | None = None) -> Path:
+    """Export a training checkpoint for a platform; returns the manifest path.
+
+    Args:
+        platform: packaged platform name or YAML path; decides format (via its backend) and precision.
+        precision: override the platform's precision.
+        calibration: images for int8 (the training pool, a folder with index.csv, by default).
+        dev_root: AFLW2000 folder for the parity and accuracy figures recorded in the manifest (default: the
+            recipe's eval root). Measured only when this machine can run the platform's backend.
+    """
+    plat = load_platform(platform)
+    precision = precision or plat.precision
+    fmt: ExportFormat = format_for(plat.backend, precision)
+    model, recipe = load_trained(checkpoint)
+    from ..train.trainer import input_spec
+
+    spec = input_spec(recipe)
+    out = Path(out_dir or f"runs/export/{plat.name}-{precision}")
+    out.mkdir(parents=True, exist_ok=True)
+    calib_source = calibration or recipe.data.root
+    calib_cache: dict = {}
+
+    def calibration_batch() -> np.ndarray:
+        if "x" not in calib_cache:
+            calib_cache["x"] = calibration_inputs(calib_source, spec, calibration_size, recipe.data.crop_scale)
+        return calib_cache["x"]
+
+    base = Manifest(model_file="model.onnx", format="onnx", precision="fp32", input=spec,
+                    crop=CropSpec(protocol="square", scale=recipe.data.crop_scale),
+                    output={"type": "rot6d", "name": OUTPUT_NAME}, name=recipe.name,
+                    source={"recipe": recipe.name, "checkpoint_sha256": sha256_file(checkpoint), "edgepose": __version__,
+                            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            "host": host_platform.machine(), "platform": plat.name})
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        work = Path(tmp)
+        onnx32 = write_onnx(model, spec, work / "fp32.onnx")
+        base = dataclasses.replace(base, sha256=sha256_file(onnx32))
+        ctx = {"model": model, "spec": spec, "precision": precision, "work": work, "onnx32": onnx32,
+               "calibration": calibration_batch, "manifest": base}
+        artifact, artifact_spec, output_name = BUILDERS[fmt.name](ctx)
+        final = out / f"model{fmt.suffix}"
+        staged = work / f"staged{fmt.suffix}"
+        shutil.copyfile(artifact, staged)
+        staged.replace(final)
+    source = dict(base.source)
+    if "x" in calib_cache:
+        source["calibration"] = {"source": str(calib_source), "images": int(len(calib_cache["x"]))}
+    manifest = dataclasses.replace(base, model_file=final.name, format=fmt.name, precision=precision,
+                                   input=artifact_spec, output={"type": "rot6d", "name": output_name},
+                                   sha256=sha256_file(final), source=source)
+    save_manifest(manifest, out / "manifest.json")
+    usable, why = backend_available(plat.backend)
+    if usable:
+        measure_bundle(out, plat.name, model, recipe, dev_root or recipe.eval.aflw2000_root)
+    else:
+        print(f"not measured here: {why}")
+    return out / "manifest.json"
+
+
+def measure_bundle(bundle: Path, platform: str, model, recipe, dev_root: str) -> dict:
+    """Record in the manifest: dev accuracy through the platform's Runtime, and max |degrees| vs PyTorch."""
+    from ..evaluate import evaluate
+    from ..manifest import load_manifest
+    from ..metrics import angle_errors
+    from ..runtime import Runtime
+    from ..train.trainer import dev_crops, input_spec, predict_degrees
+
+    if not dev_root or not Path(dev_root).is_dir():
+        return {}
+    with Runtime(platform, model=str(bundle)) as rt:
+        summary, _, _ = evaluate(rt, "aflw2000", dev_root, progress=False)
+        crops, _ = dev_crops(dev_root, input_spec(recipe), recipe.data.crop_scale)
+        diff = angle_errors(rt.infer_crops(crops), predict_degrees(model, crops))
+    metrics = {"aflw2000-dev": {k: summary[k] for k in ("n", "yaw", "pitch", "roll", "mean", "auc5", "failure15")},
+               "parity_vs_torch_max_abs_deg": float(diff.max()), "parity_vs_torch_mean_abs_deg": float(diff.mean())}
+    metrics["aflw2000-dev"]["bins"] = {k: round(v["mean"], 3) for k, v in summary["bins"].items()}
+    manifest = load_manifest(bundle / "manifest.json")
+    save_manifest(dataclasses.replace(manifest, metrics=metrics), bundle / "manifest.json")
+    return metrics
