@@ -29,6 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default="../shared/data/faces")
     ap.add_argument("--detector", default="haar")
+    ap.add_argument("--model", default="", help="detector model file (yunet / blazeface)")
     ap.add_argument("--n", type=int, default=1500)
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
@@ -36,11 +37,11 @@ def main() -> None:
     table = read_pool_index(args.root)
     rows = np.flatnonzero(np.isin(table.source, ["w300", "ytf"]))
     rows = np.random.default_rng(0).permutation(rows)[: args.n]
-    det = create_detector(DetectorConfig(type=args.detector, min_size=30))
+    det = create_detector(DetectorConfig(type=args.detector, min_size=30, model=args.model))
     pairs = []
     for i in rows:
         img = cv2.imread(f"{args.root}/{table.paths[i]}")
-        boxes, _ = det.detect(img)
+        boxes = det.detect(img).boxes
         if len(boxes):
             label = table.boxes[i].astype(float)
             best = max(boxes, key=lambda b: iou(b, label))

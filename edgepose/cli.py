@@ -28,7 +28,7 @@ def _report(frame, args) -> int:
     from .draw import draw_pose
     from .runtime import Runtime
 
-    with Runtime(args.platform, model=args.model, threads=args.threads) as rt:
+    with Runtime(args.platform, model=args.model, threads=args.threads, detector=args.detector) as rt:
         poses = rt.infer(frame)
     if args.json:
         print(json.dumps([p.to_dict() for p in poses], indent=2))
@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--platform", default="cpu", help="platform name (edgepose platforms) or platform YAML path")
         p.add_argument("--model", default=None, help="bundle folder or manifest JSON (default: the platform's model)")
         p.add_argument("--threads", type=int, default=None, help="engine threads (0 = all cores)")
+        p.add_argument("--detector", default=None,
+                       help="face detector: haar, yunet:MODEL.onnx or blazeface:MODEL.tflite (default: the platform's)")
 
     p = sub.add_parser("infer", help="estimate the head pose of every face in an image")
     p.add_argument("image")

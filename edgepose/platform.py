@@ -13,19 +13,23 @@ from .typed import from_mapping
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """type: 'haar' (OpenCV cascades, bundled). min_size: smallest face side in frame pixels. max_faces: 0 = all.
+    """type: 'haar' (OpenCV cascades, bundled), 'yunet' (cv2.FaceDetectorYN) or 'blazeface' (LiteRT); the last two
+    need `model`, the path of their model file (not shipped). min_size: smallest face side in frame pixels.
+    max_faces: 0 = all. score_threshold: None = the detector's own default.
     detect_width: frames wider than this are downscaled for detection (speed; boxes are mapped back).
     scale_factor: image-pyramid step. profile: also run the profile cascade (both directions; slower).
-    box_map: (dcx, dcy, sw, sh) mapping the detector box onto the tight-face-box convention of the models."""
+    box_map: (dcx, dcy, sw, sh) mapping the detector box onto the tight-face-box convention of the models;
+    None = the detector's own fitted default."""
 
     type: str = "haar"
+    model: str = ""
     min_size: int = 40
     detect_width: int = 320
     scale_factor: float = 1.15
     profile: bool = True
     max_faces: int = 0
-    score_threshold: float = 0.0
-    box_map: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+    score_threshold: float | None = None
+    box_map: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """edgepose.Runtime: frame -> detector -> crop -> backend -> decode -> [FacePose], configured by a platform file."""
 from __future__ import annotations
 
+import dataclasses
+
 
 import numpy as np
 
@@ -22,6 +24,8 @@ class Runtime:
         model: 'default', a bundle folder or a manifest JSON; overrides the platform's model.
         threads: engine threads (0 = all cores); overrides the platform's.
         backend_options: merged over the platform's backend options.
+        detector: replaces the platform's detector: a DetectorConfig, a mapping, or 'type[:model path]'
+            (e.g. 'blazeface:/models/blazeface_short_range.tflite', 'yunet:/models/yunet.onnx', 'haar').
 
     Example:
         >>> with Runtime("cpu") as rt:
@@ -29,8 +33,12 @@ class Runtime:
     """
 
     def __init__(self, platform: str = "cpu", model: str | None = None, *, threads: int | None = None,
-                 backend_options: dict | None = None):
+                 backend_options: dict | None = None, detector=None):
         self.platform: Platform = load_platform(platform)
+        if detector is not None:
+            from .detectors import parse_detector
+
+            self.platform = dataclasses.replace(self.platform, detector=parse_detector(detector))
         self.backend = create_backend(self.platform.backend)  # a missing engine is reported before a missing model
         self.manifest, self.model_paths = resolve_bundle(model or self.platform.model)
         self.model_path = self.model_paths[0]
@@ -75,8 +83,8 @@ class Runtime:
         frame = validate_frame(frame)
         h, w = frame.shape[:2]
         if boxes is None:
-            found, scores = self.detector.detect(frame)
-            clipped = [clip_box(b, w, h) for b in found]
+            found = self.detector.detect(frame)
+            clipped, scores = [clip_box(b, w, h) for b in found.boxes], found.scores
         else:
             clipped = [clip_box(b, w, h) for b in boxes]
             scores = np.ones(len(clipped))

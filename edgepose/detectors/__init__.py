@@ -1,10 +1,46 @@
-"""Face detectors: frame -> face boxes (x1, y1, x2, y2) with scores, in the models' tight-box convention."""
+"""Face detectors: frame -> face boxes (x1, y1, x2, y2) with scores, in the models' tight-box convention.
+
+Every detector offers `detect(frame) -> Detections`; they differ in model, speed and whether they give landmarks.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ConfigError, did_you_mean
 from ..platform import DetectorConfig
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Faces found in one frame, most confident first.
+
+    boxes: (K, 4) x1, y1, x2, y2 in frame pixels, already mapped to the pose models' tight-box convention.
+    scores: (K,) detector confidence. landmarks: (K, P, 2) in frame pixels, or None when the detector gives none;
+    YuNet: P = 5 (image-left eye, image-right eye, nose tip, image-left and image-right mouth corner);
+    BlazeFace: P = 6 (image-left eye, image-right eye, nose tip, mouth centre, image-left and image-right ear tragion).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+def finish(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray | None, cfg,
+           default_threshold: float = 0.0, default_box_map=(0.0, 0.0, 1.0, 1.0)) -> Detections:
+    """Threshold, order, cap and map raw detections (boxes in frame pixels) into Detections."""
+    threshold = default_threshold if cfg.score_threshold is None else cfg.score_threshold
+    keep = np.flatnonzero(scores >= threshold)
+    keep = keep[np.argsort(-scores[keep])]
+    if cfg.max_faces:
+        keep = keep[: cfg.max_faces]
+    box_map = default_box_map if cfg.box_map is None else cfg.box_map
+    mapped = np.array([map_box(b, box_map) for b in boxes[keep]]).reshape(-1, 4)
+    return Detections(mapped, scores[keep], None if landmarks is None else landmarks[keep])
 
 
 def map_box(box: np.ndarray, box_map) -> np.ndarray:
@@ -34,7 +70,34 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     return keep
 
 
-DETECTORS = {"haar": ("edgepose.detectors.haar", "HaarDetector")}
+DETECTORS = {
+    "haar": ("edgepose.detectors.haar", "HaarDetector"),
+    "yunet": ("edgepose.detectors.yunet", "YuNetDetector"),
+    "blazeface": ("edgepose.detectors.blazeface", "BlazeFaceDetector"),
+}
+
+
+def model_path(cfg: DetectorConfig) -> str:
+    """The detector's model file, checked to exist."""
+    from pathlib import Path
+
+    path = Path(cfg.model).expanduser()
+    if not cfg.model or not path.is_file():
+        raise ConfigError(f"detector '{cfg.type}' needs `detector.model`, the path of its model file "
+                          f"(got '{cfg.model}'); it is not shipped with edgepose")
+    return str(path)
+
+
+def parse_detector(spec) -> DetectorConfig | None:
+    """A DetectorConfig from a DetectorConfig, a mapping, or 'type[:model path]' (e.g. 'yunet:/models/yunet.onnx')."""
+    from ..typed import from_mapping
+
+    if spec is None or isinstance(spec, DetectorConfig):
+        return spec
+    if isinstance(spec, str):
+        kind, _, model = spec.partition(":")
+        spec = {"type": kind, "model": model}
+    return from_mapping(DetectorConfig, spec, "detector", ConfigError)
 
 
 def create_detector(cfg: DetectorConfig):

@@ -1,0 +1,82 @@
+"""Face detectors on real images: Haar (bundled), YuNet and BlazeFace (model files from ../shared)."""
+import cv2
+import numpy as np
+import pytest
+
+from edgepose.detectors import create_detector, parse_detector
+from edgepose.detectors.blazeface import ssd_anchors
+from edgepose.errors import ConfigError
+from edgepose.platform import DetectorConfig
+
+from .conftest import SHARED
+
+MODELS = SHARED / "models" / "detectors"
+SPECS = {
+    "haar": "haar",
+    "yunet": f"yunet:{MODELS / 'yunet.onnx'}",
+    "blazeface-short": f"blazeface:{MODELS / 'blazeface_short_range.tflite'}",
+    "blazeface-full": f"blazeface:{MODELS / 'blazeface_full_range.tflite'}",
+}
+
+
+def iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return ix * iy / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy)
+
+
+def detector(name):
+    cfg = parse_detector(SPECS[name])
+    if cfg.model and not MODELS.is_dir():
+        pytest.skip(f"{MODELS} is absent")
+    return create_detector(cfg)
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_detector_finds_the_astronaut(name, astronaut_bgr):
+    found = detector(name).detect(astronaut_bgr)
+    assert len(found) >= 1
+    x1, y1, x2, y2 = found.boxes[0]
+    assert 180 < (x1 + x2) / 2 < 280 and 60 < (y1 + y2) / 2 < 180 and 60 < x2 - x1 < 160
+    if found.landmarks is not None:
+        left_eye, right_eye = found.landmarks[0][0], found.landmarks[0][1]
+        assert left_eye[0] < right_eye[0] and x1 <= left_eye[0] <= x2 and y1 <= left_eye[1] <= y2
+
+
+@pytest.mark.parametrize("name, min_rate", [("yunet", 0.9), ("blazeface-short", 0.9)])
+def test_learned_detectors_match_dev_faces(name, min_rate, dev_samples):
+    det = detector(name)
+    samples = dev_samples[::6]
+    hits = sum(max((iou(b, s.box) for b in det.detect(cv2.imread(str(s.image))).boxes), default=0) >= 0.4
+               for s in samples)
+    assert hits / len(samples) >= min_rate
+
+
+def test_anchor_counts():
+    assert len(ssd_anchors(128)) == 896 and len(ssd_anchors(192)) == 2304
+    assert ssd_anchors(128)[0] == pytest.approx([1 / 32, 1 / 32]) and ssd_anchors(128)[1] == pytest.approx([1 / 32, 1 / 32])
+
+
+def test_blank_frame_has_no_faces():
+    for name in ("haar", "blazeface-short"):
+        assert len(detector(name).detect(np.zeros((240, 320, 3), np.uint8))) == 0
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="needs `detector.model`"):
+        create_detector(DetectorConfig(type="yunet", model=str(tmp_path / "none.onnx")))
+    with pytest.raises(ConfigError, match="Did you mean 'yunet'"):
+        create_detector(DetectorConfig(type="yunett"))
+
+
+def test_runtime_with_blazeface_end_to_end(dev_samples):
+    from edgepose import Runtime
+
+    if not MODELS.is_dir():
+        pytest.skip(f"{MODELS} is absent")
+    s = next(s for s in dev_samples if max(abs(s.yaw), abs(s.pitch), abs(s.roll)) < 20)
+    with Runtime("cpu", threads=1, detector=SPECS["blazeface-short"]) as rt:
+        poses = rt.infer(cv2.imread(str(s.image)))
+    best = max(poses, key=lambda p: iou(p.box, s.box))
+    assert iou(best.box, s.box) > 0.5
+    assert abs(best.yaw - s.yaw) < 15 and abs(best.pitch - s.pitch) < 15 and abs(best.roll - s.roll) < 15
