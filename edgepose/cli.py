@@ -62,6 +62,46 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_video(args) -> int:
+    import time
+
+    import cv2
+
+    from .draw import draw_pose
+    from .runtime import Runtime
+    from .smoothing import OneEuroConfig
+    from .video import StreamOptions
+
+    source = int(args.source) if args.source.isdigit() else args.source
+    options = StreamOptions(smoothing=OneEuroConfig() if args.smooth else None, drop_policy=args.drop_policy)
+    writer, frames, faces = None, 0, 0
+    t0 = time.perf_counter()
+    with Runtime(args.platform, model=args.model, threads=args.threads, detector=args.detector) as rt:
+        with rt.stream(source, options, keep_frames=bool(args.out)) as stream:
+            for result in stream:
+                frames += 1
+                faces += len(result.poses)
+                if args.json:
+                    print(json.dumps({"frame": result.index, "poses": [p.to_dict() for p in result.poses]}))
+                if args.out:
+                    frame = result.frame
+                    for p in result.poses:
+                        draw_pose(frame, p)
+                    if writer is None:
+                        writer = cv2.VideoWriter(args.out, cv2.VideoWriter_fourcc(*"mp4v"), args.fps,
+                                                 (frame.shape[1], frame.shape[0]))
+                        if not writer.isOpened():
+                            raise EdgePoseError(f"cannot write video '{args.out}'; use an .mp4 or .avi path")
+                    writer.write(frame)
+            dropped = stream.dropped
+    if writer is not None:
+        writer.release()
+    seconds = time.perf_counter() - t0
+    print(f"{frames} frames out ({dropped} dropped), {faces} faces, {seconds:.2f} s, {frames / max(seconds, 1e-9):.1f} frames/s"
+          + (f"; annotated video written to {args.out}" if args.out else ""), file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
 def _cmd_platforms(args) -> int:
     from .backends import backend_available
     from .platform import load_platform, platform_names
@@ -127,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the summary to this JSON file")
     runtime_args(p)
     p.set_defaults(fn=_cmd_eval)
+
+    p = sub.add_parser("video", help="poses over a video file or camera, threaded; optional annotated output")
+    p.add_argument("source", help="video file, or a camera index (0, 1, ...)")
+    p.add_argument("--out", help="write the annotated video here (.mp4)")
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate of the written video")
+    p.add_argument("--smooth", action="store_true", help="One-Euro temporal smoothing of the angles")
+    p.add_argument("--drop-policy", choices=["block", "drop_oldest"], default=None,
+                   help="when the pipeline falls behind (default: drop_oldest for cameras, block for files)")
+    p.add_argument("--json", action="store_true", help="print one JSON line per frame")
+    runtime_args(p)
+    p.set_defaults(fn=_cmd_video)
 
     p = sub.add_parser("platforms", help="list the packaged platforms and whether each runs here")
     p.set_defaults(fn=_cmd_platforms)

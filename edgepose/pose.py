@@ -16,6 +16,7 @@ class FacePose:
         box: (x1, y1, x2, y2) tight face box in frame pixels (clipped to the frame).
         score: detector confidence (1.0 for boxes given by the caller).
         rotation: the 3x3 rotation matrix, or None.
+        track_id: stable id of this face across video frames (Runtime.stream), None for single images.
     """
 
     yaw: float
@@ -24,7 +25,9 @@ class FacePose:
     box: tuple[float, float, float, float]
     score: float = 1.0
     rotation: np.ndarray | None = None
+    track_id: int | None = None
 
     def to_dict(self) -> dict:
         return {"yaw": round(self.yaw, 2), "pitch": round(self.pitch, 2), "roll": round(self.roll, 2),
-                "box": [round(float(v), 1) for v in self.box], "score": round(float(self.score), 3)}
+                "box": [round(float(v), 1) for v in self.box], "score": round(float(self.score), 3),
+                **({"track_id": self.track_id} if self.track_id is not None else {})}

@@ -94,6 +94,20 @@ class Runtime:
         return [FacePose(float(a[0]), float(a[1]), float(a[2]), tuple(b), float(s), m)
                 for a, b, s, m in zip(angles, clipped, scores, matrices)]
 
+    def check_frame(self, frame: np.ndarray) -> np.ndarray:
+        """The frame if it is BGR uint8 H x W x 3; InputError otherwise."""
+        return validate_frame(frame)
+
+    def stream(self, source, options=None, keep_frames: bool = False):
+        """Poses over a video: a file path, a camera index, or an iterable of BGR frames.
+
+        Returns a PoseStream: iterate it for FrameResults in frame order (faces carry track ids; angles are
+        One-Euro smoothed when options.smoothing is set); close it, or use it in a `with` block, to stop early.
+        """
+        from .video import PoseStream, StreamOptions
+
+        return PoseStream(self, source, options or StreamOptions(), keep_frames)
+
     def infer_crops(self, crops: np.ndarray) -> np.ndarray:
         """(N, 3) yaw/pitch/roll for BGR uint8 crops already cut with the manifest's crop protocol and size."""
         return self.predict(to_input(np.asarray(crops), self.manifest.input))[0]
