@@ -49,6 +49,7 @@ class CropSpec:
     protocol: str = "square"
     scale: float = 1.6
     margins: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    aligned: bool = False  # trained on eye-levelled crops: the runtime must level them (needs detector landmarks)
 
 
 @dataclass(frozen=True)

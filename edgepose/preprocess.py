@@ -20,14 +20,36 @@ def expand_crop(frame: np.ndarray, box, margins, size: tuple[int, int]) -> np.nd
     return cv2.resize(crop, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def crop_face(frame: np.ndarray, box, crop: CropSpec, spec: InputSpec) -> np.ndarray:
-    """The BGR uint8 crop of one face at the model's input size."""
+def crop_face(frame: np.ndarray, box, crop: CropSpec, spec: InputSpec, level_angle: float = 0.0) -> np.ndarray:
+    """The BGR uint8 crop of one face at the model's input size.
+
+    level_angle: degrees the face's eye line is turned clockwise in the image (from landmarks); the square crop is
+    rotated by it so the eyes are level. The caller must compose the pose back (rotate_in_plane(R, level_angle)),
+    which keeps roll intact.
+    """
     if crop.protocol == "square":
-        out = square_crop(frame, box, crop.scale, spec.size[0])
+        out = square_crop(frame, box, crop.scale, spec.size[0]) if not level_angle else \
+            _levelled_square(frame, box, crop.scale, spec.size[0], level_angle)
         if spec.size[0] != spec.size[1]:
             out = cv2.resize(out, (spec.size[1], spec.size[0]), interpolation=cv2.INTER_LINEAR)
         return out
     return expand_crop(frame, box, crop.margins, spec.size)
+
+
+def _levelled_square(frame: np.ndarray, box, scale: float, size: int, angle: float) -> np.ndarray:
+    """Square crop rotated counter-clockwise by `angle` about the box centre: cut 1.5x larger, rotate, centre-crop."""
+    margin = int(np.ceil(size * 1.5))
+    big = square_crop(frame, box, scale * margin / size, margin)
+    c = (margin - 1) / 2
+    m = cv2.getRotationMatrix2D((c, c), angle, 1.0)  # cv2: positive angle = counter-clockwise
+    m[:, 2] += (size - margin) / 2
+    return cv2.warpAffine(big, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def eye_line_angle(landmarks: np.ndarray) -> float:
+    """Clockwise angle (degrees, as displayed) of the line from the image-left to the image-right eye."""
+    (lx, ly), (rx, ry) = landmarks[0], landmarks[1]
+    return float(np.degrees(np.arctan2(ry - ly, rx - lx)))
 
 
 def to_input(crops: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -39,7 +61,8 @@ def to_input(crops: np.ndarray, spec: InputSpec) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def prepare_batch(frame: np.ndarray, boxes, crop: CropSpec, spec: InputSpec) -> np.ndarray:
-    """Model input for every box of one frame (boxes already validated and clipped)."""
-    crops = np.stack([crop_face(frame, b, crop, spec) for b in boxes])
+def prepare_batch(frame: np.ndarray, boxes, crop: CropSpec, spec: InputSpec, angles=None) -> np.ndarray:
+    """Model input for every box of one frame (boxes already validated and clipped), levelled by `angles`."""
+    angles = angles if angles is not None else [0.0] * len(boxes)
+    crops = np.stack([crop_face(frame, b, crop, spec, a) for b, a in zip(boxes, angles)])
     return to_input(crops, spec)

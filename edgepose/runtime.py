@@ -6,14 +6,15 @@ import dataclasses
 
 import numpy as np
 
-from .angles import euler_to_matrix
+from .angles import euler_to_matrix, matrix_to_euler, rotate_in_plane
 from .backends import create_backend
 from .bundle import resolve_bundle
 from .crop import clip_box, validate_frame
 from .decode import decode_outputs
+from .errors import ModelFormatError
 from .platform import Platform, load_platform
 from .pose import FacePose
-from .preprocess import prepare_batch, to_input
+from .preprocess import eye_line_angle, prepare_batch, to_input
 
 
 class Runtime:
@@ -26,6 +27,9 @@ class Runtime:
         backend_options: merged over the platform's backend options.
         detector: replaces the platform's detector: a DetectorConfig, a mapping, or 'type[:model path]'
             (e.g. 'blazeface:/models/blazeface_short_range.tflite', 'yunet:/models/yunet.onnx', 'haar').
+        align: level each face's eyes before the pose model, using the detector's eye landmarks (YuNet, BlazeFace),
+            then rotate the predicted pose back (R = Rz(eye angle) R_levelled), so roll is preserved. Models whose
+            manifest says crop.aligned are always run this way.
 
     Example:
         >>> with Runtime("cpu") as rt:
@@ -33,7 +37,7 @@ class Runtime:
     """
 
     def __init__(self, platform: str = "cpu", model: str | None = None, *, threads: int | None = None,
-                 backend_options: dict | None = None, detector=None):
+                 backend_options: dict | None = None, detector=None, align: bool = False):
         self.platform: Platform = load_platform(platform)
         if detector is not None:
             from .detectors import parse_detector
@@ -54,6 +58,7 @@ class Runtime:
             self.members.append(member)
         self._detector = None
         self.batch_size = self.manifest.input.batch
+        self.align = align or self.manifest.crop.aligned
 
     @property
     def detector(self):
@@ -82,15 +87,21 @@ class Runtime:
         """
         frame = validate_frame(frame)
         h, w = frame.shape[:2]
+        levels = None
         if boxes is None:
             found = self.detector.detect(frame)
             clipped, scores = [clip_box(b, w, h) for b in found.boxes], found.scores
+            if self.align and found.landmarks is not None:
+                levels = [eye_line_angle(lm) for lm in found.landmarks]
         else:
             clipped = [clip_box(b, w, h) for b in boxes]
             scores = np.ones(len(clipped))
         if not clipped:
             return []
-        angles, matrices = self.predict(prepare_batch(frame, clipped, self.manifest.crop, self.manifest.input))
+        angles, matrices = self.predict(prepare_batch(frame, clipped, self.manifest.crop, self.manifest.input, levels))
+        if levels is not None:
+            matrices = rotate_in_plane(matrices, np.asarray(levels))  # undo the levelling: roll kept
+            angles = matrix_to_euler(matrices)
         return [FacePose(float(a[0]), float(a[1]), float(a[2]), tuple(b), float(s), m)
                 for a, b, s, m in zip(angles, clipped, scores, matrices)]
 
@@ -115,6 +126,9 @@ class Runtime:
     def predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Decoded ((N, 3) degrees, (N, 3, 3) matrices) for a preprocessed input batch."""
         decoded = [decode_outputs(self._run(member, batch), self.manifest.output) for member in self.members]
+        if not all(np.isfinite(d[0]).all() for d in decoded):
+            raise ModelFormatError(f"model '{self.model_path}' produced non-finite outputs; the file or its manifest's "
+                                   "input normalisation is wrong — re-export the bundle")
         if len(decoded) == 1:
             return decoded[0]
         angles = np.mean([d[0] for d in decoded], axis=0)  # ensembles average Euler angles, as FSA-Net does

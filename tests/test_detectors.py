@@ -80,3 +80,19 @@ def test_runtime_with_blazeface_end_to_end(dev_samples):
     best = max(poses, key=lambda p: iou(p.box, s.box))
     assert iou(best.box, s.box) > 0.5
     assert abs(best.yaw - s.yaw) < 15 and abs(best.pitch - s.pitch) < 15 and abs(best.roll - s.roll) < 15
+
+
+def test_alignment_keeps_roll_on_a_rotated_face(dev_samples):
+    """Level the eyes before the model, rotate the pose back: a face turned 40 deg in the image keeps its roll."""
+    from edgepose import Runtime
+
+    if not MODELS.is_dir():
+        pytest.skip(f"{MODELS} is absent")
+    s = next(s for s in dev_samples if max(abs(s.yaw), abs(s.pitch), abs(s.roll)) < 10)
+    frame = cv2.imread(str(s.image))
+    cx, cy = (s.box[0] + s.box[2]) / 2, (s.box[1] + s.box[3]) / 2
+    rotated = cv2.warpAffine(frame, cv2.getRotationMatrix2D((cx, cy), -40, 1.0), frame.shape[1::-1],
+                             borderMode=cv2.BORDER_REPLICATE)  # clockwise by 40 deg: roll + 40
+    with Runtime("cpu", threads=1, detector=SPECS["blazeface-short"], align=True) as rt:
+        pose = max(rt.infer(rotated), key=lambda p: p.box[2] - p.box[0])
+    assert abs(pose.roll - (s.roll + 40)) < 8 and abs(pose.yaw - s.yaw) < 8 and abs(pose.pitch - s.pitch) < 8

@@ -96,3 +96,24 @@ def test_box_past_the_edge_is_clipped(runtime, dev_samples):
 def test_unknown_platform():
     with pytest.raises(PlatformError, match="Known platforms"):
         Runtime("tpu")
+
+
+def test_non_contiguous_tiny_and_huge_frames(runtime, dev_samples):
+    s = dev_samples[0]
+    frame = cv2.imread(str(s.image))
+    wide = np.zeros((frame.shape[0], frame.shape[1] * 2, 3), np.uint8)
+    wide[:, ::2] = frame
+    view = wide[:, ::2]  # a non-contiguous view holding the same pixels
+    assert not view.flags["C_CONTIGUOUS"]
+    a, b = runtime.infer(view, boxes=[s.box])[0], runtime.infer(frame, boxes=[s.box])[0]
+    assert a.yaw == pytest.approx(b.yaw, abs=1e-4)
+    tiny = np.full((8, 12, 3), 90, np.uint8)
+    assert runtime.infer(tiny) == []
+    pose = runtime.infer(tiny, boxes=[(2, 2, 9, 7)])[0]
+    assert np.isfinite([pose.yaw, pose.pitch, pose.roll]).all()
+    huge = np.zeros((4320, 7680, 3), np.uint8)
+    huge[1000:1450, 3000:3450] = frame
+    x1, y1, x2, y2 = s.box
+    big = runtime.infer(huge, boxes=[(x1 + 3000, y1 + 1000, x2 + 3000, y2 + 1000)])[0]
+    assert big.yaw == pytest.approx(b.yaw, abs=1.0)
+    assert isinstance(runtime.infer(huge), list)

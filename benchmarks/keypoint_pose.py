@@ -1,0 +1,86 @@
+"""Keypoint + fit routes on AFLW2000 next to the learned model: Face Mesh + canonical fit, and YuNet 5-point PnP.
+
+    python benchmarks/keypoint_pose.py --models ../shared/models
+
+Face Mesh route: BlazeFace short range for the ROI (as MediaPipe does), face flag >= 0.5, Kabsch fit to the
+canonical face. PnP route: YuNet's 5 landmarks. Each route's MAE is over the faces it returns (its miss rate is
+reported), and the learned model (label boxes) is scored on the same faces.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgepose.bench import markdown_table
+from edgepose.datasets.aflw2000 import read_aflw2000
+from edgepose.metrics import summarize
+
+
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return ix * iy / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy)
+
+
+def main() -> int:
+    from edgepose import Runtime
+    from edgepose.detectors import create_detector, parse_detector
+    from edgepose.keypoint_pose import FaceMeshPose, five_point_pnp, load_canonical_face
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="../shared/models")
+    ap.add_argument("--root", default="../shared/data/aflw2000-dev")
+    args = ap.parse_args()
+    det_dir, mesh_obj = Path(args.models) / "detectors", Path(args.models) / "mesh/mediapipe_canonical_face/canonical_face_model.obj"
+
+    samples = read_aflw2000(args.root)
+    blaze = create_detector(parse_detector({"type": "blazeface", "model": str(det_dir / "blazeface_short_range.tflite"),
+                                            "box_map": [0, 0, 1, 1], "min_size": 0}))
+    yunet = create_detector(parse_detector({"type": "yunet", "model": str(det_dir / "yunet.onnx"), "detect_width": 0,
+                                            "min_size": 0}))
+    mesh = FaceMeshPose(str(det_dir / "face_landmark.tflite"), str(mesh_obj))
+    canonical = load_canonical_face(mesh_obj)
+    routes = {"Face Mesh + canonical fit": {}, "YuNet 5-point PnP": {}}
+    learned = {}
+    with Runtime("cpu", threads=1) as rt:
+        for i, s in enumerate(samples):
+            frame = cv2.imread(str(s.image))
+            p = rt.infer(frame, boxes=[s.box])[0]
+            learned[i] = (p.yaw, p.pitch, p.roll)
+            found = blaze.detect(frame)
+            if len(found):
+                k = int(np.argmax([iou(b, s.box) for b in found.boxes]))
+                if iou(found.boxes[k], s.box) > 0.2:
+                    est = mesh.estimate(frame, found.boxes[k], found.landmarks[k][:2])
+                    if est is not None:
+                        routes["Face Mesh + canonical fit"][i] = (est.yaw, est.pitch, est.roll)
+            found = yunet.detect(frame)
+            if len(found):
+                k = int(np.argmax([iou(b, s.box) for b in found.boxes]))
+                if iou(found.boxes[k], s.box) > 0.2:
+                    est = five_point_pnp(found.landmarks[k], canonical, frame.shape)
+                    if est is not None:
+                        routes["YuNet 5-point PnP"][i] = (est.yaw, est.pitch, est.roll)
+    truth = np.array([[s.yaw, s.pitch, s.roll] for s in samples])
+    rows = [{"route": "learned model (label boxes)", "faces": f"{len(samples)}/{len(samples)}",
+             **_cols(summarize(np.array([learned[i] for i in range(len(samples))]), truth))}]
+    for name, preds in routes.items():
+        idx = sorted(preds)
+        rows.append({"route": name, "faces": f"{len(idx)}/{len(samples)}",
+                     **_cols(summarize(np.array([preds[i] for i in idx]), truth[idx])),
+                     "learned, same faces": summarize(np.array([learned[i] for i in idx]), truth[idx])["mean"]})
+    print(markdown_table(rows, ["route", "faces", "yaw", "pitch", "roll", "mean", "0-30", "30-60", "60-99",
+                                "learned, same faces"]))
+    return 0
+
+
+def _cols(s: dict) -> dict:
+    return {"yaw": s["yaw"], "pitch": s["pitch"], "roll": s["roll"], "mean": s["mean"],
+            **{k: v["mean"] for k, v in s["bins"].items()}}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
