@@ -43,7 +43,8 @@ def main() -> int:
                                             "min_size": 0}))
     mesh = FaceMeshPose(str(det_dir / "face_landmark.tflite"), str(mesh_obj))
     canonical = load_canonical_face(mesh_obj)
-    routes = {"Face Mesh + canonical fit": {}, "YuNet 5-point PnP": {}}
+    routes = {"Face Mesh + canonical fit": {}, "YuNet 5-point PnP (anthropometric)": {},
+              "YuNet 5-point PnP (canonical face)": {}}
     learned = {}
     with Runtime("cpu", threads=1) as rt:
         for i, s in enumerate(samples):
@@ -61,9 +62,10 @@ def main() -> int:
             if len(found):
                 k = int(np.argmax([iou(b, s.box) for b in found.boxes]))
                 if iou(found.boxes[k], s.box) > 0.2:
-                    est = five_point_pnp(found.landmarks[k], canonical, frame.shape)
-                    if est is not None:
-                        routes["YuNet 5-point PnP"][i] = (est.yaw, est.pitch, est.roll)
+                    for name, template in (("anthropometric", None), ("canonical face", canonical)):
+                        est = five_point_pnp(found.landmarks[k], frame.shape, template)
+                        if est is not None:
+                            routes[f"YuNet 5-point PnP ({name})"][i] = (est.yaw, est.pitch, est.roll)
     truth = np.array([[s.yaw, s.pitch, s.roll] for s in samples])
     rows = [{"route": "learned model (label boxes)", "faces": f"{len(samples)}/{len(samples)}",
              **_cols(summarize(np.array([learned[i] for i in range(len(samples))]), truth))}]

@@ -3,8 +3,8 @@
 Routes (model files are user-supplied paths; edgepose ships none of them):
   * Face Mesh: MediaPipe's 468-point `face_landmark.tflite` (LiteRT) on the ROI MediaPipe uses (1.5x the detection
     box, rotated so the eyes are level), then a similarity (Kabsch/Umeyama) fit to the canonical face .obj.
-  * 5-point PnP: a detector's 5 landmarks (YuNet) with cv2.solvePnPRansac against the same canonical face's
-    eye centres, nose tip and mouth corners.
+  * 5-point PnP: a detector's 5 landmarks (YuNet) with cv2.solvePnPRansac against a built-in anthropometric
+    5-point face (or the canonical face's eye centres, nose tip and mouth corners).
 Both give a rotation in the OpenCV camera frame (x right, y down, z away); edgepose angles follow from
 M = (diag(1, -1, -1) R)^T = Rz(roll) Ry(yaw) Rx(pitch).
 """
@@ -22,6 +22,12 @@ from .errors import ConfigError
 GL_FROM_CV = np.diag([1.0, -1.0, -1.0])
 # canonical-face vertex indices of the 5 detector landmarks (image-left eye = the subject's right eye, ...)
 FIVE_POINT_VERTICES = ((33, 133), (362, 263), (1,), (61,), (291,))
+# A 5-point mean face in mm (x = subject's left, y = up, z = out of the face, origin between the pupils), from adult
+# anthropometric norms (Farkas 1994): interpupillary distance ~63 mm, mouth width ~50 mm, eye line to stomion
+# ~70 mm, pronasale ~38 mm below the eye line and ~36 mm in front of it. Order: image-left eye (subject's right),
+# image-right eye, nose tip, image-left mouth corner, image-right mouth corner (the YuNet order).
+ANTHROPOMETRIC_5 = np.array([[-31.5, 0.0, 0.0], [31.5, 0.0, 0.0], [0.0, -38.0, 36.0],
+                             [-25.0, -70.0, 8.0], [25.0, -70.0, 8.0]])
 ROI_SCALE = 1.5
 MESH_SIZE = 192
 
@@ -108,9 +114,12 @@ class FaceMeshPose:
         return KeypointPose(float(yaw), float(pitch), float(roll), points, residual)
 
 
-def five_point_pnp(landmarks: np.ndarray, canonical: np.ndarray, frame_shape) -> KeypointPose | None:
-    """Pose from 5 detector landmarks (YuNet order) by RANSAC PnP against the canonical face; None if it fails."""
-    model = np.array([canonical[list(ix)].mean(0) for ix in FIVE_POINT_VERTICES])
+def five_point_pnp(landmarks: np.ndarray, frame_shape, canonical: np.ndarray | None = None) -> KeypointPose | None:
+    """Pose from 5 detector landmarks (YuNet order) by RANSAC PnP; None if it fails.
+
+    The 3D face is the built-in anthropometric template, or the canonical face mesh when one is given.
+    """
+    model = ANTHROPOMETRIC_5 if canonical is None else np.array([canonical[list(ix)].mean(0) for ix in FIVE_POINT_VERTICES])
     h, w = frame_shape[:2]
     f = float(max(h, w))
     camera = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]])

@@ -33,15 +33,16 @@ def test_similarity_fit_recovers_a_known_transform(canonical):
     np.testing.assert_allclose(angles_from_camera_rotation(r), [35.0, -12.0, 8.0], atol=1e-9)
 
 
-def test_five_point_pnp_recovers_a_projected_pose(canonical):
-    from edgepose.keypoint_pose import FIVE_POINT_VERTICES
+@pytest.mark.parametrize("use_mesh", [False, True])
+def test_five_point_pnp_recovers_a_projected_pose(use_mesh, canonical):
+    from edgepose.keypoint_pose import ANTHROPOMETRIC_5, FIVE_POINT_VERTICES
 
-    model = np.array([canonical[list(ix)].mean(0) for ix in FIVE_POINT_VERTICES])
+    model = np.array([canonical[list(ix)].mean(0) for ix in FIVE_POINT_VERTICES]) if use_mesh else ANTHROPOMETRIC_5
     rot = camera_rotation(20.0, 10.0, -5.0)
     camera = np.array([[640.0, 0, 320], [0, 640, 240], [0, 0, 1]])
     rvec = cv2.Rodrigues(rot)[0]
-    pts = cv2.projectPoints(model, rvec, np.array([0.0, 0, 60]), camera, None)[0].reshape(-1, 2)
-    est = five_point_pnp(pts, canonical, (480, 640))
+    pts = cv2.projectPoints(model, rvec, np.array([0.0, 0, 600 if not use_mesh else 60]), camera, None)[0].reshape(-1, 2)
+    est = five_point_pnp(pts, (480, 640), canonical if use_mesh else None)
     assert np.allclose([est.yaw, est.pitch, est.roll], [20.0, 10.0, -5.0], atol=1.0)
 
 
