@@ -1,24 +1,99 @@
-"""Benchmark harness of the device half: timing loops and percentile tables (used by benchmarks/*.py)."""
+"""Benchmark harness of the device half: timing loops, per-stage latency, environment capture, tables."""
 from __future__ import annotations
 
+import os
+import platform as host
 import time
 from typing import Callable
 
 import numpy as np
 
 
-def time_calls(fn: Callable[[], object], runs: int, warmup: int) -> dict:
-    """Milliseconds per call of `fn` after `warmup` untimed calls: p50/p90/p99/mean/min and calls per second."""
+def time_calls(fn: Callable[[], object], runs: int, warmup: int, min_time: float = 0.0) -> dict:
+    """Milliseconds per call of `fn` after `warmup` untimed calls, over at least `runs` calls and `min_time` seconds.
+
+    Returns p50/p90/p99, mean, std, min (ms) and calls per second at the median.
+    """
     for _ in range(warmup):
         fn()
-    times = np.empty(runs)
-    for i in range(runs):
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < runs or time.perf_counter() - start < min_time:
         t0 = time.perf_counter()
         fn()
-        times[i] = (time.perf_counter() - t0) * 1e3
-    return {"runs": runs, "p50_ms": float(np.percentile(times, 50)), "p90_ms": float(np.percentile(times, 90)),
-            "p99_ms": float(np.percentile(times, 99)), "mean_ms": float(times.mean()), "min_ms": float(times.min()),
-            "per_s": float(1e3 / np.percentile(times, 50))}
+        times.append((time.perf_counter() - t0) * 1e3)
+    arr = np.asarray(times)
+    p50 = float(np.percentile(arr, 50))
+    return {"runs": len(arr), "p50_ms": p50, "p90_ms": float(np.percentile(arr, 90)),
+            "p99_ms": float(np.percentile(arr, 99)), "mean_ms": float(arr.mean()), "std_ms": float(arr.std()),
+            "min_ms": float(arr.min()), "per_s": 1e3 / p50 if p50 > 0 else float("inf")}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if host.system() != "Darwin" else peak / 2**20
+
+
+def environment() -> dict:
+    """CPU model and the SIMD flags that matter for inference, core count, OS and library versions."""
+    from importlib import metadata
+
+    cpu, flags = host.processor() or host.machine(), []
+    try:
+        info = open("/proc/cpuinfo").read()
+        for line in info.splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+            if line.startswith(("flags", "Features")):
+                have = set(line.split(":", 1)[1].split())
+                flags = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8",
+                                     "asimd", "asimddp", "sve") if f in have]
+                break
+    except OSError:
+        pass
+    versions = {}
+    for pkg in ("edgepose", "numpy", "opencv-python-headless", "onnxruntime", "ai-edge-litert", "tensorrt", "torch"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"cpu": cpu, "flags": flags, "cores": os.cpu_count(), "os": f"{host.system()} {host.release()}",
+            "python": host.python_version(), "versions": versions}
+
+
+def stage_latency(rt, frame: np.ndarray, runs: int, warmup: int, min_time: float = 0.0, batch: int = 8) -> list[dict]:
+    """Per-stage latency of a Runtime on one frame: detect, crop, pose model (batch 1 and `batch`), decode, and
+    end to end (with the detector, and with a given box)."""
+    from .decode import decode_outputs
+    from .preprocess import prepare_batch
+
+    spec, crop = rt.manifest.input, rt.manifest.crop
+    found = rt.detector.detect(frame)
+    h, w = frame.shape[:2]
+    boxes = [tuple(b) for b in found.boxes[:1]] or [(w * 0.4, h * 0.3, w * 0.6, h * 0.6)]
+    one = prepare_batch(frame, boxes, crop, spec)
+    many = np.repeat(one, batch, axis=0)
+    raw = rt.backend.run({spec.name: one})
+    stages = [
+        ("detect", lambda: rt.detector.detect(frame)),
+        ("crop + normalise (1 face)", lambda: prepare_batch(frame, boxes, crop, spec)),
+        ("pose model, batch 1", lambda: [m.run({spec.name: one}) for m in rt.members]),
+        (f"pose model, batch {batch}", lambda: rt.predict(many)),
+        ("decode", lambda: decode_outputs(raw, rt.manifest.output)),
+        ("end to end: infer(frame)", lambda: rt.infer(frame)),
+        ("end to end: infer(frame, boxes)", lambda: rt.infer(frame, boxes=boxes)),
+    ]
+    rows = []
+    for name, fn in stages:
+        slow = name.startswith(("detect", "end to end: infer(frame)"))
+        stats = time_calls(fn, max(10, runs // 10) if slow else runs, max(2, warmup // 5) if slow else warmup, min_time)
+        if name.startswith("pose model, batch") and name != "pose model, batch 1":
+            stats["per_face_ms"] = stats["p50_ms"] / batch
+        rows.append({"stage": name, **stats})
+    return rows
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:

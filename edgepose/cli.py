@@ -51,8 +51,8 @@ def _cmd_eval(args) -> int:
     from .metrics import format_summary
     from .runtime import Runtime
 
-    with Runtime(args.platform, model=args.model, threads=args.threads) as rt:
-        summary, _, _ = evaluate(rt, args.dataset, args.root, limit=args.limit)
+    with Runtime(args.platform, model=args.model, threads=args.threads, detector=args.detector) as rt:
+        summary, _, _ = evaluate(rt, args.dataset, args.root, limit=args.limit, protocol=args.protocol)
         desc = rt.describe()
     print(format_summary(summary, f"{args.dataset} ({args.root}) via {desc['platform']} / {desc['backend']} "
                                   f"{desc['precision']}"))
@@ -99,6 +99,27 @@ def _cmd_video(args) -> int:
     seconds = time.perf_counter() - t0
     print(f"{frames} frames out ({dropped} dropped), {faces} faces, {seconds:.2f} s, {frames / max(seconds, 1e-9):.1f} frames/s"
           + (f"; annotated video written to {args.out}" if args.out else ""), file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from .bench import markdown_table
+    from .bench_suite import COLUMNS, run_bench
+    from .platform import platform_names
+
+    platforms = platform_names() if args.platform == "all" else args.platform.split(",")
+    result = run_bench(platforms, args.model, args.dataset, args.root, args.protocol, args.threads, args.runs,
+                       detector=args.detector, plots_dir=args.plots)
+    env = result["environment"]
+    print(f"{args.dataset} ({args.root}), {args.protocol} boxes; pose latency batch 1, {args.threads} thread(s); "
+          f"{env['cpu']} ({env['cores']} cores)\n")
+    print(markdown_table(result["rows"], COLUMNS))
+    for path in result["plots"]:
+        print(f"plot: {path}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2, default=str)
+        print(f"JSON: {args.json}")
     return 0
 
 
@@ -164,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="aflw2000")
     p.add_argument("--root", required=True)
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--protocol", choices=["label", "detector"], default="label",
+                   help="label: face boxes from the labels (published protocol); detector: the runtime's detector")
     p.add_argument("--json", help="also write the summary to this JSON file")
     runtime_args(p)
     p.set_defaults(fn=_cmd_eval)
@@ -178,6 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON line per frame")
     runtime_args(p)
     p.set_defaults(fn=_cmd_video)
+
+    p = sub.add_parser("bench", help="every platform (and --model manifests): status, size, accuracy, latency")
+    p.add_argument("--platform", default="all", help="'all' (packaged platforms) or a comma-separated list")
+    p.add_argument("--model", action="append", default=[], help="extra model manifest (repeatable), run on cpu")
+    p.add_argument("--dataset", default="aflw2000")
+    p.add_argument("--root", default="../shared/data/aflw2000-dev")
+    p.add_argument("--protocol", choices=["label", "detector"], default="label")
+    p.add_argument("--detector", default=None, help="detector for --protocol detector, e.g. blazeface:MODEL")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--plots", default=None, help="folder for error_vs_yaw.png and error_cdf.png")
+    p.add_argument("--json", default=None, help="write the full results here")
+    p.set_defaults(fn=_cmd_bench)
 
     p = sub.add_parser("platforms", help="list the packaged platforms and whether each runs here")
     p.set_defaults(fn=_cmd_platforms)

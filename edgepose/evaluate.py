@@ -1,32 +1,62 @@
-"""Accuracy of a Runtime on a labelled dataset, with the published protocol's face boxes."""
+"""Accuracy of a Runtime on a labelled dataset, with label boxes (the published protocol) or the runtime's detector."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from .datasets.aflw2000 import read_aflw2000
+from .datasets.biwi import read_biwi
 from .errors import ConfigError, did_you_mean
 from .metrics import summarize
+from .tracking import box_iou
 
-DATASETS = {"aflw2000": read_aflw2000}
+DATASETS = {"aflw2000": read_aflw2000, "biwi": read_biwi}
+PROTOCOLS = ("label", "detector")
+MIN_MATCH_IOU = 0.4
 
 
-def evaluate(runtime, dataset: str, root: str, limit: int = 0, progress: bool = True) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Run `runtime.infer(image, boxes=[label box])` over a dataset.
+def evaluate(runtime, dataset: str, root: str, limit: int = 0, progress: bool = True,
+             protocol: str = "label") -> tuple[dict, np.ndarray, np.ndarray]:
+    """Score `runtime` on a dataset.
+
+    protocol "label": one pose per label box (`infer(image, boxes=[box])`), the published protocol.
+    protocol "detector": `infer(image)`; the detection overlapping the label box best (IoU >= 0.4) is scored, or the
+    largest face when the dataset has no boxes (BIWI); images without a match count as misses (summary["missed"]).
 
     Returns:
-        (summary as edgepose.metrics.summarize gives it, (N, 3) predictions, (N, 3) labels).
+        (summary as edgepose.metrics.summarize gives it, (N, 3) predictions, (N, 3) labels) over scored faces.
     """
     if dataset not in DATASETS:
         raise ConfigError(f"unknown dataset '{dataset}'.{did_you_mean(dataset, DATASETS)} Available: {sorted(DATASETS)}")
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol '{protocol}'; use one of {PROTOCOLS}")
     samples = DATASETS[dataset](root)
     if limit:
         samples = samples[:limit]
-    preds, truth = [], []
+    if protocol == "label" and any(s.box is None for s in samples):
+        raise ConfigError(f"{dataset} has no face boxes; evaluate it with protocol='detector' (--protocol detector)")
+    preds, truth, missed = [], [], 0
     for s in tqdm(samples, desc=f"eval {dataset}", unit="img", disable=not progress, mininterval=2):
-        pose = runtime.infer(cv2.imread(str(s.image)), boxes=[s.box])[0]
+        image = s.load()
+        if protocol == "label":
+            pose = runtime.infer(image, boxes=[s.box])[0]
+        else:
+            pose = _match(runtime.infer(image), s.box)
+            if pose is None:
+                missed += 1
+                continue
         preds.append([pose.yaw, pose.pitch, pose.roll])
         truth.append([s.yaw, s.pitch, s.roll])
-    preds_arr, truth_arr = np.array(preds), np.array(truth)
-    return summarize(preds_arr, truth_arr), preds_arr, truth_arr
+    preds_arr, truth_arr = np.array(preds).reshape(-1, 3), np.array(truth).reshape(-1, 3)
+    summary = summarize(preds_arr, truth_arr)
+    summary.update(protocol=protocol, missed=missed, images=len(samples))
+    return summary, preds_arr, truth_arr
+
+
+def _match(poses, box):
+    if not poses:
+        return None
+    if box is None:
+        return max(poses, key=lambda p: (p.box[2] - p.box[0]) * (p.box[3] - p.box[1]))
+    best = max(poses, key=lambda p: box_iou(p.box, box))
+    return best if box_iou(best.box, box) >= MIN_MATCH_IOU else None

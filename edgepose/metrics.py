@@ -53,4 +53,6 @@ def format_summary(summary: dict, title: str = "") -> str:
     for name, b in summary["bins"].items():
         lines.append(f"{'|yaw| ' + name:10s} {b['n']:5d} {b['yaw']:7.2f} {b['pitch']:7.2f} {b['roll']:7.2f} {b['mean']:7.2f}")
     lines.append(f"AUC@5deg {summary['auc5'] * 100:.1f}%   failure rate (>15deg) {summary['failure15'] * 100:.1f}%")
+    if summary.get("protocol") == "detector":
+        lines.append(f"detector protocol: {summary['missed']} of {summary['images']} images had no matching face (misses)")
     return "\n".join(lines)

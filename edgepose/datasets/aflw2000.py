@@ -17,13 +17,26 @@ MAX_ABS_ANGLE = 99.0
 
 @dataclass(frozen=True)
 class PoseSample:
-    """One labelled face: image path, face box (x1, y1, x2, y2) in image pixels, yaw/pitch/roll in degrees."""
+    """One labelled face: image path, face box (x1, y1, x2, y2) in image pixels or None when the dataset has no
+    boxes (evaluate with a detector), yaw/pitch/roll in degrees, and the BGR pixels for in-memory datasets."""
 
     image: Path
-    box: tuple[float, float, float, float]
+    box: tuple[float, float, float, float] | None
     yaw: float
     pitch: float
     roll: float
+    pixels: np.ndarray | None = None
+
+    def load(self) -> np.ndarray:
+        """The BGR uint8 image."""
+        if self.pixels is not None:
+            return self.pixels
+        import cv2
+
+        img = cv2.imread(str(self.image))
+        if img is None:
+            raise ConfigError(f"cannot read image '{self.image}'")
+        return img
 
 
 def read_mat_sample(mat_path: Path) -> PoseSample | None:

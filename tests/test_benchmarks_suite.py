@@ -1,0 +1,86 @@
+"""Benchmark suite: BIWI readers on synthetic copies, detector protocol, `edgepose bench`, latency --compare, plots."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from edgepose.angles import euler_to_matrix, flip_matrix
+from edgepose.datasets.biwi import read_biwi, read_biwi_npz
+
+
+def write_biwi(root, samples):
+    """A tiny BIWI-layout copy: dev images as frame_XXXXX_rgb.png with pose files encoding their labels."""
+    for i, s in enumerate(samples):
+        folder = root / "hpdb" / "01"
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"frame_{i:05d}_rgb.png"), cv2.imread(str(s.image)))
+        rot = flip_matrix(euler_to_matrix(s.yaw, s.pitch, s.roll)).T  # inverse of the reader's conversion
+        lines = [" ".join(f"{v:.6f}" for v in row) for row in rot] + ["12.0 -40.0 900.0"]
+        (folder / f"frame_{i:05d}_pose.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_biwi_folder_reader_round_trips_angles(tmp_path, dev_samples):
+    picked = dev_samples[:5]
+    write_biwi(tmp_path, picked)
+    read = read_biwi(tmp_path)
+    assert len(read) == 5 and all(r.box is None for r in read)
+    np.testing.assert_allclose([[r.yaw, r.pitch, r.roll] for r in read],
+                               [[s.yaw, s.pitch, s.roll] for s in picked], atol=1e-4)
+
+
+def test_biwi_npz_reader(tmp_path, dev_samples):
+    from edgepose.crop import square_crop
+
+    picked = dev_samples[:4]
+    crops = np.stack([square_crop(cv2.imread(str(s.image)), s.box, 1 / 0.6, 64)[..., ::-1] for s in picked])
+    np.savez(tmp_path / "biwi.npz", image=crops, pose=np.array([[s.yaw, s.pitch, s.roll] for s in picked]))
+    read = read_biwi_npz(tmp_path / "biwi.npz")
+    assert len(read) == 4 and read[0].pixels.shape == (64, 64, 3)
+    assert read[0].box == pytest.approx((12.8, 12.8, 51.2, 51.2))
+    np.testing.assert_array_equal(read[0].load()[..., ::-1], crops[0])
+
+
+def test_detector_protocol_on_biwi_counts_misses(tmp_path, dev_samples, runtime):
+    from edgepose.evaluate import evaluate
+
+    picked = [s for s in dev_samples if abs(s.yaw) < 30][:6]
+    write_biwi(tmp_path, picked)
+    (tmp_path / "hpdb" / "01" / "frame_00099_rgb.png").write_bytes(cv2.imencode(".png", np.zeros((64, 64, 3), np.uint8))[1])
+    (tmp_path / "hpdb" / "01" / "frame_00099_pose.txt").write_text("1 0 0\n0 1 0\n0 0 1\n0 0 0\n")
+    summary, pred, truth = evaluate(runtime, "biwi", str(tmp_path), progress=False, protocol="detector")
+    assert summary["images"] == 7 and summary["missed"] >= 1 and summary["n"] + summary["missed"] == 7
+    with pytest.raises(Exception, match="protocol='detector'"):
+        evaluate(runtime, "biwi", str(tmp_path), progress=False, protocol="label")
+
+
+def test_edgepose_bench_one_table(tmp_path, dev_root):
+    r = subprocess.run([sys.executable, "-m", "edgepose", "bench", "--platform", "cpu,android,jetson", "--model",
+                        "benchmarks/peers/fsanet.json", "--root", str(dev_root), "--runs", "5", "--plots",
+                        str(tmp_path / "plots"), "--json", str(tmp_path / "bench.json")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stdout.splitlines() if l.startswith("| ")]
+    assert len(lines) == 1 + 4  # header + cpu, android, jetson, fsanet
+    assert "✅ ran" in r.stdout and ("❌ unavailable" in r.stdout or "tensorrt" not in r.stdout)
+    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    fsanet = next(row for row in rows if row["model"] == "fsanet")
+    assert fsanet["MAE"] == pytest.approx(5.19, abs=0.3)
+    for name in ("error_vs_yaw.png", "error_cdf.png"):
+        img = cv2.imread(str(tmp_path / "plots" / name))
+        assert img is not None and img.shape[0] > 200 and img.std() > 10
+
+
+def test_latency_stages_and_compare(tmp_path):
+    cmd = [sys.executable, "benchmarks/latency.py", "--platform", "cpu", "--threads", "1", "--runs", "5", "--warmup", "1"]
+    for name in ("a", "b"):
+        r = subprocess.run(cmd + ["--out-dir", str(tmp_path / name)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    a, b = (next((tmp_path / n).glob("latency-*.json")) for n in ("a", "b"))
+    data = json.loads(a.read_text())
+    stages = {row["stage"] for row in data["results"]}
+    assert {"detect", "crop + normalise (1 face)", "pose model, batch 1", "decode"} <= stages
+    assert data["environment"]["cores"] >= 1 and data["peak_rss_mb"] > 0 and "onnxruntime" in data["environment"]["versions"]
+    r = subprocess.run([sys.executable, "benchmarks/latency.py", "--compare", str(a), str(b)], capture_output=True, text=True)
+    assert r.returncode == 0 and "B/A" in r.stdout and "pose model, batch 1" in r.stdout
