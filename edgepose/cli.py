@@ -111,7 +111,8 @@ def _cmd_bench(args) -> int:
     result = run_bench(platforms, args.model, args.dataset, args.root, args.protocol, args.threads, args.runs,
                        detector=args.detector, plots_dir=args.plots)
     env = result["environment"]
-    print(f"{args.dataset} ({args.root}), {args.protocol} boxes; pose latency batch 1, {args.threads} thread(s); "
+    print(f"{args.dataset} ({args.root}), {args.protocol} boxes; pose latency batch 1, {args.threads} thread(s), "
+          f"{result['rounds']} interleaved rounds; '× first' = pose latency relative to {result['ratio_reference']}; "
           f"{env['cpu']} ({env['cores']} cores)\n")
     print(markdown_table(result["rows"], COLUMNS))
     for path in result["plots"]:
