@@ -78,3 +78,21 @@ def test_every_recipe_parses():
     assert recipes
     for path in recipes:
         load_recipe(path)
+
+
+@pytest.mark.parametrize("backbone", sorted(__import__("edgepose.train.models", fromlist=["BACKBONES"]).BACKBONES))
+def test_every_backbone_builds_trains_a_step_and_exports(backbone, tmp_path):
+    from edgepose.manifest import InputSpec
+    from edgepose.train.heads import geodesic_loss, rot6d_to_matrix
+    from edgepose.train.models import create
+    import onnxruntime as ort
+    from edgepose.exporters.onnx_export import write_onnx
+
+    model = create(backbone)
+    x = torch.randn(2, 3, 64, 64)
+    loss = geodesic_loss(rot6d_to_matrix(model(x)), torch.eye(3).expand(2, 3, 3))
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    path = write_onnx(model.eval(), InputSpec(size=(64, 64)), tmp_path / "m.onnx")
+    out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    np.testing.assert_allclose(out, model(x).detach().numpy(), atol=1e-4)

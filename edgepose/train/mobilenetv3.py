@@ -64,18 +64,24 @@ LARGE = [
 
 
 class MobileNetV3(nn.Module):
-    """MobileNetV3 feature extractor: `forward` returns the pooled feature vector of size `out_features`."""
+    """MobileNetV3 feature extractor: `forward` returns the pooled feature vector of size `out_features`.
 
-    def __init__(self, config: list[tuple], width: float = 1.0):
+    Quantization-friendly variants: `hardswish=False` uses ReLU everywhere (int8 kernels fuse Conv+ReLU; hard-swish
+    stays float between Q/DQ pairs), `squeeze_excite=False` drops the SE blocks (float multiplies per block).
+    """
+
+    def __init__(self, config: list[tuple], width: float = 1.0, hardswish: bool = True, squeeze_excite: bool = True):
         super().__init__()
         cin = _divisible(16 * width)
-        layers: list[nn.Module] = [_conv_bn(3, cin, 3, 2, 1, nn.Hardswish)]
+        swish = nn.Hardswish if hardswish else nn.ReLU
+        layers: list[nn.Module] = [_conv_bn(3, cin, 3, 2, 1, swish)]
         for k, exp, out, se, hs, stride in config:
             cout = _divisible(out * width)
-            layers.append(InvertedResidual(cin, k, _divisible(exp * width), cout, se, nn.Hardswish if hs else nn.ReLU, stride))
+            layers.append(InvertedResidual(cin, k, _divisible(exp * width), cout, se and squeeze_excite,
+                                           swish if hs else nn.ReLU, stride))
             cin = cout
         self.out_features = 6 * cin
-        layers.append(_conv_bn(cin, self.out_features, 1, 1, 1, nn.Hardswish))
+        layers.append(_conv_bn(cin, self.out_features, 1, 1, 1, swish))
         self.features = nn.Sequential(*layers)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,6 +94,16 @@ class MobileNetV3(nn.Module):
 
 def mobilenetv3_small(width: float = 1.0) -> MobileNetV3:
     return MobileNetV3(SMALL, width)
+
+
+def mobilenetv3_small_relu(width: float = 1.0) -> MobileNetV3:
+    """ReLU instead of hard-swish: every activation fuses into an int8 convolution."""
+    return MobileNetV3(SMALL, width, hardswish=False)
+
+
+def mobilenetv3_small_relu_nose(width: float = 1.0) -> MobileNetV3:
+    """ReLU and no squeeze-excite: a plain conv/ReLU graph, the friendliest to int8 kernels."""
+    return MobileNetV3(SMALL, width, hardswish=False, squeeze_excite=False)
 
 
 def mobilenetv3_large(width: float = 1.0) -> MobileNetV3:

@@ -7,7 +7,7 @@ from torch import nn
 
 from ..errors import ConfigError, did_you_mean
 from .heads import PoseNet, Rot6DHead
-from .mobilenetv3 import mobilenetv3_large, mobilenetv3_small
+from .mobilenetv3 import mobilenetv3_large, mobilenetv3_small, mobilenetv3_small_relu, mobilenetv3_small_relu_nose
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {}
 HEADS: dict[str, Callable[[int], nn.Module]] = {"rot6d": Rot6DHead}
@@ -18,8 +18,8 @@ def register_backbone(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
-register_backbone(mobilenetv3_small)
-register_backbone(mobilenetv3_large)
+for _builder in (mobilenetv3_small, mobilenetv3_small_relu, mobilenetv3_small_relu_nose, mobilenetv3_large):
+    register_backbone(_builder)
 
 
 def create(backbone: str, head: str = "rot6d", width: float = 1.0) -> PoseNet:
