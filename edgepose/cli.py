@@ -124,6 +124,19 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_models(args) -> int:
+    from .bench import markdown_table
+    from .train.models import BACKBONES, complexity, create
+
+    rows = []
+    for name in sorted(BACKBONES):
+        params, macs = complexity(create(name, head=args.head), args.input_size)
+        rows.append({"backbone": name, "head": args.head, "params (M)": params / 1e6,
+                     f"MACs at {args.input_size} px (M)": macs / 1e6})
+    print(markdown_table(rows, list(rows[0])))
+    return 0
+
+
 def _cmd_platforms(args) -> int:
     from .backends import backend_available
     from .platform import load_platform, platform_names
@@ -215,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", default=None, help="folder for error_vs_yaw.png and error_cdf.png")
     p.add_argument("--json", default=None, help="write the full results here")
     p.set_defaults(fn=_cmd_bench)
+
+    p = sub.add_parser("models", help="registered backbones with parameters and MACs (needs edgepose[train])")
+    p.add_argument("--input-size", type=int, default=112)
+    p.add_argument("--head", default="rot6d")
+    p.set_defaults(fn=_cmd_models)
 
     p = sub.add_parser("platforms", help="list the packaged platforms and whether each runs here")
     p.set_defaults(fn=_cmd_platforms)

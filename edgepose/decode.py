@@ -6,7 +6,7 @@ import numpy as np
 from .angles import euler_to_matrix, matrix_to_euler, rot6d_to_matrix
 from .errors import ModelFormatError
 
-DECODINGS = ("rot6d", "euler_degrees", "bins")
+DECODINGS = ("rot6d", "euler_degrees", "sincos", "bins", "bins_packed")
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -20,8 +20,10 @@ def decode_outputs(outputs: dict[str, np.ndarray], decoding: dict) -> tuple[np.n
     `decoding` is the manifest's `output` section: {"type": one of DECODINGS, ...}.
       rot6d:         {"name": output}; the 6 values are the first two columns of R.
       euler_degrees: {"name": output, "order": ["yaw", "pitch", "roll"]}.
+      sincos:        {"name": output}; (N, 6) = sin(yaw, pitch, roll), cos(yaw, pitch, roll); angle = atan2.
       bins:          {"yaw": {"name", "width", "offset"}, "pitch": {...}, "roll": {...}};
                      angle = sum(softmax(logits)_i * i * width) + offset (Hopenet/WHENet style).
+      bins_packed:   {"name", "bins", "width", "offset"}: one (N, 3 * bins) tensor, yaw/pitch/roll in turn.
     """
     kind = decoding.get("type")
     if kind == "rot6d":
@@ -31,6 +33,13 @@ def decode_outputs(outputs: dict[str, np.ndarray], decoding: dict) -> tuple[np.n
         raw = _output(outputs, decoding["name"]).reshape(-1, 3)
         order = list(decoding.get("order", ["yaw", "pitch", "roll"]))
         angles = np.stack([raw[:, order.index(a)] for a in ("yaw", "pitch", "roll")], 1).astype(np.float64)
+    elif kind == "sincos":
+        raw = _output(outputs, decoding["name"]).astype(np.float64).reshape(-1, 6)
+        angles = np.rad2deg(np.arctan2(raw[:, :3], raw[:, 3:]))
+    elif kind == "bins_packed":
+        bins = int(decoding["bins"])
+        probs = _softmax(_output(outputs, decoding["name"]).astype(np.float64).reshape(-1, 3, bins))
+        angles = probs @ (np.arange(bins) * float(decoding["width"])) + float(decoding["offset"])
     elif kind == "bins":
         cols = []
         for angle in ("yaw", "pitch", "roll"):

@@ -33,7 +33,8 @@ def test_training_writes_checkpoint_log_and_recipe(trained):
     assert all(float(r["dev_mae"]) > 0 for r in rows)
     assert load_recipe(out / "recipe.yaml").model.input_size == 64
     state = torch.load(out / "last.pt", weights_only=True)
-    assert state["epoch"] == 2 and "optimizer" in state and "ema" in state
+    assert state["epoch"] == 3 and state["i"] == 0 and "optimizer" in state and "ema" in state
+    assert (out / "best.pt").is_file()
 
 
 def test_export_onnx_parity_with_torch(trained, tmp_path, dev_root, dev_samples):
@@ -89,10 +90,102 @@ def test_every_backbone_builds_trains_a_step_and_exports(backbone, tmp_path):
     from edgepose.exporters.onnx_export import write_onnx
 
     model = create(backbone)
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, 112, 112)
     loss = geodesic_loss(rot6d_to_matrix(model(x)), torch.eye(3).expand(2, 3, 3))
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters() if p.requires_grad)
-    path = write_onnx(model.eval(), InputSpec(size=(64, 64)), tmp_path / "m.onnx")
+    path = write_onnx(model.eval(), InputSpec(size=(112, 112)), tmp_path / "m.onnx")
     out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
     np.testing.assert_allclose(out, model(x).detach().numpy(), atol=1e-4)
+
+
+KILL_SNIPPET = """
+import os, signal, sys
+import edgepose.train.trainer as t
+from edgepose.train.recipe import load_recipe
+saved = [0]
+real = t.save_checkpoint
+def dying_save(path, state):
+    real(path, state)
+    if path.name == "last.pt" and state["i"] > 0:
+        saved[0] += 1
+        if saved[0] == 2:  # the second mid-epoch checkpoint: die as a power cut would
+            os.kill(os.getpid(), signal.SIGKILL)
+t.save_checkpoint = dying_save
+t.train(load_recipe(sys.argv[1], sys.argv[3:]), sys.argv[2], resume="--resume" in sys.argv)
+"""
+
+
+def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, pool_root):
+    import subprocess
+    import sys
+
+    from edgepose.train.trainer import load_checkpoint, train
+
+    overrides = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=2", "train.max_steps_per_epoch=6",
+                         "train.checkpoint_every=2", "train.threads=1", "train.accumulate=2", "train.label_noise_deg=2"]
+    killed = subprocess.run([sys.executable, "-c", KILL_SNIPPET, RECIPE, str(tmp_path / "killed"), *overrides],
+                            capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    state = load_checkpoint(tmp_path / "killed" / "last.pt")
+    assert state["epoch"] == 0 and state["i"] == 4  # died inside the first epoch
+    train(load_recipe(RECIPE, overrides), tmp_path / "killed", resume=True)
+    train(load_recipe(RECIPE, overrides), tmp_path / "straight")
+    a, b = (load_checkpoint(tmp_path / d / "last.pt") for d in ("killed", "straight"))
+    assert a["step"] == b["step"] == 12
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for key in a["ema"]:
+        assert torch.equal(a["ema"][key], b["ema"][key]), key
+
+
+@pytest.mark.parametrize("head", ["rot6d", "euler", "sincos", "bins"])
+def test_every_head_trains_and_exports_with_one_decoding(head, tmp_path, pool_root, dev_root):
+    import json
+
+    from edgepose import Runtime
+    from edgepose.exporters.export import export_bundle
+    from edgepose.exporters.onnx_export import load_trained
+    from edgepose.metrics import angle_errors
+    from edgepose.train.trainer import dev_crops, input_spec, predict_degrees, train
+
+    overrides = SMOKE + [f"data.root={pool_root}", f"eval.aflw2000_root={dev_root}", "train.epochs=1",
+                         f"model.head={head}", "train.curriculum=[[0,45]]"]
+    metrics = train(load_recipe(RECIPE, overrides), tmp_path / "run")
+    assert np.isfinite(metrics["train_loss"]) and metrics["curriculum_max_deg"] == 45
+    manifest = json.loads(export_bundle(tmp_path / "run" / "last.pt", "cpu", tmp_path / "b", dev_root=str(dev_root)).read_text())
+    model, recipe = load_trained(tmp_path / "run" / "last.pt")
+    assert manifest["output"] == model.head.decoding("pose")
+    crops, _ = dev_crops(str(dev_root), input_spec(recipe), recipe.data.crop_scale)
+    with Runtime("cpu", model=str(tmp_path / "b"), threads=1) as rt:
+        assert angle_errors(rt.infer_crops(crops[:50]), predict_degrees(model, crops[:50])).max() < 0.1
+
+
+def test_early_stopping_on_the_holdout(tmp_path, pool_root):
+    from edgepose.train.trainer import train
+
+    overrides = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=6", "train.patience=1",
+                         "train.min_delta=1000"]  # no epoch can beat the first by 1000 deg
+    metrics = train(load_recipe(RECIPE, overrides), tmp_path)
+    assert metrics["epoch"] == 2
+
+
+def test_models_table_lists_params_and_macs():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "edgepose", "models", "--input-size", "112"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    line = next(l for l in r.stdout.splitlines() if l.startswith("| mobilenetv3_small |"))
+    assert "1.5" in line and "15.9" in line  # 1.52 M parameters, 15.9 M MACs at 112 px
+    assert "| resnet152 |" in r.stdout and "| mobilefacenet |" in r.stdout
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in __import__("pathlib").Path("recipes").glob("*.yaml")))
+def test_every_recipe_runs_a_smoke(recipe, tmp_path, pool_root):
+    from edgepose.train.trainer import train
+
+    overrides = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=1",
+                         "train.max_steps_per_epoch=2", "train.checkpoint_every=0", "train.curriculum=[]"]
+    metrics = train(load_recipe(f"recipes/{recipe}", overrides), tmp_path)
+    assert metrics["epoch"] == 1 and np.isfinite(metrics["train_loss"]) and (tmp_path / "last.pt").is_file()

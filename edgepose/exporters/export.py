@@ -83,7 +83,7 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
 
     base = Manifest(model_file="model.onnx", format="onnx", precision="fp32", input=spec,
                     crop=CropSpec(protocol="square", scale=recipe.data.crop_scale),
-                    output={"type": "rot6d", "name": OUTPUT_NAME}, name=recipe.name,
+                    output=model.head.decoding(OUTPUT_NAME), name=recipe.name,
                     source={"recipe": recipe.name, "checkpoint_sha256": sha256_file(checkpoint), "edgepose": __version__,
                             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             "host": host_platform.machine(), "platform": plat.name})
@@ -102,7 +102,7 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     if "x" in calib_cache:
         source["calibration"] = {"source": str(calib_source), "images": int(len(calib_cache["x"]))}
     manifest = dataclasses.replace(base, model_file=final.name, format=fmt.name, precision=precision,
-                                   input=artifact_spec, output={"type": "rot6d", "name": output_name},
+                                   input=artifact_spec, output=model.head.decoding(output_name),
                                    sha256=sha256_file(final), source=source)
     save_manifest(manifest, out / "manifest.json")
     usable, why = backend_available(plat.backend)

@@ -14,7 +14,7 @@ from ..train.models import create
 from ..train.recipe import Recipe, recipe_from_yaml
 from ..train.trainer import load_checkpoint
 
-OUTPUT_NAME = "rot6d"
+OUTPUT_NAME = "pose"
 
 
 def load_trained(checkpoint: str | Path, use_ema: bool = True) -> tuple[torch.nn.Module, Recipe]:

@@ -1,22 +1,98 @@
-"""Pose heads and their losses (torch). Each head's raw output is decoded in numpy by edgepose.decode."""
+"""Pose heads and their losses (torch). Every head emits ONE tensor; `decoding` is the manifest `output` section
+that edgepose.decode (numpy, device half) uses, and training evaluates through the same decoder.
+
+  rot6d  (N, 6)      first two columns of R; geodesic loss                         (6DRepNet)
+  euler  (N, 3)      yaw, pitch, roll in degrees; MSE + periodic (1 - cos) loss
+  sincos (N, 6)      sin(yaw, pitch, roll), cos(...); MSE on the unit circle
+  bins   (N, 3 * 66) Hopenet bins of 3 deg from -99; cross-entropy + expectation MSE
+"""
 from __future__ import annotations
+
+
 
 import torch
 from torch import nn
 
+BIN_WIDTH, BIN_COUNT, BIN_OFFSET = 3.0, 66, -99.0
 
-class Rot6DHead(nn.Module):
-    """Predicts the 6D rotation representation (first two columns of R, as [c0, c1]); manifest decode 'rot6d'."""
 
-    decode = "rot6d"
-    outputs = 6
+class _Head(nn.Module):
+    outputs = 0
 
     def __init__(self, in_features: int, hidden: int = 1024, dropout: float = 0.2):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(in_features, hidden), nn.Hardswish(), nn.Dropout(dropout), nn.Linear(hidden, 6))
+        self.mlp = nn.Sequential(nn.Linear(in_features, hidden), nn.Hardswish(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, self.outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp(x)
+
+    def decoding(self, name: str) -> dict:
+        raise NotImplementedError
+
+    def loss(self, out: torch.Tensor, target_r: torch.Tensor, target_deg: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Rot6DHead(_Head):
+    """Predicts the 6D rotation representation (first two columns of R, as [c0, c1])."""
+
+    outputs = 6
+
+    def decoding(self, name: str) -> dict:
+        return {"type": "rot6d", "name": name}
+
+    def loss(self, out, target_r, target_deg):
+        return geodesic_loss(rot6d_to_matrix(out), target_r)
+
+
+class EulerHead(_Head):
+    """Direct regression of yaw, pitch, roll in degrees: MSE (scaled to radians) + periodic 1 - cos(error)."""
+
+    outputs = 3
+
+    def decoding(self, name: str) -> dict:
+        return {"type": "euler_degrees", "name": name, "order": ["yaw", "pitch", "roll"]}
+
+    def loss(self, out, target_r, target_deg):
+        err = torch.deg2rad(out - target_deg)
+        return (err ** 2).mean() + (1 - torch.cos(err)).mean()
+
+
+class SinCosHead(_Head):
+    """sin and cos of each angle: continuous across +-180 deg; decoded with atan2."""
+
+    outputs = 6
+
+    def decoding(self, name: str) -> dict:
+        return {"type": "sincos", "name": name}
+
+    def loss(self, out, target_r, target_deg):
+        rad = torch.deg2rad(target_deg)
+        return ((out - torch.cat([torch.sin(rad), torch.cos(rad)], 1)) ** 2).mean()
+
+
+class BinnedHead(_Head):
+    """Hopenet-style: 66 bins of 3 deg per angle; cross-entropy on the bin + MSE of the softmax expectation."""
+
+    outputs = 3 * BIN_COUNT
+    expectation_weight = 0.01  # per squared degree, as Hopenet's alpha ~ 0.001-0.01
+
+    def decoding(self, name: str) -> dict:
+        return {"type": "bins_packed", "name": name, "bins": BIN_COUNT, "width": BIN_WIDTH, "offset": BIN_OFFSET}
+
+    def loss(self, out, target_deg_unused_r, target_deg):
+        logits = out.view(-1, 3, BIN_COUNT)
+        index = ((target_deg - BIN_OFFSET) / BIN_WIDTH).floor().clamp(0, BIN_COUNT - 1).long()
+        ce = nn.functional.cross_entropy(logits.reshape(-1, BIN_COUNT), index.reshape(-1))
+        expectation = bins_expectation(logits)
+        return ce + self.expectation_weight * ((expectation - target_deg) ** 2).mean()
+
+
+def bins_expectation(logits: torch.Tensor) -> torch.Tensor:
+    """(N, 3, bins) logits -> (N, 3) degrees: softmax expectation of the bin centres' left edges, as WHENet decodes."""
+    idx = torch.arange(logits.shape[-1], dtype=logits.dtype, device=logits.device)
+    return (torch.softmax(logits, -1) * idx).sum(-1) * BIN_WIDTH + BIN_OFFSET
 
 
 def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -33,13 +109,18 @@ def geodesic_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -
     return torch.acos(cos.clamp(-1 + eps, 1 - eps)).mean()
 
 
+HEADS = {"rot6d": Rot6DHead, "euler": EulerHead, "sincos": SinCosHead, "bins": BinnedHead}
+
+
 class PoseNet(nn.Module):
     """Backbone + head. `forward` returns the head's raw output (what the exported model emits)."""
 
-    def __init__(self, backbone: nn.Module, head: nn.Module):
+    def __init__(self, backbone: nn.Module, head: _Head):
         super().__init__()
         self.backbone = backbone
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
+
+

@@ -6,11 +6,12 @@ from typing import Callable
 from torch import nn
 
 from ..errors import ConfigError, did_you_mean
-from .heads import PoseNet, Rot6DHead
+from .heads import HEADS, PoseNet
+from .mobilefacenet import mobilefacenet
 from .mobilenetv3 import mobilenetv3_large, mobilenetv3_small, mobilenetv3_small_relu, mobilenetv3_small_relu_nose
+from .resnet import resnet18, resnet50, resnet152
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {}
-HEADS: dict[str, Callable[[int], nn.Module]] = {"rot6d": Rot6DHead}
 
 
 def register_backbone(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -18,7 +19,8 @@ def register_backbone(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
-for _builder in (mobilenetv3_small, mobilenetv3_small_relu, mobilenetv3_small_relu_nose, mobilenetv3_large):
+for _builder in (mobilenetv3_small, mobilenetv3_small_relu, mobilenetv3_small_relu_nose, mobilenetv3_large,
+                 mobilefacenet, resnet18, resnet50, resnet152):
     register_backbone(_builder)
 
 
@@ -34,3 +36,27 @@ def create(backbone: str, head: str = "rot6d", width: float = 1.0) -> PoseNet:
         raise ConfigError(f"unknown head '{head}'.{did_you_mean(head, HEADS)} Available: {sorted(HEADS)}")
     body = BACKBONES[backbone](width=width)
     return PoseNet(body, HEADS[head](body.out_features))
+
+
+def complexity(model: nn.Module, input_size: int) -> tuple[int, int]:
+    """(parameters, multiply-accumulates) of one forward pass at input_size x input_size (convolutions + linears)."""
+    import torch
+
+    macs = [0]
+
+    def conv_hook(m, _, out):
+        macs[0] += out.numel() // out.shape[0] * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    def linear_hook(m, _, out):
+        macs[0] += out.numel() // out.shape[0] * m.in_features
+
+    hooks = [m.register_forward_hook(conv_hook if isinstance(m, nn.Conv2d) else linear_hook)
+             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, input_size, input_size))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    return sum(p.numel() for p in model.parameters()), macs[0]

@@ -50,6 +50,12 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # 0 = all cores
     max_steps_per_epoch: int = 0  # 0 = whole epoch (smoke runs set a few)
+    accumulate: int = 1  # gradient accumulation: optimizer step every N batches
+    label_noise_deg: float = 0.0  # label smoothing: Gaussian noise on the target angles (sigma, degrees)
+    curriculum: tuple = ()  # [[start_epoch, max_abs_deg], ...]: e.g. [[0, 30], [2, 60], [4, 99]] (small angles first)
+    patience: int = 0  # early stopping on the pool-holdout MAE (never the dev set); 0 = off
+    min_delta: float = 0.0  # degrees the holdout MAE must improve by to count as an improvement
+    checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (exact mid-epoch resume); 0 = epochs only
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ def _apply_override(data: dict, assignment: str) -> None:
     parts = dotted.split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-    node[parts[-1]] = yaml.safe_load(raw)
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:

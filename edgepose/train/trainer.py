@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..angles import matrix_to_euler
+from ..angles import euler_to_matrix, matrix_to_euler
+from ..decode import decode_outputs
 from ..datasets.aflw2000 import read_aflw2000
 from ..manifest import InputSpec, atomic_write_bytes
 from ..metrics import summarize
-from .heads import geodesic_loss, rot6d_to_matrix
 from .models import create
 from .pool_data import PoolData, augment_batch, color_jitter
 from .recipe import Recipe, recipe_to_yaml
@@ -64,10 +64,10 @@ def load_checkpoint(path: str | Path) -> dict:
 
 @torch.no_grad()
 def predict_degrees(model: torch.nn.Module, batch: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """(N, 3) yaw/pitch/roll from BGR uint8 crops with a rot6d model in eval mode."""
+    """(N, 3) yaw/pitch/roll from BGR uint8 crops, decoded by the device-half decoder the runtime uses."""
     model.eval()
-    outs = [rot6d_to_matrix(model(to_tensor(batch[i:i + chunk]))).double().numpy() for i in range(0, len(batch), chunk)]
-    return matrix_to_euler(np.concatenate(outs))
+    raw = np.concatenate([model(to_tensor(batch[i:i + chunk])).numpy() for i in range(0, len(batch), chunk)])
+    return decode_outputs({"pose": raw}, model.head.decoding("pose"))[0]
 
 
 def dev_crops(root: str, spec: InputSpec, scale: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -109,11 +109,78 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def curriculum_limit(schedule, epoch: int) -> float:
+    """The |angle| limit of an epoch from [[start_epoch, max_abs_deg], ...] (no schedule: no limit)."""
+    limit = float("inf")
+    for start, max_deg in sorted(schedule):
+        if epoch >= start:
+            limit = float(max_deg)
+    return limit
+
+
+class _Run:
+    """Everything that must survive a kill to continue exactly: weights, EMA, optimizer, position, RNG streams."""
+
+    def __init__(self, recipe: Recipe, data: PoolData):
+        cfg = recipe.train
+        self.recipe, self.data, self.cfg = recipe, data, cfg
+        self.model = create(recipe.model.backbone, recipe.model.head, recipe.model.width).to(
+            memory_format=torch.channels_last)
+        self.ema = EMA(self.model, cfg.ema_decay)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.epoch_rows = [self.rows_for(e) for e in range(cfg.epochs)]
+        self.steps = [self.steps_for(len(r)) for r in self.epoch_rows]
+        self.total = sum(self.steps)
+        self.warmup = int(cfg.warmup_epochs * max(self.steps[0], 1))
+        self.epoch, self.i, self.step = 0, 0, 0
+        self.order: np.ndarray | None = None
+        self.losses: list[float] = []
+        self.best, self.bad_epochs = float("inf"), 0
+
+    def rows_for(self, epoch: int) -> np.ndarray:
+        limit = curriculum_limit(self.cfg.curriculum, epoch)
+        idx = self.data.train_idx
+        return idx if limit == float("inf") else idx[np.abs(self.data.angles[idx]).max(1) <= limit]
+
+    def steps_for(self, rows: int) -> int:
+        n = rows // self.cfg.batch_size
+        return min(n, self.cfg.max_steps_per_epoch) if self.cfg.max_steps_per_epoch else n
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "ema": self.ema.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "epoch": self.epoch, "i": self.i, "step": self.step, "order": torch.from_numpy(self.order.copy()),
+                "losses": list(self.losses), "best": self.best, "bad_epochs": self.bad_epochs,
+                "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "recipe": recipe_to_yaml(self.recipe)}
+
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.ema.model.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.epoch, self.i, self.step = state["epoch"], state["i"], state["step"]
+        self.order = state["order"].numpy()
+        self.losses, self.best, self.bad_epochs = list(state["losses"]), state["best"], state["bad_epochs"]
+        self.rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+
+
+def _targets(mats: np.ndarray, noise_deg: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(matrices, degrees) training targets; Gaussian angle noise (label smoothing) when noise_deg > 0."""
+    degs = matrix_to_euler(mats.astype(np.float64))
+    if noise_deg > 0:
+        degs = degs + rng.normal(0.0, noise_deg, degs.shape)
+        mats = euler_to_matrix(degs[:, 0], degs[:, 1], degs[:, 2])
+    return mats.astype(np.float32), degs.astype(np.float32)
+
+
 def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
     """Run `recipe`, writing checkpoints and logs to `out_dir`; returns the final metrics.
 
-    Files: last.pt (every epoch, atomic), recipe.yaml (resolved), log.csv (one row per epoch).
-    With resume=True, continues from last.pt at the next epoch with optimizer, schedule, EMA and RNG state.
+    Files: last.pt (end of every epoch and every `train.checkpoint_every` steps, atomic), best.pt (EMA weights of
+    the epoch with the lowest pool-holdout MAE), recipe.yaml (resolved), log.csv (one row per epoch).
+    resume=True continues from last.pt exactly where it stopped, mid-epoch included: same batch order, optimizer,
+    schedule, EMA and RNG streams, so a killed and resumed run ends with the weights of an uninterrupted one.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,72 +188,70 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
     cfg = recipe.train
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-
-    data = PoolData(recipe.data)
-    model = create(recipe.model.backbone, recipe.model.head, recipe.model.width).to(memory_format=torch.channels_last)
-    ema = EMA(model, cfg.ema_decay)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = len(data.train_idx) // cfg.batch_size
-    if cfg.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    total = steps_per_epoch * cfg.epochs
-    warmup = int(cfg.warmup_epochs * steps_per_epoch)
-    start_epoch, step = 0, 0
-
+    run = _Run(recipe, PoolData(recipe.data))
     ckpt_path = out / "last.pt"
     if resume:
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at '{ckpt_path}'; run without --resume to start fresh")
-        state = load_checkpoint(ckpt_path)
-        model.load_state_dict(state["model"])
-        ema.model.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        start_epoch, step = state["epoch"] + 1, state["step"]
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        run.restore(load_checkpoint(ckpt_path))
 
     spec = input_spec(recipe)
+    head = run.model.head
     dev = dev_crops(recipe.eval.aflw2000_root, spec, recipe.data.crop_scale)
-    hold_imgs, hold_mats = augment_batch(data.images, data.matrices, data.holdout_idx, spec.size[0],
-                                         recipe.data.crop_scale, None, rng)
+    hold_imgs, hold_mats = augment_batch(run.data.images, run.data.matrices, run.data.holdout_idx, spec.size[0],
+                                         recipe.data.crop_scale, None, np.random.default_rng(cfg.seed + 1))
+    hold_truth = matrix_to_euler(hold_mats.astype(np.float64))
     metrics: dict = {}
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
+    while run.epoch < cfg.epochs:
+        run.model.train()
         t0 = time.time()
-        order = rng.permutation(data.train_idx)
-        losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", mininterval=5)
+        if run.i == 0:
+            run.order = run.rng.permutation(run.epoch_rows[run.epoch])
+            run.losses = []
+        steps = run.steps[run.epoch]
+        bar = tqdm(range(run.i, steps), desc=f"epoch {run.epoch + 1}/{cfg.epochs}", unit="step", mininterval=5,
+                   initial=run.i, total=steps)
         for i in bar:
-            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            imgs, mats = augment_batch(data.images, data.matrices, idx, spec.size[0], recipe.data.crop_scale,
-                                       recipe.augment, rng)
-            x = to_tensor(color_jitter(imgs.astype(np.float32), recipe.augment, rng))
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, warmup, cfg.lr)
-            loss = geodesic_loss(rot6d_to_matrix(model(x)), torch.from_numpy(mats))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            ema.update(model, step)
-            step += 1
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.rad2deg(np.mean(losses[-50:])):.2f}deg")
-        metrics = {"epoch": epoch + 1, "step": step, "train_loss_deg": float(np.rad2deg(np.mean(losses))),
+            idx = run.order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            imgs, mats = augment_batch(run.data.images, run.data.matrices, idx, spec.size[0], recipe.data.crop_scale,
+                                       recipe.augment, run.rng)
+            x = to_tensor(color_jitter(imgs.astype(np.float32), recipe.augment, run.rng))
+            mats, degs = _targets(mats, cfg.label_noise_deg, run.rng)
+            for group in run.opt.param_groups:
+                group["lr"] = lr_at(run.step, run.total, run.warmup, cfg.lr)
+            loss = head.loss(run.model(x), torch.from_numpy(mats), torch.from_numpy(degs))
+            (loss / cfg.accumulate).backward()
+            run.step += 1
+            run.i = i + 1
+            if run.step % cfg.accumulate == 0 or run.i == steps:
+                run.opt.step()
+                run.opt.zero_grad(set_to_none=True)
+                run.ema.update(run.model, run.step)
+            run.losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(run.losses[-50:]):.4f}")
+            if cfg.checkpoint_every and run.i % cfg.checkpoint_every == 0 and run.i < steps:
+                save_checkpoint(ckpt_path, run.state())
+        metrics = {"epoch": run.epoch + 1, "step": run.step, "train_loss": float(np.mean(run.losses)) if run.losses else 0.0,
+                   "curriculum_max_deg": curriculum_limit(cfg.curriculum, run.epoch),
                    "epoch_seconds": round(time.time() - t0, 1)}
-        hold = summarize(predict_degrees(ema.model, hold_imgs), matrix_to_euler(hold_mats.astype(np.float64)))
+        hold = summarize(predict_degrees(run.ema.model, hold_imgs), hold_truth)
         metrics["holdout_mae"] = hold["mean"]
         if dev is not None:
-            s = summarize(predict_degrees(ema.model, dev[0]), dev[1])
+            s = summarize(predict_degrees(run.ema.model, dev[0]), dev[1])
             metrics.update(dev_mae=s["mean"], dev_yaw=s["yaw"], dev_pitch=s["pitch"], dev_roll=s["roll"],
                            **{f"dev_bin_{k}": v["mean"] for k, v in s["bins"].items()})
-        save_checkpoint(ckpt_path, {
-            "model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": opt.state_dict(),
-            "epoch": epoch, "step": step, "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-            "recipe": recipe_to_yaml(recipe), "metrics": metrics,
-        })
+        improved = hold["mean"] < run.best - cfg.min_delta
+        run.best, run.bad_epochs = (hold["mean"], 0) if improved else (run.best, run.bad_epochs + 1)
+        run.epoch, run.i = run.epoch + 1, 0
+        state = {**run.state(), "metrics": metrics}
+        if improved:
+            save_checkpoint(out / "best.pt", state)
+        save_checkpoint(ckpt_path, state)
         _append_csv(out / "log.csv", metrics)
         tqdm.write(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+        if cfg.patience and run.bad_epochs >= cfg.patience:
+            tqdm.write(f"early stop: holdout MAE has not improved for {cfg.patience} epochs (best {run.best:.3f})")
+            break
     return metrics
 
 
