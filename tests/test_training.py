@@ -181,11 +181,48 @@ def test_models_table_lists_params_and_macs():
     assert "| resnet152 |" in r.stdout and "| mobilefacenet |" in r.stdout
 
 
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory, pool_root):
+    """A teacher checkpoint trained for two steps (a stand-in for recipes' real teachers)."""
+    from edgepose.train.trainer import train
+
+    out = tmp_path_factory.mktemp("teacher")
+    train(load_recipe(RECIPE, SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=1",
+                                       "train.max_steps_per_epoch=2", "model.backbone=resnet18"]), out)
+    return out / "last.pt"
+
+
 @pytest.mark.parametrize("recipe", sorted(p.name for p in __import__("pathlib").Path("recipes").glob("*.yaml")))
-def test_every_recipe_runs_a_smoke(recipe, tmp_path, pool_root):
+def test_every_recipe_runs_a_smoke(recipe, tmp_path, pool_root, tiny_teacher):
     from edgepose.train.trainer import train
 
     overrides = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=1",
                          "train.max_steps_per_epoch=2", "train.checkpoint_every=0", "train.curriculum=[]"]
+    if load_recipe(f"recipes/{recipe}").distill.teacher:
+        overrides.append(f"distill.teacher={tiny_teacher}")
     metrics = train(load_recipe(f"recipes/{recipe}", overrides), tmp_path)
     assert metrics["epoch"] == 1 and np.isfinite(metrics["train_loss"]) and (tmp_path / "last.pt").is_file()
+
+
+def test_distillation_caches_teacher_poses_and_resumes(tmp_path, pool_root, tiny_teacher, monkeypatch):
+    from edgepose.train.trainer import load_checkpoint, train
+
+    monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
+    overrides = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", f"distill.teacher={tiny_teacher}",
+                         "distill.feature_weight=0.5", "train.epochs=1"]
+    first = train(load_recipe(RECIPE, overrides), tmp_path / "run")
+    cached = list((tmp_path / "cache").glob("teacher_poses_*.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).shape[1:] == (3, 3)
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert "adapter.weight" in state["distiller"] and np.isfinite(first["train_loss"])
+    resumed = train(load_recipe(RECIPE, overrides[:-1] + ["train.epochs=2"]), tmp_path / "run", resume=True)
+    assert resumed["epoch"] == 2 and len(list((tmp_path / "cache").glob("teacher_poses_*.npy"))) == 1
+
+
+def test_kl_distillation_needs_bins_heads_on_both(tmp_path, pool_root, tiny_teacher):
+    from edgepose.train.trainer import train
+
+    overrides = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", f"distill.teacher={tiny_teacher}",
+                         "distill.kl_weight=1", "train.epochs=1", "model.head=bins"]
+    with pytest.raises(ValueError, match="bins"):
+        train(load_recipe(RECIPE, overrides), tmp_path)

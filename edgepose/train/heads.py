@@ -33,6 +33,14 @@ class _Head(nn.Module):
     def loss(self, out: torch.Tensor, target_r: torch.Tensor, target_deg: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def to_degrees(self, out: torch.Tensor) -> torch.Tensor:
+        """(N, 3) yaw, pitch, roll in degrees, differentiable."""
+        raise NotImplementedError
+
+    def to_matrix(self, out: torch.Tensor) -> torch.Tensor:
+        """(N, 3, 3) rotation, differentiable (for distillation against a teacher's pose)."""
+        return euler_to_matrix_torch(self.to_degrees(out))
+
 
 class Rot6DHead(_Head):
     """Predicts the 6D rotation representation (first two columns of R, as [c0, c1])."""
@@ -44,6 +52,9 @@ class Rot6DHead(_Head):
 
     def loss(self, out, target_r, target_deg):
         return geodesic_loss(rot6d_to_matrix(out), target_r)
+
+    def to_matrix(self, out):
+        return rot6d_to_matrix(out)
 
 
 class EulerHead(_Head):
@@ -58,6 +69,9 @@ class EulerHead(_Head):
         err = torch.deg2rad(out - target_deg)
         return (err ** 2).mean() + (1 - torch.cos(err)).mean()
 
+    def to_degrees(self, out):
+        return out
+
 
 class SinCosHead(_Head):
     """sin and cos of each angle: continuous across +-180 deg; decoded with atan2."""
@@ -70,6 +84,9 @@ class SinCosHead(_Head):
     def loss(self, out, target_r, target_deg):
         rad = torch.deg2rad(target_deg)
         return ((out - torch.cat([torch.sin(rad), torch.cos(rad)], 1)) ** 2).mean()
+
+    def to_degrees(self, out):
+        return torch.rad2deg(torch.atan2(out[:, :3], out[:, 3:]))
 
 
 class BinnedHead(_Head):
@@ -88,11 +105,28 @@ class BinnedHead(_Head):
         expectation = bins_expectation(logits)
         return ce + self.expectation_weight * ((expectation - target_deg) ** 2).mean()
 
+    def to_degrees(self, out):
+        return bins_expectation(out.view(-1, 3, BIN_COUNT))
+
 
 def bins_expectation(logits: torch.Tensor) -> torch.Tensor:
     """(N, 3, bins) logits -> (N, 3) degrees: softmax expectation of the bin centres' left edges, as WHENet decodes."""
     idx = torch.arange(logits.shape[-1], dtype=logits.dtype, device=logits.device)
     return (torch.softmax(logits, -1) * idx).sum(-1) * BIN_WIDTH + BIN_OFFSET
+
+
+def euler_to_matrix_torch(deg: torch.Tensor) -> torch.Tensor:
+    """(N, 3) yaw, pitch, roll degrees -> (N, 3, 3), R = Rz(roll) Ry(yaw) Rx(pitch) (edgepose.angles in torch)."""
+    y, p, r = torch.deg2rad(deg).unbind(1)
+    o, z = torch.ones_like(y), torch.zeros_like(y)
+
+    def mat(rows):
+        return torch.stack([torch.stack(row, -1) for row in rows], -2)
+
+    rx = mat([[o, z, z], [z, torch.cos(p), -torch.sin(p)], [z, torch.sin(p), torch.cos(p)]])
+    ry = mat([[torch.cos(y), z, torch.sin(y)], [z, o, z], [-torch.sin(y), z, torch.cos(y)]])
+    rz = mat([[torch.cos(r), -torch.sin(r), z], [torch.sin(r), torch.cos(r), z], [z, z, o]])
+    return rz @ ry @ rx
 
 
 def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -122,5 +156,10 @@ class PoseNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(head output, last feature map) for feature distillation."""
+        features = self.backbone.forward_features(x)
+        return self.head(self.backbone.pool(features)), features
 
 

@@ -52,10 +52,12 @@ class MobileFaceNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.forward_features(x)
-        pooled = self.gdconv(f) if f.shape[-2:] == (7, 7) else f.mean((2, 3), keepdim=True)
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
+        pooled = self.gdconv(features) if features.shape[-2:] == (7, 7) else features.mean((2, 3), keepdim=True)
         return self.embed(pooled).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.forward_features(x))
 
 
 def mobilefacenet(width: float = 1.0) -> MobileFaceNet:

@@ -88,8 +88,11 @@ class MobileNetV3(nn.Module):
         """The last feature map (N, C, H/32, W/32), for feature distillation."""
         return self.features(x)
 
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
+        return features.mean((2, 3))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x).mean((2, 3))
+        return self.pool(self.forward_features(x))
 
 
 def mobilenetv3_small(width: float = 1.0) -> MobileNetV3:

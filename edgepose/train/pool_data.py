@@ -67,7 +67,8 @@ def augment_batch(images: np.ndarray, matrices: np.ndarray, idx: np.ndarray, siz
 
     The stored crop already is the 1.6x square around the face; `crop_scale` rescales relative to that.
     Flip mirrors the pose (F R F), in-plane rotation by d (clockwise as displayed) composes Rz(d) R.
-    Returns BGR uint8 (N, size, size, 3) and float32 (N, 3, 3) rotation matrices.
+    `matrices` is (rows, 3, 3) or (rows, K, 3, 3) (labels and a teacher's poses, transformed alike).
+    Returns BGR uint8 (N, size, size, 3) and float32 rotation matrices shaped like matrices[idx].
     """
     n = len(idx)
     out = np.empty((n, size, size, 3), np.uint8)

@@ -59,6 +59,20 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation from a teacher checkpoint ('' = off). Loss = hard_weight * label loss
+    + pose_weight * geodesic(student, teacher pose) [cached] + feature_weight * MSE(adapter(student map), teacher map)
+    + kl_weight * T^2 * KL(bins, temperature T) [both online]."""
+
+    teacher: str = ""
+    hard_weight: float = 1.0
+    pose_weight: float = 1.0
+    feature_weight: float = 0.0
+    kl_weight: float = 0.0
+    temperature: float = 2.0
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     aflw2000_root: str = "../shared/data/aflw2000-dev"
 
@@ -72,6 +86,7 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 

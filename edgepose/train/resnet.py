@@ -63,8 +63,11 @@ class ResNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
 
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
+        return features.mean((2, 3))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x).mean((2, 3))
+        return self.pool(self.forward_features(x))
 
 
 def resnet18(width: float = 1.0) -> ResNet:

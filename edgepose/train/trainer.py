@@ -127,7 +127,16 @@ class _Run:
         self.model = create(recipe.model.backbone, recipe.model.head, recipe.model.width).to(
             memory_format=torch.channels_last)
         self.ema = EMA(self.model, cfg.ema_decay)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.distiller = None
+        self.targets = data.matrices[:, None]  # (N, K, 3, 3): labels, then the teacher's poses when distilling
+        params = list(self.model.parameters())
+        if recipe.distill.teacher:
+            from .distill import Distiller
+
+            self.distiller = Distiller(recipe.distill, self.model, data, recipe.model.input_size)
+            self.targets = np.stack([data.matrices, self.distiller.poses], 1)
+            params += list(self.distiller.parameters())
+        self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.rng = np.random.default_rng(cfg.seed)
         self.epoch_rows = [self.rows_for(e) for e in range(cfg.epochs)]
         self.steps = [self.steps_for(len(r)) for r in self.epoch_rows]
@@ -149,6 +158,7 @@ class _Run:
 
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "ema": self.ema.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "distiller": self.distiller.state_dict() if self.distiller is not None else {},
                 "epoch": self.epoch, "i": self.i, "step": self.step, "order": torch.from_numpy(self.order.copy()),
                 "losses": list(self.losses), "best": self.best, "bad_epochs": self.bad_epochs,
                 "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
@@ -158,6 +168,8 @@ class _Run:
         self.model.load_state_dict(state["model"])
         self.ema.model.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optimizer"])
+        if self.distiller is not None:
+            self.distiller.load_state_dict(state["distiller"])
         self.epoch, self.i, self.step = state["epoch"], state["i"], state["step"]
         self.order = state["order"].numpy()
         self.losses, self.best, self.bad_epochs = list(state["losses"]), state["best"], state["bad_epochs"]
@@ -213,13 +225,18 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
                    initial=run.i, total=steps)
         for i in bar:
             idx = run.order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            imgs, mats = augment_batch(run.data.images, run.data.matrices, idx, spec.size[0], recipe.data.crop_scale,
-                                       recipe.augment, run.rng)
+            imgs, targets = augment_batch(run.data.images, run.targets, idx, spec.size[0], recipe.data.crop_scale,
+                                          recipe.augment, run.rng)
             x = to_tensor(color_jitter(imgs.astype(np.float32), recipe.augment, run.rng))
-            mats, degs = _targets(mats, cfg.label_noise_deg, run.rng)
+            mats, degs = _targets(targets[:, 0], cfg.label_noise_deg, run.rng)
             for group in run.opt.param_groups:
                 group["lr"] = lr_at(run.step, run.total, run.warmup, cfg.lr)
-            loss = head.loss(run.model(x), torch.from_numpy(mats), torch.from_numpy(degs))
+            if run.distiller is None:
+                loss = head.loss(run.model(x), torch.from_numpy(mats), torch.from_numpy(degs))
+            else:
+                pred, features = run.model.forward_with_features(x) if run.distiller.online else (run.model(x), None)
+                loss = recipe.distill.hard_weight * head.loss(pred, torch.from_numpy(mats), torch.from_numpy(degs))
+                loss = loss + run.distiller.loss(run.model, x, pred, features, torch.from_numpy(targets[:, 1]))
             (loss / cfg.accumulate).backward()
             run.step += 1
             run.i = i + 1
