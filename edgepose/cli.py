@@ -156,7 +156,8 @@ def _cmd_train(args) -> int:
     recipe = load_recipe(args.recipe, args.set)
     out = args.out or f"runs/{recipe.name}"
     metrics = train(recipe, out, resume=args.resume)
-    print(json.dumps(metrics, indent=2))
+    if metrics:  # rank 0 of a torchrun job, or a single process
+        print(json.dumps(metrics, indent=2))
     return 0
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import io
 import math
 import os
@@ -118,12 +119,72 @@ def curriculum_limit(schedule, epoch: int) -> float:
     return limit
 
 
+class _Distributed:
+    """torchrun's environment (WORLD_SIZE / RANK): gloo on CPU, NCCL on GPU. Gradients are averaged across ranks
+    after each backward and BatchNorm buffers broadcast from rank 0 after each optimizer step, so every rank holds
+    the same weights; each rank trains on its own shard of every global batch; rank 0 alone writes files."""
+
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def average_gradients(self, model: torch.nn.Module) -> None:
+        if self.world > 1:
+            for p in model.parameters():
+                if p.grad is not None:
+                    torch.distributed.all_reduce(p.grad)
+                    p.grad /= self.world
+
+    def sync_buffers(self, model: torch.nn.Module) -> None:
+        if self.world > 1:
+            for b in model.buffers():
+                torch.distributed.broadcast(b, 0)
+
+    def mean(self, value: float) -> float:
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def identical(self, model: torch.nn.Module) -> bool:
+        """True when every rank holds exactly the same parameters (compared by checksum)."""
+        if self.world == 1:
+            return True
+        digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()
+        digests: list = [None] * self.world
+        torch.distributed.all_gather_object(digests, digest)
+        return len(set(digests)) == 1
+
+    def from_main(self, value):
+        """Rank 0's value of a picklable object, on every rank."""
+        if self.world == 1:
+            return value
+        box = [value]
+        torch.distributed.broadcast_object_list(box, 0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def close(self) -> None:
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
 class _Run:
     """Everything that must survive a kill to continue exactly: weights, EMA, optimizer, position, RNG streams."""
 
-    def __init__(self, recipe: Recipe, data: PoolData):
+    def __init__(self, recipe: Recipe, data: PoolData, world: int = 1):
         cfg = recipe.train
-        self.recipe, self.data, self.cfg = recipe, data, cfg
+        self.recipe, self.data, self.cfg, self.world = recipe, data, cfg, world
         self.model = create(recipe.model.backbone, recipe.model.head, recipe.model.width).to(
             memory_format=torch.channels_last)
         self.ema = EMA(self.model, cfg.ema_decay)
@@ -153,7 +214,7 @@ class _Run:
         return idx if limit == float("inf") else idx[np.abs(self.data.angles[idx]).max(1) <= limit]
 
     def steps_for(self, rows: int) -> int:
-        n = rows // self.cfg.batch_size
+        n = rows // (self.cfg.batch_size * self.world)
         return min(n, self.cfg.max_steps_per_epoch) if self.cfg.max_steps_per_epoch else n
 
     def state(self) -> dict:
@@ -194,13 +255,21 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
     resume=True continues from last.pt exactly where it stopped, mid-epoch included: same batch order, optimizer,
     schedule, EMA and RNG streams, so a killed and resumed run ends with the weights of an uninterrupted one.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "recipe.yaml", recipe_to_yaml(recipe).encode())
+    dist = _Distributed()
+    try:
+        return _train(recipe, Path(out_dir), resume, dist)
+    finally:
+        dist.close()
+
+
+def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     cfg = recipe.train
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out / "recipe.yaml", recipe_to_yaml(recipe).encode())
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // dist.world))
     torch.manual_seed(cfg.seed)
-    run = _Run(recipe, PoolData(recipe.data))
+    run = _Run(recipe, PoolData(recipe.data), dist.world)
     ckpt_path = out / "last.pt"
     if resume:
         if not ckpt_path.is_file():
@@ -222,9 +291,10 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
             run.losses = []
         steps = run.steps[run.epoch]
         bar = tqdm(range(run.i, steps), desc=f"epoch {run.epoch + 1}/{cfg.epochs}", unit="step", mininterval=5,
-                   initial=run.i, total=steps)
+                   initial=run.i, total=steps, disable=not dist.main)
         for i in bar:
-            idx = run.order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            shard = i * dist.world + dist.rank  # this rank's slice of the global batch
+            idx = run.order[shard * cfg.batch_size:(shard + 1) * cfg.batch_size]
             imgs, targets = augment_batch(run.data.images, run.targets, idx, spec.size[0], recipe.data.crop_scale,
                                           recipe.augment, run.rng)
             x = to_tensor(color_jitter(imgs.astype(np.float32), recipe.augment, run.rng))
@@ -241,14 +311,24 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
             run.step += 1
             run.i = i + 1
             if run.step % cfg.accumulate == 0 or run.i == steps:
+                dist.average_gradients(run.model)
                 run.opt.step()
                 run.opt.zero_grad(set_to_none=True)
+                dist.sync_buffers(run.model)
                 run.ema.update(run.model, run.step)
             run.losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(run.losses[-50:]):.4f}")
-            if cfg.checkpoint_every and run.i % cfg.checkpoint_every == 0 and run.i < steps:
+            if cfg.checkpoint_every and run.i % cfg.checkpoint_every == 0 and run.i < steps and dist.main:
                 save_checkpoint(ckpt_path, run.state())
-        metrics = {"epoch": run.epoch + 1, "step": run.step, "train_loss": float(np.mean(run.losses)) if run.losses else 0.0,
+        train_loss = dist.mean(float(np.mean(run.losses)) if run.losses else 0.0)
+        identical = dist.identical(run.model)
+        if not dist.main:  # only rank 0 evaluates and writes; the others wait for its stop decision
+            run.epoch, run.i = run.epoch + 1, 0
+            if dist.from_main(None):
+                break
+            continue
+        metrics = {"epoch": run.epoch + 1, "step": run.step, "train_loss": train_loss, "world_size": dist.world,
+                   "ranks_identical": identical,
                    "curriculum_max_deg": curriculum_limit(cfg.curriculum, run.epoch),
                    "epoch_seconds": round(time.time() - t0, 1)}
         hold = summarize(predict_degrees(run.ema.model, hold_imgs), hold_truth)
@@ -266,7 +346,9 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
         save_checkpoint(ckpt_path, state)
         _append_csv(out / "log.csv", metrics)
         tqdm.write(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-        if cfg.patience and run.bad_epochs >= cfg.patience:
+        stop = bool(cfg.patience and run.bad_epochs >= cfg.patience)
+        dist.from_main(stop)
+        if stop:
             tqdm.write(f"early stop: holdout MAE has not improved for {cfg.patience} epochs (best {run.best:.3f})")
             break
     return metrics
