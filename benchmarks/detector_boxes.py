@@ -16,13 +16,7 @@ import numpy as np
 from edgepose.datasets.faces_pool import read_pool_index
 from edgepose.detectors import create_detector, map_box
 from edgepose.platform import DetectorConfig
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+from edgepose.tracking import box_iou as iou
 
 
 def main() -> None:

@@ -17,12 +17,8 @@ import numpy as np
 from edgepose.bench import markdown_table
 from edgepose.datasets.aflw2000 import read_aflw2000
 from edgepose.metrics import summarize
+from edgepose.tracking import box_iou as iou
 
-
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    return ix * iy / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy)
 
 
 def main() -> int:

@@ -7,6 +7,7 @@ from edgepose.detectors import create_detector, parse_detector
 from edgepose.detectors.blazeface import ssd_anchors
 from edgepose.errors import ConfigError
 from edgepose.platform import DetectorConfig
+from edgepose.tracking import box_iou as iou
 
 from .conftest import SHARED
 
@@ -18,11 +19,6 @@ SPECS = {
     "blazeface-full": f"blazeface:{MODELS / 'blazeface_full_range.tflite'}",
 }
 
-
-def iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    return ix * iy / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy)
 
 
 def detector(name):
