@@ -247,3 +247,36 @@ def test_ddp_two_cpu_processes_hold_identical_weights(tmp_path, pool_root):
     assert [row["world_size"] for row in rows] == ["2", "2"]
     assert all(row["ranks_identical"] == "True" for row in rows)
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 6  # 3 global steps per epoch, each 2 x 16 images
+
+
+def test_blur_and_occlusion_keep_labels_and_change_pixels():
+    from edgepose.train.pool_data import augment_batch
+    from edgepose.train.recipe import AugmentConfig
+
+    rng_img = np.random.default_rng(0)
+    images = rng_img.integers(0, 256, (4, 128, 128, 3), dtype=np.uint8)
+    images[:] = cv2_smooth(images)
+    mats = np.repeat(np.eye(3, dtype=np.float32)[None], 4, axis=0)
+    still = AugmentConfig(flip=0, rotate_deg=0, scale_jitter=0, shift_jitter=0, lowres=0)
+    busy = AugmentConfig(flip=0, rotate_deg=0, scale_jitter=0, shift_jitter=0, lowres=0, blur=1.0, occlusion=1.0)
+    a, ma = augment_batch(images, mats, np.arange(4), 96, 1.6, still, np.random.default_rng(1))
+    b, mb = augment_batch(images, mats, np.arange(4), 96, 1.6, busy, np.random.default_rng(1))
+    np.testing.assert_array_equal(ma, mb)  # labels untouched
+    changed = (np.abs(a.astype(int) - b.astype(int)).sum(-1) > 60).mean((1, 2))
+    assert (changed > 0.03).all()  # every crop got an occluder
+
+
+def cv2_smooth(images):
+    import cv2
+
+    return np.stack([cv2.GaussianBlur(i, (0, 0), 4) for i in images])
+
+
+def test_tensorboard_scalars(tmp_path, pool_root):
+    pytest.importorskip("torch.utils.tensorboard", reason="needs tensorboard")
+    from edgepose.train.trainer import train
+
+    train(load_recipe(RECIPE, SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=1",
+                                       "train.tensorboard=true"]), tmp_path)
+    events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 100

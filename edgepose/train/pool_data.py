@@ -92,11 +92,27 @@ def augment_batch(images: np.ndarray, matrices: np.ndarray, idx: np.ndarray, siz
         if aug is not None and rng.random() < aug.lowres:
             small = max(12, int(size * rng.uniform(0.3, 0.6)))
             out[j] = cv2.resize(cv2.resize(out[j], (small, small), interpolation=cv2.INTER_AREA), (size, size))
+        if aug is not None and aug.blur and rng.random() < aug.blur:
+            out[j] = cv2.GaussianBlur(out[j], (0, 0), rng.uniform(0.5, 1.5))
+        if aug is not None and aug.occlusion and rng.random() < aug.occlusion:
+            _erase(out[j], rng)
         if rot:
             mats[j] = rotate_in_plane(mats[j], rot)
         if flip:
             mats[j] = flip_matrix(mats[j])
     return out, mats.astype(np.float32)
+
+
+def _erase(img: np.ndarray, rng: np.random.Generator) -> None:
+    """Random erasing in place: a box covering 5-25 % of the crop, aspect 0.5-2, filled with uniform noise
+    (an occluder: hand, phone, mask). Pose labels are unchanged."""
+    size = img.shape[0]
+    area = rng.uniform(0.05, 0.25) * size * size
+    aspect = np.exp(rng.uniform(np.log(0.5), np.log(2.0)))
+    h = int(min(size, round(np.sqrt(area * aspect))))
+    w = int(min(size, round(np.sqrt(area / aspect))))
+    y, x = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
+    img[y:y + h, x:x + w] = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
 def color_jitter(x: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) -> np.ndarray:

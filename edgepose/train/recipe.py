@@ -37,6 +37,8 @@ class AugmentConfig:
     color_jitter: float = 0.25
     grayscale: float = 0.1
     lowres: float = 0.15
+    blur: float = 0.0  # probability of a Gaussian blur (sigma 0.5-1.5 px)
+    occlusion: float = 0.0  # probability of random erasing: a box of 5-25 % of the crop filled with noise
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class TrainConfig:
     patience: int = 0  # early stopping on the pool-holdout MAE (never the dev set); 0 = off
     min_delta: float = 0.0  # degrees the holdout MAE must improve by to count as an improvement
     checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (exact mid-epoch resume); 0 = epochs only
+    tensorboard: bool = False  # also write TensorBoard scalars to <out>/tensorboard (needs the tensorboard package)
 
 
 @dataclass(frozen=True)

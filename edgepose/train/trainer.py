@@ -283,6 +283,7 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
                                          recipe.data.crop_scale, None, np.random.default_rng(cfg.seed + 1))
     hold_truth = matrix_to_euler(hold_mats.astype(np.float64))
     metrics: dict = {}
+    board = _tensorboard(out) if cfg.tensorboard and dist.main else None
     while run.epoch < cfg.epochs:
         run.model.train()
         t0 = time.time()
@@ -345,6 +346,11 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
             save_checkpoint(out / "best.pt", state)
         save_checkpoint(ckpt_path, state)
         _append_csv(out / "log.csv", metrics)
+        if board is not None:
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)) and key not in ("epoch", "step"):
+                    board.add_scalar(key, value, run.epoch)
+            board.flush()
         tqdm.write(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
         stop = bool(cfg.patience and run.bad_epochs >= cfg.patience)
         dist.from_main(stop)
@@ -352,6 +358,17 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
             tqdm.write(f"early stop: holdout MAE has not improved for {cfg.patience} epochs (best {run.best:.3f})")
             break
     return metrics
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"train.tensorboard needs the tensorboard package ({exc}): pip install tensorboard, "
+                          "or set train.tensorboard=false (log.csv has the same figures)") from None
+    return SummaryWriter(str(out / "tensorboard"))
 
 
 def _append_csv(path: Path, row: dict) -> None:
