@@ -316,7 +316,7 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
                 run.opt.step()
                 run.opt.zero_grad(set_to_none=True)
                 dist.sync_buffers(run.model)
-                run.ema.update(run.model, run.step)
+                run.ema.update(run.model, run.step - 1)  # same decay warm-up as the shipped run
             run.losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(run.losses[-50:]):.4f}")
             if cfg.checkpoint_every and run.i % cfg.checkpoint_every == 0 and run.i < steps and dist.main:
