@@ -280,3 +280,35 @@ def test_tensorboard_scalars(tmp_path, pool_root):
                                        "train.tensorboard=true"]), tmp_path)
     events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 100
+
+
+def test_landmark_branch_and_attention(tmp_path, pool_root, dev_root):
+    """5-point landmark branch trained with the pose (0.7 / 0.3), spatial attention on; the export stays pose-only."""
+    from edgepose import Runtime
+    from edgepose.exporters.export import export_bundle
+    from edgepose.train.trainer import train
+
+    overrides = SMOKE + [f"data.root={pool_root}", f"eval.aflw2000_root={dev_root}", "train.epochs=1",
+                         "model.landmarks=5", "model.attention=true"]
+    metrics = train(load_recipe(RECIPE, overrides), tmp_path / "run")
+    assert np.isfinite(metrics["train_loss"])
+    export_bundle(tmp_path / "run" / "last.pt", "cpu", tmp_path / "b", dev_root=str(dev_root))
+    with Runtime("cpu", model=str(tmp_path / "b"), threads=1) as rt:
+        assert rt.infer(np.zeros((64, 64, 3), np.uint8), boxes=[(10, 10, 50, 50)])
+
+
+def test_landmarks_follow_flips_and_rotations():
+    """Warped landmarks land on the warped image's features: a bright dot moves with its point, flips swap eyes."""
+    from edgepose.train.pool_data import augment_batch
+    from edgepose.train.recipe import AugmentConfig
+
+    img = np.zeros((1, 128, 128, 3), np.uint8)
+    pts = np.array([[[40.0, 50.0], [88.0, 50.0], [64.0, 70.0], [48.0, 90.0], [80.0, 90.0]]], np.float32)
+    img[0, 48:53, 38:43] = 255  # a dot on the image-left eye
+    aug = AugmentConfig(flip=1.0, rotate_deg=20, scale_jitter=0.1, shift_jitter=0.05, lowres=0, color_jitter=0)
+    out, _, warped = augment_batch(img, np.eye(3, dtype=np.float32)[None], np.array([0]), 96, 1.6, aug,
+                                   np.random.default_rng(3), pts)
+    ys, xs = np.nonzero(out[0, :, :, 0] > 128)
+    dot = np.array([xs.mean(), ys.mean()]) / 96
+    # after a flip the dot (originally the image-left eye) is the image-right eye: index 1
+    assert np.abs(warped[0, 1] - dot).max() < 0.03 and warped[0, 1, 0] > warped[0, 0, 0]

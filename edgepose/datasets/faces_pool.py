@@ -51,6 +51,7 @@ class PoolTable:
     whenet: np.ndarray
     mp: np.ndarray  # NaN where Face Mesh found no face
     mp_fit: np.ndarray
+    landmarks: list  # per row: (K, 2) crop-pixel points in the source's own order (68, 30, 5) or None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -69,7 +70,8 @@ def read_pool_index(root: str | Path) -> PoolTable:
     index = Path(root) / "index.csv"
     if not index.is_file():
         raise ConfigError(f"no training pool index at '{index}'; set data.root to the folder holding index.csv")
-    cols: dict[str, list] = {k: [] for k in ("path", "source", "identity", "box", "coarse", "fsa", "whenet", "mp", "fit")}
+    cols: dict[str, list] = {k: [] for k in ("path", "source", "identity", "box", "coarse", "fsa", "whenet", "mp", "fit",
+                                             "landmarks")}
     with open(index, newline="") as f:
         for row in csv.DictReader(f):
             cols["path"].append(row["path"])
@@ -80,11 +82,13 @@ def read_pool_index(root: str | Path) -> PoolTable:
             for key, prefix in (("fsa", "fsa"), ("whenet", "whenet"), ("mp", "mp")):
                 cols[key].append([_float(row[f"{prefix}_{a}"]) for a in ("yaw", "pitch", "roll")])
             cols["fit"].append(_float(row["mp_fit"]))
+            pts = row["landmarks"].split()
+            cols["landmarks"].append(np.array(pts, np.float32).reshape(-1, 2) if pts else None)
     return PoolTable(
         paths=cols["path"], source=np.array(cols["source"]), identity=np.array(cols["identity"]),
         boxes=np.array(cols["box"], np.float32), coarse_yaw=np.array(cols["coarse"]),
         fsa=np.array(cols["fsa"]), whenet=np.array(cols["whenet"]), mp=np.array(cols["mp"]),
-        mp_fit=np.array(cols["fit"]),
+        mp_fit=np.array(cols["fit"]), landmarks=cols["landmarks"],
     )
 
 
@@ -124,3 +128,28 @@ def holdout_mask(table: PoolTable, fraction: float, seed: int = 0) -> np.ndarray
     uniq, inverse = np.unique(keys, return_inverse=True)
     rng = np.random.default_rng(seed)
     return (rng.random(len(uniq)) < fraction)[inverse]
+
+
+# iBUG 68-point mirror permutation: index i of a flipped face is point FLIP_68[i] of the original
+FLIP_68 = np.array(list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
+                   + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40] + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
+                   + [64, 63, 62, 61, 60, 67, 66, 65])
+FLIP_5 = np.array([1, 0, 2, 4, 3])  # image-left eye, image-right eye, nose, image-left / image-right mouth corner
+
+
+def landmark_targets(table: PoolTable, points: int) -> np.ndarray:
+    """(N, points, 2) landmark targets in crop pixels, NaN where a row has none of that kind.
+
+    points=5: eye centres, nose tip, mouth corners (from 68-point or MTFL 5-point rows); points=68: iBUG rows only.
+    """
+    out = np.full((len(table), points, 2), np.nan, np.float32)
+    for i, pts in enumerate(table.landmarks):
+        if pts is None:
+            continue
+        if points == 68 and len(pts) == 68:
+            out[i] = pts
+        elif points == 5 and len(pts) == 68:
+            out[i] = [pts[36:42].mean(0), pts[42:48].mean(0), pts[30], pts[48], pts[54]]
+        elif points == 5 and len(pts) == 5:
+            out[i] = pts
+    return out

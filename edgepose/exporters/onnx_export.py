@@ -27,7 +27,8 @@ def load_trained(checkpoint: str | Path, use_ema: bool = True) -> tuple[torch.nn
     except Exception as exc:
         raise ModelFormatError(f"cannot read checkpoint '{path}' ({exc}); is it an edgepose training checkpoint?") from None
     recipe = recipe_from_yaml(state["recipe"], where=f"recipe inside '{path}'")
-    model = create(recipe.model.backbone, recipe.model.head, recipe.model.width)
+    model = create(recipe.model.backbone, recipe.model.head, recipe.model.width, recipe.model.landmarks,
+                   recipe.model.attention)
     model.load_state_dict(state["ema" if use_ema and "ema" in state else "model"])
     return model.eval(), recipe
 

@@ -146,20 +146,53 @@ def geodesic_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -
 HEADS = {"rot6d": Rot6DHead, "euler": EulerHead, "sincos": SinCosHead, "bins": BinnedHead}
 
 
-class PoseNet(nn.Module):
-    """Backbone + head. `forward` returns the head's raw output (what the exported model emits)."""
+class SpatialAttention(nn.Module):
+    """CBAM-style spatial attention: a 7x7 conv over channel mean and max gives a 0..1 map that reweights positions."""
 
-    def __init__(self, backbone: nn.Module, head: _Head):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, 7, padding=3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = torch.sigmoid(self.conv(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)))
+        return x * gate
+
+
+class PoseNet(nn.Module):
+    """Backbone (+ optional spatial attention) + pose head; optional landmark branch used only in training.
+    `forward` returns the pose head's raw output (what the exported model emits)."""
+
+    def __init__(self, backbone: nn.Module, head: _Head, landmarks: int = 0, attention: bool = False):
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.attention = SpatialAttention() if attention else None
+        self.landmark_head = nn.Linear(backbone.out_features, 2 * landmarks) if landmarks else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        return self.forward_with_features(x)[0]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map, after spatial attention when enabled."""
+        f = self.backbone.forward_features(x)
+        return self.attention(f) if self.attention is not None else f
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(head output, last feature map) for feature distillation."""
-        features = self.backbone.forward_features(x)
-        return self.head(self.backbone.pool(features)), features
+        f = self.features(x)
+        return self.head(self.backbone.pool(f)), f
+
+    def forward_with_landmarks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pose output, (N, P, 2) landmarks in 0..1 of the crop)."""
+        pooled = self.backbone.pool(self.features(x))
+        return self.head(pooled), torch.sigmoid(self.landmark_head(pooled)).view(len(x), -1, 2)
+
+
+def landmark_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Smooth-L1 over the visible points (target NaN = missing); 0 when a batch has none."""
+    visible = torch.isfinite(target)
+    if not visible.any():
+        return pred.sum() * 0.0
+    return nn.functional.smooth_l1_loss(pred[visible], target[visible], beta=0.02)
 
 

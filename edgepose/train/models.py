@@ -24,7 +24,7 @@ for _builder in (mobilenetv3_small, mobilenetv3_small_relu, mobilenetv3_small_re
     register_backbone(_builder)
 
 
-def create(backbone: str, head: str = "rot6d", width: float = 1.0) -> PoseNet:
+def create(backbone: str, head: str = "rot6d", width: float = 1.0, landmarks: int = 0, attention: bool = False) -> PoseNet:
     """Build a pose network from registered names.
 
     Raises:
@@ -34,8 +34,10 @@ def create(backbone: str, head: str = "rot6d", width: float = 1.0) -> PoseNet:
         raise ConfigError(f"unknown backbone '{backbone}'.{did_you_mean(backbone, BACKBONES)} Available: {sorted(BACKBONES)}")
     if head not in HEADS:
         raise ConfigError(f"unknown head '{head}'.{did_you_mean(head, HEADS)} Available: {sorted(HEADS)}")
+    if landmarks not in (0, 5, 68):
+        raise ConfigError(f"model.landmarks must be 0, 5 or 68, not {landmarks}")
     body = BACKBONES[backbone](width=width)
-    return PoseNet(body, HEADS[head](body.out_features))
+    return PoseNet(body, HEADS[head](body.out_features), landmarks, attention)
 
 
 def complexity(model: nn.Module, input_size: int) -> tuple[int, int]:

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..angles import euler_to_matrix, flip_matrix, rotate_in_plane
-from ..datasets.faces_pool import FusionRule, fuse_labels, holdout_mask, read_pool_index
+from ..datasets.faces_pool import FLIP_5, FLIP_68, FusionRule, fuse_labels, holdout_mask, landmark_targets, read_pool_index
 from .recipe import AugmentConfig, DataConfig
 
 POOL_SIDE = 128  # crops are stored at 128 px (HIIT at 50 px, upscaled into the cache)
@@ -45,7 +45,7 @@ def load_pool_images(root: Path, paths: list[str]) -> np.ndarray:
 class PoolData:
     """Train / holdout split of the pool with fused labels as rotation matrices."""
 
-    def __init__(self, cfg: DataConfig):
+    def __init__(self, cfg: DataConfig, landmarks: int = 0):
         root = Path(cfg.root)
         table = read_pool_index(root)
         labels, keep = fuse_labels(table, FusionRule(mp_max_fit=cfg.mp_max_fit))
@@ -55,6 +55,7 @@ class PoolData:
             rows.sort()
         self.images = load_pool_images(root, [table.paths[i] for i in rows])
         self.angles = labels[rows]
+        self.landmarks = landmark_targets(table, landmarks)[rows] if landmarks else None
         self.matrices = euler_to_matrix(self.angles[:, 0], self.angles[:, 1], self.angles[:, 2]).astype(np.float32)
         held = holdout_mask(table, cfg.holdout)[rows]
         self.train_idx = np.flatnonzero(~held)
@@ -62,17 +63,19 @@ class PoolData:
 
 
 def augment_batch(images: np.ndarray, matrices: np.ndarray, idx: np.ndarray, size: int, crop_scale: float,
-                  aug: AugmentConfig | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                  aug: AugmentConfig | None, rng: np.random.Generator, points: np.ndarray | None = None):
     """Warp pool crops to size x size with labels kept true.
 
     The stored crop already is the 1.6x square around the face; `crop_scale` rescales relative to that.
     Flip mirrors the pose (F R F), in-plane rotation by d (clockwise as displayed) composes Rz(d) R.
     `matrices` is (rows, 3, 3) or (rows, K, 3, 3) (labels and a teacher's poses, transformed alike).
-    Returns BGR uint8 (N, size, size, 3) and float32 rotation matrices shaped like matrices[idx].
+    Returns BGR uint8 (N, size, size, 3) and float32 rotation matrices shaped like matrices[idx]; with `points`
+    ((rows, P, 2) crop pixels, NaN = missing) also the points warped alike, mirrored index order on flips, in 0..1.
     """
     n = len(idx)
     out = np.empty((n, size, size, 3), np.uint8)
     mats = matrices[idx].astype(np.float64)
+    pts = None if points is None else points[idx].astype(np.float64)
     base = POOL_SIDE * crop_scale / 1.6
     for j, i in enumerate(idx):
         scale, dx, dy, rot, flip = 1.0, 0.0, 0.0, 0.0, False
@@ -100,7 +103,12 @@ def augment_batch(images: np.ndarray, matrices: np.ndarray, idx: np.ndarray, siz
             mats[j] = rotate_in_plane(mats[j], rot)
         if flip:
             mats[j] = flip_matrix(mats[j])
-    return out, mats.astype(np.float32)
+        if pts is not None:
+            warped = pts[j] @ m[:, :2].T + m[:, 2]
+            pts[j] = (warped[FLIP_68] if len(warped) == 68 else warped[FLIP_5]) if flip else warped
+    if pts is None:
+        return out, mats.astype(np.float32)
+    return out, mats.astype(np.float32), (pts / size).astype(np.float32)
 
 
 def _erase(img: np.ndarray, rng: np.random.Generator) -> None:

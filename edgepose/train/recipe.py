@@ -17,6 +17,8 @@ class ModelConfig:
     width: float = 1.0
     head: str = "rot6d"
     input_size: int = 112
+    landmarks: int = 0  # 0, 5 or 68: an auxiliary landmark branch trained with the pose (not exported)
+    attention: bool = False  # a spatial-attention block on the last feature map
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class TrainConfig:
     patience: int = 0  # early stopping on the pool-holdout MAE (never the dev set); 0 = off
     min_delta: float = 0.0  # degrees the holdout MAE must improve by to count as an improvement
     checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (exact mid-epoch resume); 0 = epochs only
+    landmark_weight: float = 0.3  # with model.landmarks: loss = (1 - w) * pose + w * landmarks (0.7 / 0.3)
     tensorboard: bool = False  # also write TensorBoard scalars to <out>/tensorboard (needs the tensorboard package)
 
 

@@ -19,6 +19,7 @@ from ..decode import decode_outputs
 from ..datasets.aflw2000 import read_aflw2000
 from ..manifest import InputSpec, atomic_write_bytes
 from ..metrics import summarize
+from .heads import landmark_loss
 from .models import create
 from .pool_data import PoolData, augment_batch, color_jitter
 from .recipe import Recipe, recipe_to_yaml
@@ -185,7 +186,8 @@ class _Run:
     def __init__(self, recipe: Recipe, data: PoolData, world: int = 1):
         cfg = recipe.train
         self.recipe, self.data, self.cfg, self.world = recipe, data, cfg, world
-        self.model = create(recipe.model.backbone, recipe.model.head, recipe.model.width).to(
+        self.model = create(recipe.model.backbone, recipe.model.head, recipe.model.width,
+                                recipe.model.landmarks, recipe.model.attention).to(
             memory_format=torch.channels_last)
         self.ema = EMA(self.model, cfg.ema_decay)
         self.distiller = None
@@ -269,7 +271,7 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
         atomic_write_bytes(out / "recipe.yaml", recipe_to_yaml(recipe).encode())
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // dist.world))
     torch.manual_seed(cfg.seed)
-    run = _Run(recipe, PoolData(recipe.data), dist.world)
+    run = _Run(recipe, PoolData(recipe.data, recipe.model.landmarks), dist.world)
     ckpt_path = out / "last.pt"
     if resume:
         if not ckpt_path.is_file():
@@ -296,13 +298,23 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
         for i in bar:
             shard = i * dist.world + dist.rank  # this rank's slice of the global batch
             idx = run.order[shard * cfg.batch_size:(shard + 1) * cfg.batch_size]
-            imgs, targets = augment_batch(run.data.images, run.targets, idx, spec.size[0], recipe.data.crop_scale,
-                                          recipe.augment, run.rng)
+            points = None
+            if run.data.landmarks is None:
+                imgs, targets = augment_batch(run.data.images, run.targets, idx, spec.size[0], recipe.data.crop_scale,
+                                              recipe.augment, run.rng)
+            else:
+                imgs, targets, points = augment_batch(run.data.images, run.targets, idx, spec.size[0],
+                                                      recipe.data.crop_scale, recipe.augment, run.rng, run.data.landmarks)
             x = to_tensor(color_jitter(imgs.astype(np.float32), recipe.augment, run.rng))
             mats, degs = _targets(targets[:, 0], cfg.label_noise_deg, run.rng)
             for group in run.opt.param_groups:
                 group["lr"] = lr_at(run.step, run.total, run.warmup, cfg.lr)
-            if run.distiller is None:
+            if points is not None:
+                pred, marks = run.model.forward_with_landmarks(x)
+                w = cfg.landmark_weight
+                loss = (1 - w) * head.loss(pred, torch.from_numpy(mats), torch.from_numpy(degs)) + \
+                    w * landmark_loss(marks, torch.from_numpy(points))
+            elif run.distiller is None:
                 loss = head.loss(run.model(x), torch.from_numpy(mats), torch.from_numpy(degs))
             else:
                 pred, features = run.model.forward_with_features(x) if run.distiller.online else (run.model(x), None)
