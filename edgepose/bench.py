@@ -29,23 +29,6 @@ def time_calls(fn: Callable[[], object], runs: int, warmup: int, min_time: float
             "min_ms": float(arr.min()), "per_s": 1e3 / p50 if p50 > 0 else float("inf")}
 
 
-def time_rounds(fn: Callable[[], object], runs: int, warmup: int, rounds: int = 5) -> dict:
-    """time_calls over `rounds` separate rounds: p50 of all calls plus the spread (min..max) of the round medians.
-
-    On shared or frequency-scaled machines the medians drift between rounds far more than calls vary within one;
-    the round spread is the honest error bar for comparing two runs.
-    """
-    medians, samples = [], []
-    for i in range(rounds):
-        stats = time_calls(fn, max(1, runs // rounds), warmup if i == 0 else max(1, warmup // 4))
-        medians.append(stats["p50_ms"])
-        samples.append(stats)
-    p50 = float(np.median(medians))
-    return {"runs": sum(s["runs"] for s in samples), "p50_ms": p50, "round_min_ms": float(min(medians)),
-            "round_max_ms": float(max(medians)), "std_ms": float(np.mean([s["std_ms"] for s in samples])),
-            "per_s": 1e3 / p50 if p50 > 0 else float("inf")}
-
-
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (MB)."""
     import resource

@@ -37,6 +37,13 @@ def summarize(pred: np.ndarray, truth: np.ndarray) -> dict:
     return out
 
 
+def manifest_metrics(summary: dict) -> dict:
+    """The part of a `summarize` result a bundle manifest records: MAE per angle, AUC@5, failures, bin means."""
+    out = {k: summary[k] for k in ("n", "yaw", "pitch", "roll", "mean", "auc5", "failure15")}
+    out["bins"] = {k: round(v["mean"], 3) for k, v in summary["bins"].items()}
+    return out
+
+
 def _mae(err: np.ndarray) -> dict:
     if len(err) == 0:
         return {"yaw": float("nan"), "pitch": float("nan"), "roll": float("nan"), "mean": float("nan")}

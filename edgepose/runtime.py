@@ -105,10 +105,6 @@ class Runtime:
         return [FacePose(float(a[0]), float(a[1]), float(a[2]), tuple(b), float(s), m)
                 for a, b, s, m in zip(angles, clipped, scores, matrices)]
 
-    def check_frame(self, frame: np.ndarray) -> np.ndarray:
-        """The frame if it is BGR uint8 H x W x 3; InputError otherwise."""
-        return validate_frame(frame)
-
     def stream(self, source, options=None, keep_frames: bool = False):
         """Poses over a video: a file path, a camera index, or an iterable of BGR frames.
 

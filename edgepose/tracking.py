@@ -61,5 +61,3 @@ class IouTracker:
                 track.box, track.hits = tuple(box), track.hits + 1
             out.append(track)
         return out
-
-

@@ -16,6 +16,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from .crop import validate_frame
 from .errors import ConfigError, InputError
 from .pose import FacePose
 from .smoothing import OneEuroConfig
@@ -137,7 +138,7 @@ class PoseStream:
     def _detect(self) -> None:
         while (item := self._get(self._captured)) is not _END:
             index, timestamp, frame = item
-            found = self.runtime.detector.detect(self.runtime.check_frame(frame))
+            found = self.runtime.detector.detect(validate_frame(frame))
             self._put(self._detected, (index, timestamp, frame, found))
         self._put(self._detected, _END)
 
@@ -182,5 +183,3 @@ class PoseStream:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-

@@ -6,7 +6,6 @@ int8 mean MAE on aflw2000-dev within 1.0 deg of fp32.
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="exporters need torch: pip install 'edgepose[train]'")

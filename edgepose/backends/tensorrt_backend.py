@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, ModelFormatError
+from ..errors import ModelFormatError
 
 try:
     import tensorrt as trt

@@ -159,10 +159,11 @@ def export_tensorrt_bundle(bundle: str | Path, out_dir: str | Path, precision: s
 def _record_accuracy(manifest_path: Path, platform: str, dev_root: str) -> None:
     from ..evaluate import evaluate
     from ..manifest import load_manifest
+    from ..metrics import manifest_metrics
     from ..runtime import Runtime
 
     with Runtime(platform, model=str(manifest_path.parent)) as rt:
         summary, _, _ = evaluate(rt, "aflw2000", dev_root, progress=False)
     manifest = load_manifest(manifest_path)
-    metrics = {"aflw2000-dev": {k: summary[k] for k in ("n", "yaw", "pitch", "roll", "mean", "auc5", "failure15")}}
+    metrics = {"aflw2000-dev": manifest_metrics(summary)}
     save_manifest(dataclasses.replace(manifest, metrics=metrics), manifest_path)

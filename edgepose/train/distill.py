@@ -90,5 +90,3 @@ class Distiller(nn.Module):
 
 def _is_bins(model: nn.Module) -> bool:
     return type(model.head).__name__ == "BinnedHead"
-
-

@@ -8,8 +8,6 @@ that edgepose.decode (numpy, device half) uses, and training evaluates through t
 """
 from __future__ import annotations
 
-
-
 import torch
 from torch import nn
 
@@ -194,5 +192,3 @@ def landmark_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if not visible.any():
         return pred.sum() * 0.0
     return nn.functional.smooth_l1_loss(pred[visible], target[visible], beta=0.02)
-
-
