@@ -1,7 +1,8 @@
 """Angle conventions of edgepose: Euler (AFLW2000) <-> rotation matrix <-> 6D, flips and in-plane rotation.
 
 Convention (AFLW2000-3D / 300W-LP, shared by the public models): angles in degrees,
-R = Rz(roll) @ Ry(yaw) @ Rx(pitch). As seen in the image, yaw > 0 turns the face toward the image left,
+R = Rz(roll) @ Ry(yaw) @ Rx(pitch), the transpose of the model-to-camera rotation (with the y and z axes of the
+OpenCV camera flipped), so rotations about camera axes compose on the right. As seen in the image, yaw > 0 turns the face toward the image left,
 pitch > 0 turns it up, roll > 0 rotates the head clockwise. Every reader converts into this at the door.
 All functions accept a single triple/matrix or a leading batch dimension.
 """
@@ -73,8 +74,13 @@ def flip_euler(yaw, pitch, roll) -> tuple:
 
 
 def rotate_in_plane(matrix: np.ndarray, degrees) -> np.ndarray:
-    """Pose after the image is rotated clockwise (as displayed) by `degrees` about the face: Rz(d) R, roll + d."""
-    return _rz(np.deg2rad(np.asarray(degrees, dtype=np.float64))) @ np.asarray(matrix, dtype=np.float64)
+    """Pose after the image is rotated clockwise (as displayed) by `degrees` about the face: R Rz(d).
+
+    In the AFLW2000 convention R is the transpose of the model-to-camera rotation (roll is the innermost angle),
+    so a rotation about the camera axis composes on the right; only a frontal face's roll simply grows by d.
+    Checked against AFLW2000's own 3D landmarks (tests/test_angles.py).
+    """
+    return np.asarray(matrix, dtype=np.float64) @ _rz(np.deg2rad(np.asarray(degrees, dtype=np.float64)))
 
 
 def geodesic_degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -166,9 +166,42 @@ def _cmd_export(args) -> int:
 
     manifest = export_bundle(args.checkpoint, args.platform, args.out, precision=args.precision,
                              calibration=args.calibration, calibration_size=args.calibration_size,
-                             dev_root=args.dev_root)
+                             dev_root=args.dev_root, qat_format=args.qat_format)
     print(f"bundle written: {manifest}")
     print(manifest.read_text())
+    return 0
+
+
+def _cmd_card(args) -> int:
+    from importlib.resources import files
+
+    from .model_card import write_card
+
+    bundles = args.bundles or str(files("edgepose") / "bundles")
+    print(f"model card written to {write_card(args.bench, bundles, args.out, args.recipes)}")
+    return 0
+
+
+def _cmd_label(args) -> int:
+    from .data_engine import LabelSettings, label_folder, label_pool
+
+    settings = LabelSettings(flip=not args.no_flip, max_spread=args.max_spread, coarse_filter=not args.no_coarse_filter)
+    if args.index:
+        summary = label_pool(args.index, args.out, args.teacher, [v for v in args.index_votes.split(",") if v],
+                             args.face_model, settings, limit=args.limit)
+    else:
+        summary = label_folder(args.images, args.out, args.teacher, args.detector, settings, limit=args.limit)
+    print(json.dumps(summary, indent=2))
+    print(f"labels written to {args.out} (train on them with data.labels={args.out})")
+    return 0
+
+
+def _cmd_profile(args) -> int:
+    from .train.profile_pool import ProfileSettings, generate
+
+    settings = ProfileSettings(views=args.views, yaw_min=args.yaw_min, yaw_max=args.yaw_max, seed=args.seed)
+    out = generate(args.pool, args.face_model, args.out, settings, workers=args.workers, limit=args.limit)
+    print(f"profiled set written to {out} (train on it with data.profiled={out})")
     return 0
 
 
@@ -245,6 +278,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.set_defaults(fn=_cmd_train)
 
+    p = sub.add_parser("label", help="pseudo-label a pool index or an image folder with teachers (data engine)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--index", help="pool folder holding index.csv (boxes, coarse classes, landmarks from it)")
+    src.add_argument("--images", help="folder of images; the largest detected face in each is labelled")
+    p.add_argument("--teacher", action="append", default=[],
+                   help="bundle folder, manifest JSON or training checkpoint (.pt); repeatable")
+    p.add_argument("--index-votes", default="", help="pool-index columns to use as votes: fsa,whenet,mp")
+    p.add_argument("--face-model", default=None, help="3D face model: a 68-point fit as one more vote")
+    p.add_argument("--detector", default=None, help="with --images: detector spec (default: the cpu platform's)")
+    p.add_argument("--max-spread", type=float, default=12.0, help="drop faces whose votes disagree more (deg)")
+    p.add_argument("--no-flip", action="store_true", help="skip the mirrored-crop vote of each teacher")
+    p.add_argument("--no-coarse-filter", action="store_true", help="keep faces whose yaw sign contradicts coarse_yaw")
+    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--out", required=True, help="labels CSV to write")
+    p.set_defaults(fn=_cmd_label)
+
+    p = sub.add_parser("card", help="generate the model card from a bench JSON and the packaged bundles")
+    p.add_argument("--bench", required=True, help="edgepose bench --json output (with the public models)")
+    p.add_argument("--bundles", default=None, help="bundles folder (default: the packaged ones)")
+    p.add_argument("--recipes", default="recipes")
+    p.add_argument("--out", default="MODEL_CARD.md")
+    p.set_defaults(fn=_cmd_card)
+
+    p = sub.add_parser("profile", help="synthetic large-yaw views of the pool's 68-point faces with exact labels")
+    p.add_argument("--face-model", required=True,
+                   help="3D face model: a 3DDFA BFM folder or an .obj with ibug_to_sfm.txt (not shipped: see README)")
+    p.add_argument("--pool", default="../shared/data/faces", help="training pool folder (index.csv)")
+    p.add_argument("--out", required=True, help="folder for the shards (resumes when it holds some)")
+    p.add_argument("--views", type=int, default=2, help="renders per source face")
+    p.add_argument("--yaw-min", type=float, default=35.0)
+    p.add_argument("--yaw-max", type=float, default=88.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="processes")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N source faces (0 = all)")
+    p.set_defaults(fn=_cmd_profile)
+
     p = sub.add_parser("export", help="export a checkpoint for a platform (needs edgepose[train])")
     p.add_argument("checkpoint")
     p.add_argument("--platform", default="cpu", help="target platform: decides format and precision")
@@ -253,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", default=None, help="int8 calibration images (default: the recipe's training pool)")
     p.add_argument("--calibration-size", type=int, default=256)
     p.add_argument("--dev-root", default=None, help="AFLW2000 folder to measure parity and accuracy on")
+    p.add_argument("--qat-format", default="weights", choices=["weights", "nncf-qdq"],
+                   help="QAT checkpoints: QAT weights + the target's static quantizer, or NNCF's QDQ graph (ONNX)")
     p.set_defaults(fn=_cmd_export)
     return parser
 

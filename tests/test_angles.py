@@ -48,14 +48,52 @@ def test_flip_negates_yaw_and_roll_and_is_an_involution():
     np.testing.assert_allclose(A.euler_to_matrix(y, p, r), flipped, atol=1e-12)
 
 
-def test_in_plane_rotation_shifts_roll_and_undoes():
-    m = A.euler_to_matrix(YAW, PITCH, ROLL)
+def test_in_plane_rotation_of_a_frontal_face_shifts_roll_and_undoes():
     d = rng.uniform(-30, 30, 500)
-    rotated = A.rotate_in_plane(m, d)
-    e = A.matrix_to_euler(rotated)
-    np.testing.assert_allclose(e[:, :2], np.stack([YAW, PITCH], 1), atol=1e-9)
+    frontal = A.euler_to_matrix(np.zeros(500), np.zeros(500), ROLL)
+    e = A.matrix_to_euler(A.rotate_in_plane(frontal, d))
+    np.testing.assert_allclose(e[:, :2], 0, atol=1e-9)
     np.testing.assert_allclose(A.wrap_degrees(e[:, 2] - ROLL - d), 0, atol=1e-9)
-    np.testing.assert_allclose(A.rotate_in_plane(rotated, -d), m, atol=1e-12)
+    m = A.euler_to_matrix(YAW, PITCH, ROLL)
+    np.testing.assert_allclose(A.rotate_in_plane(A.rotate_in_plane(m, d), -d), m, atol=1e-12)
+
+
+def _aflw_fits(dev_root, turn_deg: float = 0.0, count: int = 120):
+    """(label matrix, pose of a 3D face fitted to pt3d_68 turned in the image plane by turn_deg) per dev image."""
+    import scipy.io as sio
+
+    from edgepose.keypoint_pose import angles_from_camera_rotation, similarity_fit
+    from edgepose.train.face_model import load_face_model
+
+    from .conftest import SHARED, need
+
+    model = load_face_model(need(SHARED / "models" / "mesh" / "bfm_mean_3ddfa")).landmarks.astype(np.float64)
+    a = np.deg2rad(turn_deg)
+    clockwise = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])  # image y runs down
+    labels, fitted = [], []
+    for mat in sorted(dev_root.glob("*.mat"))[:count]:
+        d = sio.loadmat(mat)
+        pitch, yaw, roll = np.rad2deg(d["Pose_Para"][0, :3])
+        pts = d["pt3d_68"][:3].T * [1, 1, -1]  # x right, y down, depth into the scene
+        _, rot, _ = similarity_fit(model, pts @ clockwise.T)
+        labels.append(A.euler_to_matrix(yaw, pitch, roll))
+        fitted.append(A.euler_to_matrix(*angles_from_camera_rotation(rot @ np.diag([1.0, -1.0, -1.0]))))
+    return np.array(labels), np.array(fitted)
+
+
+def test_label_convention_matches_aflw2000_3d_landmarks(dev_root):
+    """AFLW2000's Pose_Para is the pose of its own pt3d_68 points: a 3D face fitted to them must give it back."""
+    labels, fitted = _aflw_fits(dev_root)
+    assert A.geodesic_degrees(labels, fitted).mean() < 3.0
+
+
+def test_in_plane_rotation_matches_rotated_3d_landmarks(dev_root):
+    """Turning the image turns the landmarks; the pose fitted to them is rotate_in_plane of the unturned pose."""
+    _, before = _aflw_fits(dev_root, 0.0, 60)
+    _, after = _aflw_fits(dev_root, 20.0, 60)
+    assert A.geodesic_degrees(A.rotate_in_plane(before, 20.0), after).max() < 1e-3
+    assert A.geodesic_degrees(A.euler_to_matrix(*np.moveaxis(A.matrix_to_euler(before) + [0, 0, 20.0], -1, 0)),
+                              after).mean() > 3.0  # adding d to roll alone is wrong for non-frontal faces
 
 
 def test_geodesic_of_known_rotation():

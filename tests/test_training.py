@@ -192,14 +192,31 @@ def tiny_teacher(tmp_path_factory, pool_root):
     return out / "last.pt"
 
 
+@pytest.fixture(scope="module")
+def tiny_profiled(tmp_path_factory, pool_root):
+    """A profiled set from 6 pool faces (stands in for the recipes' full set, which takes ~15 min to render)."""
+    from edgepose.train.profile_pool import ProfileSettings, generate
+
+    from .conftest import SHARED, need
+
+    return generate(pool_root, need(SHARED / "models" / "mesh" / "bfm_mean_3ddfa"),
+                    tmp_path_factory.mktemp("profiled"), ProfileSettings(views=1), limit=6)
+
+
 @pytest.mark.parametrize("recipe", sorted(p.name for p in __import__("pathlib").Path("recipes").glob("*.yaml")))
-def test_every_recipe_runs_a_smoke(recipe, tmp_path, pool_root, tiny_teacher):
+def test_every_recipe_runs_a_smoke(recipe, tmp_path, pool_root, tiny_teacher, tiny_profiled):
     from edgepose.train.trainer import train
 
     overrides = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=1",
                          "train.max_steps_per_epoch=2", "train.checkpoint_every=0", "train.curriculum=[]"]
-    if load_recipe(f"recipes/{recipe}").distill.teacher:
+    original = load_recipe(f"recipes/{recipe}")
+    if original.distill.teacher:
         overrides.append(f"distill.teacher={tiny_teacher}")
+    if original.data.profiled:
+        overrides.append(f"data.profiled={tiny_profiled}")
+    if original.qat.init:
+        pytest.importorskip("nncf")
+        overrides.append("qat.calibration_size=8")
     metrics = train(load_recipe(f"recipes/{recipe}", overrides), tmp_path)
     assert metrics["epoch"] == 1 and np.isfinite(metrics["train_loss"]) and (tmp_path / "last.pt").is_file()
 

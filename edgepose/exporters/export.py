@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import __version__
 from ..backends import backend_available
+from ..errors import ConfigError
 from ..manifest import CropSpec, InputSpec, Manifest, save_manifest, sha256_file
 from ..platform import load_platform
 from .calibration import calibration_inputs
@@ -19,6 +20,7 @@ from .formats import ExportFormat, format_for
 from .onnx_export import OUTPUT_NAME, load_trained, onnx_to_fp16, onnx_to_int8, write_onnx
 
 DEFAULT_CALIBRATION_SIZE = 256
+QAT_FORMATS = ("weights", "nncf-qdq")  # how a QAT checkpoint becomes int8 (see export_bundle)
 
 
 def _build_onnx(ctx: dict) -> tuple[Path, InputSpec, str]:
@@ -27,6 +29,8 @@ def _build_onnx(ctx: dict) -> tuple[Path, InputSpec, str]:
         return onnx32, ctx["spec"], OUTPUT_NAME
     if precision == "fp16":
         return onnx_to_fp16(onnx32, work / "fp16.onnx"), ctx["spec"], OUTPUT_NAME
+    if ctx["qat"] == "nncf-qdq":  # NNCF's own QDQ graph (onnx32 was written from the fake-quantized model)
+        return onnx32, ctx["spec"], OUTPUT_NAME
     return onnx_to_int8(onnx32, work / "int8.onnx", ctx["calibration"](), ctx["spec"].name), ctx["spec"], OUTPUT_NAME
 
 
@@ -34,7 +38,8 @@ def _build_tflite(ctx: dict) -> tuple[Path, InputSpec, str]:
     from .tflite_export import torch_to_tflite
 
     calib = ctx["calibration"]() if ctx["precision"] == "int8" else None
-    return torch_to_tflite(ctx["model"], ctx["spec"], ctx["precision"], ctx["work"] / "model.tflite", calib)
+    model = ctx["model"]
+    return torch_to_tflite(model, ctx["spec"], ctx["precision"], ctx["work"] / "model.tflite", calib)
 
 
 def _build_tensorrt(ctx: dict) -> tuple[Path, InputSpec, str]:
@@ -54,7 +59,8 @@ BUILDERS = {"onnx": _build_onnx, "tflite": _build_tflite, "tensorrt": _build_ten
 
 def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | Path | None = None, *,
                   precision: str | None = None, calibration: str | None = None,
-                  calibration_size: int = DEFAULT_CALIBRATION_SIZE, dev_root: str | None = None) -> Path:
+                  calibration_size: int = DEFAULT_CALIBRATION_SIZE, dev_root: str | None = None,
+                  qat_format: str = "weights") -> Path:
     """Export a training checkpoint for a platform; returns the manifest path.
 
     Args:
@@ -63,12 +69,34 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
         calibration: images for int8 (the training pool, a folder with index.csv, by default).
         dev_root: AFLW2000 folder for the parity and accuracy figures recorded in the manifest (default: the
             recipe's eval root). Measured only when this machine can run the platform's backend.
+        qat_format: for quantization-aware checkpoints: "weights" (QAT weights + the target's static
+            quantizer, the default: fastest here) or "nncf-qdq" (ONNX only: NNCF's own QDQ graph).
     """
     plat = load_platform(platform)
     precision = precision or plat.precision
     fmt: ExportFormat = format_for(plat.backend, precision)
     model, recipe = load_trained(checkpoint)
+    from ..train.qat import is_quantized
     from ..train.trainer import input_spec
+
+    quantized = is_quantized(model)
+    if quantized and precision != "int8":
+        raise ConfigError(f"'{checkpoint}' is a quantization-aware (int8) checkpoint; export it with an int8 "
+                          f"platform or --precision int8, or export its fp32 parent (qat.init) for {precision}")
+    if qat_format not in QAT_FORMATS:
+        raise ConfigError(f"qat_format '{qat_format}' is unknown; use one of {', '.join(QAT_FORMATS)}")
+    if quantized and qat_format == "nncf-qdq" and fmt.name != "onnx":
+        raise ConfigError("qat_format 'nncf-qdq' is an ONNX graph; use qat_format 'weights' for "
+                          f"{fmt.name} (the target's own quantizer on the QAT weights)")
+    if quantized and qat_format == "weights":
+        # the QAT weights rounded onto their int8 grid, then the target's own static quantizer calibrates the
+        # activations (ORT QDQ with u8 activations / LiteRT PT2E): NNCF's QDQ graph ran 5-8x slower in ORT here
+        from ..train.models import create
+        from ..train.qat import bake_weights, fold_batchnorm
+
+        m = recipe.model
+        model = bake_weights(model, fold_batchnorm(create(m.backbone, m.head, m.width, m.landmarks, m.attention).eval()),
+                             m.input_size)
 
     spec = input_spec(recipe)
     out = Path(out_dir or f"runs/export/{plat.name}-{precision}")
@@ -92,7 +120,8 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
         onnx32 = write_onnx(model, spec, work / "fp32.onnx")
         base = dataclasses.replace(base, sha256=sha256_file(onnx32))
         ctx = {"model": model, "spec": spec, "precision": precision, "work": work, "onnx32": onnx32,
-               "calibration": calibration_batch, "manifest": base}
+               "calibration": calibration_batch, "manifest": base,
+               "qat": qat_format if quantized else ""}
         artifact, artifact_spec, output_name = BUILDERS[fmt.name](ctx)
         final = out / f"model{fmt.suffix}"
         staged = work / f"staged{fmt.suffix}"
@@ -101,6 +130,9 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     source = dict(base.source)
     if "x" in calib_cache:
         source["calibration"] = {"source": str(calib_source), "images": int(len(calib_cache["x"]))}
+    if quantized:
+        source["quantization"] = ("NNCF QAT, NNCF's QDQ graph" if qat_format == "nncf-qdq" else
+                                  "NNCF QAT weights (int8 grid) + static activation calibration")
     manifest = dataclasses.replace(base, model_file=final.name, format=fmt.name, precision=precision,
                                    input=artifact_spec, output=model.head.decoding(output_name),
                                    sha256=sha256_file(final), source=source)

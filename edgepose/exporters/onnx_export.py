@@ -29,12 +29,20 @@ def load_trained(checkpoint: str | Path, use_ema: bool = True) -> tuple[torch.nn
     recipe = recipe_from_yaml(state["recipe"], where=f"recipe inside '{path}'")
     model = create(recipe.model.backbone, recipe.model.head, recipe.model.width, recipe.model.landmarks,
                    recipe.model.attention)
+    if "nncf_config" in state:  # a quantization-aware training checkpoint: rebuild NNCF's quantizers first
+        from ..train import qat
+
+        model = qat.restore(qat.fold_batchnorm(model.eval()), state["nncf_config"])
     model.load_state_dict(state["ema" if use_ema and "ema" in state else "model"])
     return model.eval(), recipe
 
 
 def write_onnx(model: torch.nn.Module, spec: InputSpec, path: Path, opset: int = 17) -> Path:
     """Export with the TorchScript exporter (dynamic batch); the file appears only when complete."""
+    from ..train import qat
+
+    if qat.is_quantized(model):  # NNCF fake quantizers -> QuantizeLinear/DequantizeLinear pairs
+        model = qat.strip(model, spec.size[0])
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -49,6 +49,8 @@ class PoolData:
         root = Path(cfg.root)
         table = read_pool_index(root)
         labels, keep = fuse_labels(table, FusionRule(mp_max_fit=cfg.mp_max_fit))
+        if cfg.labels:
+            labels, keep = _labels_file(cfg, table.paths)
         rows = np.flatnonzero(keep)
         if cfg.limit:
             rows = rows[np.random.default_rng(0).permutation(len(rows))[: cfg.limit]]
@@ -58,8 +60,41 @@ class PoolData:
         self.landmarks = landmark_targets(table, landmarks)[rows] if landmarks else None
         self.matrices = euler_to_matrix(self.angles[:, 0], self.angles[:, 1], self.angles[:, 2]).astype(np.float32)
         held = holdout_mask(table, cfg.holdout)[rows]
+        if cfg.profiled:
+            held = self._add_profiled(cfg, table, held, landmarks)
         self.train_idx = np.flatnonzero(~held)
         self.holdout_idx = np.flatnonzero(held)
+
+    def _add_profiled(self, cfg: DataConfig, table, held: np.ndarray, landmarks: int) -> np.ndarray:
+        """Append the synthetic views of `cfg.profiled`; a view is held out when its source face is (no identity
+        leaks between train and holdout). Returns the extended holdout mask."""
+        from .profile_pool import load_profiled
+
+        views = load_profiled(cfg.profiled)
+        if cfg.limit:
+            views = {k: v[: max(1, cfg.limit // 4)] for k, v in views.items()}
+        row_of = {p: i for i, p in enumerate(table.paths)}
+        src_held = holdout_mask(table, cfg.holdout)[[row_of[p] for p in views["source_path"]]]
+        self.images = np.concatenate([np.asarray(self.images), views["images"]])
+        angles = views["angles"].astype(np.float32)
+        self.angles = np.concatenate([self.angles, angles])
+        self.matrices = np.concatenate([self.matrices, euler_to_matrix(*angles.T).astype(np.float32)])
+        if landmarks:
+            pts = views["landmarks"]
+            if landmarks == 5:
+                pts = np.stack([pts[:, 36:42].mean(1), pts[:, 42:48].mean(1), pts[:, 30], pts[:, 48], pts[:, 54]], 1)
+            self.landmarks = np.concatenate([self.landmarks, pts.astype(np.float32)])
+        self.profiled = len(angles)
+        return np.concatenate([held, src_held])
+
+
+def _labels_file(cfg: DataConfig, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and keep mask from an `edgepose label` CSV (rows it lacks or dropped are not kept)."""
+    from ..data_engine import read_labels
+
+    table = read_labels(cfg.labels, cfg.labels_min_confidence)
+    labels = np.array([table.get(p, (0.0, 0.0, 0.0)) for p in paths], np.float32)
+    return np.clip(labels, -99.0, 99.0), np.array([p in table for p in paths])
 
 
 def augment_batch(images: np.ndarray, matrices: np.ndarray, idx: np.ndarray, size: int, crop_scale: float,

@@ -28,6 +28,9 @@ class DataConfig:
     crop_scale: float = 1.6
     mp_max_fit: float = 0.6
     limit: int = 0  # use only the first N rows (smoke runs); 0 = all
+    profiled: str = ""  # folder made by `edgepose profile`: synthetic large-yaw views added to the training rows
+    labels: str = ""  # CSV made by `edgepose label`: replaces the fused labels; pool rows it drops are not used
+    labels_min_confidence: float = 0.0  # with labels: also drop rows below this confidence
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,16 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
+class QATConfig:
+    """Quantization-aware training with NNCF ('' = off): start from the fp32 checkpoint `init`, insert int8 fake
+    quantizers calibrated on `calibration_size` pool crops, then fine-tune with this recipe's train section."""
+
+    init: str = ""
+    calibration_size: int = 300
+    preset: str = "performance"  # NNCF preset: performance (symmetric) or mixed (asymmetric activations)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     aflw2000_root: str = "../shared/data/aflw2000-dev"
 
@@ -93,6 +106,7 @@ class Recipe:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    qat: QATConfig = field(default_factory=QATConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 

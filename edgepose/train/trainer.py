@@ -189,6 +189,14 @@ class _Run:
         self.model = create(recipe.model.backbone, recipe.model.head, recipe.model.width,
                                 recipe.model.landmarks, recipe.model.attention).to(
             memory_format=torch.channels_last)
+        if recipe.qat.init:
+            from . import qat
+
+            n = min(recipe.qat.calibration_size, len(data.train_idx))
+            idx = data.train_idx[np.random.default_rng(cfg.seed).permutation(len(data.train_idx))[:n]]
+            crops, _ = augment_batch(data.images, data.matrices, np.sort(idx), recipe.model.input_size,
+                                     recipe.data.crop_scale, None, np.random.default_rng(0))
+            self.model = qat.prepare(self.model, recipe.qat.init, crops, recipe.qat.preset)
         self.ema = EMA(self.model, cfg.ema_decay)
         self.distiller = None
         self.targets = data.matrices[:, None]  # (N, K, 3, 3): labels, then the teacher's poses when distilling
@@ -225,7 +233,14 @@ class _Run:
                 "epoch": self.epoch, "i": self.i, "step": self.step, "order": torch.from_numpy(self.order.copy()),
                 "losses": list(self.losses), "best": self.best, "bad_epochs": self.bad_epochs,
                 "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                "recipe": recipe_to_yaml(self.recipe)}
+                "recipe": recipe_to_yaml(self.recipe), **self._qat_config()}
+
+    def _qat_config(self) -> dict:
+        if not self.recipe.qat.init:
+            return {}
+        from . import qat
+
+        return {"nncf_config": qat.config_of(self.model)}
 
     def restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])

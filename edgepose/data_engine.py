@@ -1,0 +1,196 @@
+"""`edgepose label`: pseudo-label a face pool or an image folder with any teachers, with agreement filtering.
+
+Votes per face:
+- every teacher given with `--teacher`: a bundle folder, a manifest JSON (e.g. the public models in
+  benchmarks/peers) or a training checkpoint (.pt; exported to a temporary ONNX bundle first, needs
+  edgepose[train]). With flip consistency on, each teacher also sees the mirrored crop; its pose is mirrored
+  back and averaged with the direct one, and the gap between the two counts toward the face's spread.
+- columns already in a pool index (`--index-votes fsa,whenet,mp`): the public models' outputs stored there.
+- a landmark vote (`--face-model`): a 3D face fitted to the row's 68 annotated points.
+
+The consensus is the chordal mean of the votes' rotation matrices. `spread` = mean geodesic angle of the votes
+(and flip gaps) from it; `confidence` = exp(-spread / 10 deg). A face is dropped (`keep` = 0) when the spread is
+above `--max-spread` or its yaw sign contradicts the index's coarse pose class. Output: a CSV with path, yaw,
+pitch, roll, confidence, spread, votes, keep and one column triple per vote, written atomically; training recipes
+read it through `data.labels`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .angles import euler_to_matrix, flip_euler, geodesic_degrees, matrix_to_euler
+from .errors import ConfigError
+from .manifest import atomic_write_bytes
+
+INDEX_VOTES = ("fsa", "whenet", "mp")
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    flip: bool = True
+    max_spread: float = 12.0
+    coarse_filter: bool = True
+    confidence_scale: float = 10.0
+
+
+def consensus(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Chordal mean of (N, K, 3) Euler votes (NaN = missing vote): (N, 3) angles and (N,) mean geodesic spread."""
+    mats = euler_to_matrix(*np.moveaxis(np.nan_to_num(votes), -1, 0))
+    present = np.isfinite(votes).all(-1)
+    summed = (mats * present[..., None, None]).sum(1)
+    u, _, vt = np.linalg.svd(summed)
+    d = np.sign(np.linalg.det(u @ vt))
+    u[:, :, 2] *= d[:, None]
+    mean = u @ vt
+    dist = geodesic_degrees(mats, mean[:, None])
+    spread = np.where(present, dist, 0).sum(1) / np.maximum(present.sum(1), 1)
+    angles = matrix_to_euler(mean)
+    angles[present.sum(1) == 0] = np.nan
+    return angles, np.where(present.any(1), spread, np.nan)
+
+
+def _teacher_runtime(spec: str, tmp: Path):
+    from .runtime import Runtime
+
+    path = Path(spec)
+    if path.suffix == ".pt":
+        from .exporters.export import export_bundle
+
+        path = export_bundle(str(path), "cpu", str(tmp / path.stem)).parent
+    if not path.exists():
+        raise ConfigError(f"teacher '{spec}' does not exist; give a bundle folder, a manifest JSON or a .pt checkpoint")
+    return Runtime("cpu", model=str(path), threads=0)
+
+
+def teacher_votes(spec: str, images: list[np.ndarray], boxes: np.ndarray, flip: bool, tmp: Path):
+    """(N, 3) poses of one teacher and (N,) flip gaps in degrees (0 without flip)."""
+    from tqdm import tqdm
+
+    with _teacher_runtime(spec, tmp) as rt:
+        direct, mirrored = [], []
+        for img, box in tqdm(list(zip(images, boxes)), desc=f"labelling with {Path(spec).name}", unit="face",
+                             mininterval=5):
+            direct.append(rt.infer(img, boxes=[box])[0].rotation)
+            if flip:
+                w = img.shape[1]
+                fbox = np.array([w - box[2], box[1], w - box[0], box[3]])
+                p = rt.infer(np.ascontiguousarray(img[:, ::-1]), boxes=[fbox])[0]
+                mirrored.append(euler_to_matrix(*flip_euler(p.yaw, p.pitch, p.roll)))
+    direct = np.array(direct)
+    if not flip:
+        return matrix_to_euler(direct), np.zeros(len(direct))
+    mirrored = np.array(mirrored)
+    both = np.stack([matrix_to_euler(direct), matrix_to_euler(mirrored)], 1)
+    angles, _ = consensus(both)
+    return angles, geodesic_degrees(direct, mirrored)
+
+
+def landmark_votes(face_model: str, landmarks: list) -> np.ndarray:
+    """(N, 3) poses from a 3D face fitted to each row's 68 landmarks; NaN where a row has none."""
+    from .keypoint_pose import angles_from_camera_rotation
+    from .train.face_model import fit_pose, load_face_model
+
+    model = load_face_model(face_model)
+    to_gl = np.diag([1.0, -1.0, -1.0])  # canonical (x right, y down, z in) -> the GL-style model frame of Face Mesh
+    out = np.full((len(landmarks), 3), np.nan)
+    for i, pts in enumerate(landmarks):
+        if pts is not None and len(pts) == 68:
+            out[i] = angles_from_camera_rotation(fit_pose(model, pts).rotation @ to_gl)
+    return out
+
+
+def label_pool(root: str | Path, out: str | Path, teachers: list[str], index_votes: list[str] = (),
+               face_model: str | None = None, settings: LabelSettings = LabelSettings(), limit: int = 0) -> dict:
+    """Label the rows of a pool index (boxes, coarse classes and landmarks from the index)."""
+    from .datasets.faces_pool import read_pool_index
+
+    table = read_pool_index(root)
+    n = min(limit, len(table)) if limit else len(table)
+    columns: dict[str, np.ndarray] = {}
+    for name in index_votes:
+        if name not in INDEX_VOTES:
+            raise ConfigError(f"unknown index vote '{name}'; choose from {', '.join(INDEX_VOTES)}")
+        columns[name] = getattr(table, name)[:n]
+    if face_model:
+        columns["landmarks"] = landmark_votes(face_model, table.landmarks[:n])
+    images = [cv2.imread(str(Path(root) / p), cv2.IMREAD_COLOR) for p in table.paths[:n]] if teachers else []
+    return _label(out, table.paths[:n], images, table.boxes[:n], teachers, columns, table.coarse_yaw[:n], settings)
+
+
+def label_folder(folder: str | Path, out: str | Path, teachers: list[str], detector: str | None = None,
+                 settings: LabelSettings = LabelSettings(), limit: int = 0) -> dict:
+    """Label every image under `folder` (jpg/png); the largest face a detector finds in each is labelled."""
+    from .runtime import Runtime
+
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[: limit or None]
+    paths, images, boxes = [], [], []
+    with Runtime("cpu", detector=detector) as rt:
+        for f in files:
+            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            found = rt.detector.detect(img) if img is not None else None
+            if found is None or not len(found.boxes):
+                continue  # unreadable image or no face: not labelled (counted in the summary)
+            b = np.asarray(found.boxes, float)
+            boxes.append(b[np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))])
+            paths.append(str(f.relative_to(folder)))
+            images.append(img)
+    summary = _label(out, paths, images, np.array(boxes).reshape(-1, 4), teachers, {}, np.full(len(paths), np.nan),
+                     settings)
+    summary["images"], summary["no_face"] = len(files), len(files) - len(paths)
+    return summary
+
+
+def _label(out, paths, images, boxes, teachers, columns, coarse, settings: LabelSettings) -> dict:
+    gaps = np.zeros(len(paths))
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in teachers:
+            angles, gap = teacher_votes(spec, images, boxes, settings.flip, Path(tmp))
+            columns[Path(spec).stem] = angles
+            gaps = np.maximum(gaps, gap)
+    if not columns:
+        raise ConfigError("no votes: give --teacher, --index-votes or --face-model")
+    votes = np.stack(list(columns.values()), 1)
+    angles, spread = consensus(votes)
+    spread = np.maximum(spread, gaps / 2)
+    keep = np.isfinite(spread) & (spread <= settings.max_spread)
+    if settings.coarse_filter:
+        c = np.nan_to_num(coarse)
+        keep &= ~((np.abs(c) >= 1) & (np.sign(angles[:, 0]) != np.sign(c)) & (np.abs(angles[:, 0]) > 5))
+    confidence = np.exp(-np.nan_to_num(spread, nan=99.0) / settings.confidence_scale)
+    _write_labels(Path(out), paths, angles, confidence, spread, np.isfinite(votes).all(-1).sum(1), keep, columns)
+    return {"rows": len(paths), "kept": int(keep.sum()), "median_spread": float(np.nanmedian(spread)),
+            "votes": list(columns)}
+
+
+def _write_labels(path: Path, paths, angles, confidence, spread, count, keep, columns) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "yaw", "pitch", "roll", "confidence", "spread", "votes", "keep"]
+               + [f"{name}_{a}" for name in columns for a in ("yaw", "pitch", "roll")])
+    for i, p in enumerate(paths):
+        extra = [f"{v:.2f}" if np.isfinite(v) else "" for name in columns for v in columns[name][i]]
+        w.writerow([p, *(f"{v:.2f}" for v in angles[i]), f"{confidence[i]:.3f}", f"{spread[i]:.2f}",
+                    int(count[i]), int(keep[i])] + extra)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def read_labels(path: str | Path, min_confidence: float = 0.0) -> dict[str, np.ndarray]:
+    """{pool path: (yaw, pitch, roll)} of the kept rows of a labels file at or above `min_confidence`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"labels file '{path}' does not exist; make one with `edgepose label`")
+    out = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["keep"] == "1" and float(row["confidence"]) >= min_confidence:
+                out[row["path"]] = np.array([float(row[a]) for a in ("yaw", "pitch", "roll")], np.float32)
+    return out

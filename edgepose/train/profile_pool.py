@@ -1,0 +1,125 @@
+"""`edgepose profile`: synthetic large-pose views of the pool's 68-point faces, with exact labels, as a dataset.
+
+Sources are pool rows with 68 annotated landmarks whose fused label is trustworthy (Face Mesh fitted well, near
+frontal); each gets `views` renders turned toward the side it already faces, to |yaw| drawn from `yaw_range`,
+plus a small pitch change. Output: a folder of shards `profiled_XXXX.npz` (written atomically, skipped when
+present, so an interrupted run resumes) and `meta.json` (the settings and the 3D model used).
+"""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..datasets.faces_pool import FusionRule, fuse_labels, read_pool_index
+from .face_model import fit_pose, load_face_model
+from .profiling import profile_view, rotated_label
+
+SHARD = 500
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    views: int = 2  # renders per source face
+    yaw_min: float = 35.0  # target |yaw| range, degrees
+    yaw_max: float = 88.0
+    pitch_jitter: float = 10.0  # pitch change drawn from +-this
+    min_turn: float = 15.0  # skip renders that turn the face by less than this
+    source_max_yaw: float = 40.0  # source faces: |fused yaw| at most this ...
+    source_max_pitch: float = 30.0
+    max_fit_rms: float = 0.06  # ... and a 3D fit residual at most this fraction of the 68-point box size
+    seed: int = 0
+
+
+def source_rows(pool_root: str | Path, settings: ProfileSettings) -> tuple[np.ndarray, object, np.ndarray]:
+    """Pool rows usable as profiling sources, the pool table and the fused labels."""
+    table = read_pool_index(pool_root)
+    labels, keep = fuse_labels(table, FusionRule())
+    has68 = np.array([pts is not None and len(pts) == 68 for pts in table.landmarks])
+    mp_ok = np.isfinite(table.mp[:, 0]) & (np.nan_to_num(table.mp_fit, nan=9.0) <= FusionRule().mp_max_fit)
+    ok = keep & has68 & mp_ok & (np.abs(labels[:, 0]) <= settings.source_max_yaw)
+    ok &= np.abs(labels[:, 1]) <= settings.source_max_pitch
+    return np.flatnonzero(ok), table, labels
+
+
+def _render_shard(job: tuple) -> dict:
+    pool_root, model_path, rows, paths, points, labels, settings = job
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    cv2.setNumThreads(1)
+    model = load_face_model(model_path)
+    s = ProfileSettings(**settings)
+    out = {k: [] for k in ("images", "angles", "landmarks", "boxes", "source_row", "turn")}
+    for row, rel, pts, lab in zip(rows, paths, points, labels):
+        rng = np.random.default_rng([s.seed, int(row)])
+        img = cv2.imread(str(Path(pool_root) / rel), cv2.IMREAD_COLOR)
+        side = 1 if lab[0] > 8 else -1 if lab[0] < -8 else (1 if rng.random() < 0.5 else -1)
+        try:
+            fit = fit_pose(model, pts)
+        except ValueError:
+            continue
+        if fit.rms > s.max_fit_rms * float(np.ptp(pts, 0).max()):
+            continue  # the mean face does not match these landmarks: no exact label possible
+        for _ in range(s.views):
+            target = rng.uniform(s.yaw_min, s.yaw_max)
+            d_yaw, d_pitch = side * target - lab[0], rng.uniform(-s.pitch_jitter, s.pitch_jitter)
+            if abs(d_yaw) < s.min_turn:
+                continue
+            view = profile_view(img, pts, model, d_yaw, d_pitch, fit=fit)
+            out["images"].append(view.image)
+            out["angles"].append(rotated_label(lab, d_yaw, d_pitch))
+            out["landmarks"].append(view.landmarks)
+            out["boxes"].append(view.box)
+            out["source_row"].append(row)
+            out["turn"].append((d_yaw, d_pitch))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def generate(pool_root: str | Path, model_path: str | Path, out_dir: str | Path, settings: ProfileSettings,
+             workers: int = 1, limit: int = 0) -> Path:
+    """Render the profiled set into `out_dir` (shards + meta.json); returns the folder."""
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_face_model(model_path)  # fail early on a bad path
+    rows, table, labels = source_rows(pool_root, settings)
+    if limit:
+        rows = rows[:limit]
+    meta = {"pool": str(Path(pool_root).resolve()), "face_model": model.name, "settings": asdict(settings),
+            "sources": int(len(rows)), "shard": SHARD}
+    jobs, names = [], []
+    for k, start in enumerate(range(0, len(rows), SHARD)):
+        name = out / f"profiled_{k:04d}.npz"
+        if name.is_file():
+            continue
+        r = rows[start:start + SHARD]
+        jobs.append((str(pool_root), str(model_path), r, [table.paths[i] for i in r],
+                     [table.landmarks[i] for i in r], labels[r].astype(np.float64), asdict(settings)))
+        names.append(name)
+    with ProcessPoolExecutor(max(1, workers)) as pool:
+        results = pool.map(_render_shard, jobs)
+        for name, shard in tqdm(zip(names, results), total=len(jobs), desc="profiling faces", unit="shard"):
+            shard["source_path"] = np.array([table.paths[i] for i in shard["source_row"]])
+            tmp = name.with_suffix(".tmp.npz")
+            np.savez(tmp, **shard)
+            os.replace(tmp, name)
+    tmp = out / "meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, out / "meta.json")
+    return out
+
+
+def load_profiled(folder: str | Path) -> dict:
+    """All shards of a profiled set concatenated: images (N,128,128,3) uint8, angles (N,3), landmarks (N,68,2),
+    boxes (N,4), source_path (N,) and turn (N,2)."""
+    folder = Path(folder).expanduser()
+    shards = sorted(folder.glob("profiled_*.npz"))
+    if not (folder / "meta.json").is_file() or not shards:
+        raise FileNotFoundError(f"no finished profiled set in '{folder}'; make one with `edgepose profile`")
+    parts = [dict(np.load(p)) for p in shards]
+    parts = [p for p in parts if len(p["images"])]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -1,0 +1,91 @@
+"""The data engine (`edgepose label`): votes, consensus, agreement filtering, the labels file in training."""
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgepose.data_engine import LabelSettings, consensus, label_folder, label_pool, read_labels
+
+FSANET = str(Path(__file__).resolve().parent.parent / "benchmarks" / "peers" / "fsanet.json")
+
+
+def test_consensus_of_agreeing_votes_is_the_vote_and_missing_votes_are_skipped():
+    votes = np.array([[[20.0, -5.0, 3.0], [20.0, -5.0, 3.0], [np.nan, np.nan, np.nan]],
+                      [[10.0, 0.0, 0.0], [30.0, 0.0, 0.0], [20.0, 0.0, 0.0]]])
+    angles, spread = consensus(votes)
+    np.testing.assert_allclose(angles[0], [20.0, -5.0, 3.0], atol=1e-6)
+    assert spread[0] < 1e-3
+    np.testing.assert_allclose(angles[1], [20.0, 0.0, 0.0], atol=1e-6)
+    assert spread[1] == pytest.approx(20.0 / 3, abs=1e-3)
+
+
+def _mini_pool(pool_root: Path, tmp: Path, rows: int, flip_coarse: bool) -> Path:
+    """A copy of the first `rows` pool rows that have a coarse class; the first row's class sign flipped."""
+    with open(pool_root / "index.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        picked = [r for r in reader if r["coarse_yaw"] not in ("", "0")][:rows]
+        fields = reader.fieldnames
+    if flip_coarse:
+        picked[0]["coarse_yaw"] = str(-int(float(picked[0]["coarse_yaw"])))
+    for r in picked:
+        (tmp / r["path"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(pool_root / r["path"], tmp / r["path"])
+    with open(tmp / "index.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(picked)
+    return tmp
+
+
+def test_label_pool_with_a_teacher_index_votes_and_landmarks(pool_root, tmp_path):
+    from .conftest import SHARED, need
+
+    root = _mini_pool(pool_root, tmp_path / "pool", 12, flip_coarse=True)
+    out = tmp_path / "labels.csv"
+    summary = label_pool(root, out, [FSANET], ["fsa", "whenet"], str(need(SHARED / "models" / "mesh" / "bfm_mean_3ddfa")))
+    assert summary["rows"] == 12 and summary["votes"] == ["fsa", "whenet", "landmarks", "fsanet"]
+    rows = list(csv.DictReader(open(out)))
+    assert rows[0]["keep"] == "0"  # its yaw sign contradicts the (flipped) coarse class
+    kept = read_labels(out)
+    assert len(kept) == summary["kept"] and rows[0]["path"] not in kept
+    # the same public model on the 128 px crop agrees with its stored output on the original photo
+    mine = np.array([[float(r[f"fsanet_{a}"]) for a in ("yaw", "pitch", "roll")] for r in rows])
+    stored = np.array([[float(r[f"fsa_{a}"]) for a in ("yaw", "pitch", "roll")] for r in rows])
+    assert np.abs(mine - stored).mean() < 6.0
+    assert all(0 < float(r["confidence"]) <= 1 for r in rows)
+    assert all(r["landmarks_yaw"] == "" for r in rows)  # these sources have no 68-point annotation: no vote
+
+
+def test_labels_file_drives_training_rows(pool_root, tmp_path):
+    from edgepose.train.pool_data import PoolData
+    from edgepose.train.recipe import DataConfig
+
+    root = _mini_pool(pool_root, tmp_path / "pool", 12, flip_coarse=True)
+    out = tmp_path / "labels.csv"
+    label_pool(root, out, [], ["fsa", "whenet"], settings=LabelSettings(flip=False))
+    data = PoolData(DataConfig(root=str(root), labels=str(out), holdout=0.0))
+    kept = read_labels(out)
+    assert len(data.angles) == len(kept) == 11
+    np.testing.assert_allclose(sorted(map(tuple, data.angles)), sorted(map(tuple, kept.values())), atol=1e-5)
+
+
+def test_label_folder_runs_the_detector_and_counts_faceless_images(tmp_path, astronaut_bgr):
+    cv2.imwrite(str(tmp_path / "astronaut.jpg"), astronaut_bgr)
+    cv2.imwrite(str(tmp_path / "blank.png"), np.full((240, 320, 3), 128, np.uint8))
+    summary = label_folder(tmp_path, tmp_path / "out" / "labels.csv", [FSANET])
+    assert summary["images"] == 2 and summary["no_face"] == 1 and summary["rows"] == 1
+    row = next(csv.DictReader(open(tmp_path / "out" / "labels.csv")))
+    assert row["path"] == "astronaut.jpg" and abs(float(row["yaw"])) < 45
+
+
+def test_label_command_without_votes_is_a_clear_error(tmp_path, pool_root, capsys):
+    from edgepose.cli import main
+
+    root = _mini_pool(pool_root, tmp_path / "pool", 3, flip_coarse=False)
+    assert main(["label", "--index", str(root), "--out", str(tmp_path / "l.csv")]) == 2
+    assert "no votes" in capsys.readouterr().err

@@ -1,0 +1,38 @@
+"""`edgepose card`: the model card comes from a bench JSON, the bundles' manifests and the recipes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgepose.cli import main
+
+
+def _row(model, platform, mae, p50):
+    return {"model": model, "platform": platform, "precision": "fp32", "status": "✅ ran", "size MB": 6.1, "MAE": mae,
+            "yaw": mae - 1, "pitch": mae + 1, "roll": mae, "|yaw| 60-99": 3 * mae, "AUC@5 %": 70.0,
+            "pose p50 ms": p50, "× first": p50 / 0.8}
+
+
+def test_card_tables_every_measured_row_and_names_recipes_and_terms(tmp_path):
+    bench = {"environment": {"cpu": "TestCPU", "cores": 2}, "threads": 1, "rounds": 5,
+             "rows": [_row("default", "cpu", 4.21, 0.8), _row("fsanet", "cpu", 5.19, 1.6),
+                      {"model": "default", "platform": "jetson", "status": "❌ unavailable: no GPU"}]}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(bench))
+    assert main(["card", "--bench", str(path), "--out", str(tmp_path / "CARD.md")]) == 0
+    card = (tmp_path / "CARD.md").read_text()
+    assert "| default | cpu | fp32 | 6.1 | 4.21 |" in card and "| fsanet | cpu | fp32 | 6.1 | 5.19 |" in card
+    assert "jetson" not in card.split("## Artifacts")[0]  # only measured rows are tabled
+    assert "TestCPU" in card and "non-commercial" in card and "### `recipes/" in card
+
+
+def test_card_without_a_default_row_is_an_error(tmp_path):
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"rows": [_row("fsanet", "cpu", 5.19, 1.6)]}))
+    from importlib.resources import files
+
+    from edgepose.model_card import build_card
+
+    with pytest.raises(ValueError, match="no measured row of the default model"):
+        build_card(path, files("edgepose") / "bundles")
