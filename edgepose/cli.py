@@ -56,6 +56,17 @@ def _cmd_eval(args) -> int:
         desc = rt.describe()
     print(format_summary(summary, f"{args.dataset} ({args.root}) via {desc['platform']} / {desc['backend']} "
                                   f"{desc['precision']}"))
+    if args.compare:
+        rows = [("this model", summary)]
+        for manifest in args.compare:
+            with Runtime("cpu", model=manifest, threads=args.threads) as peer:
+                rows.append((peer.manifest.name or manifest, evaluate(peer, args.dataset, args.root, limit=args.limit,
+                                                                      protocol=args.protocol)[0]))
+        print("\n| model | faces | yaw | pitch | roll | mean | " + " | ".join(f"|yaw| {k}" for k in summary["bins"])
+              + " |\n|---|---|---|---|---|---|" + "---|" * len(summary["bins"]))
+        for name, s in rows:
+            print(f"| {name} | {s['n']} | {s['yaw']:.2f} | {s['pitch']:.2f} | {s['roll']:.2f} | {s['mean']:.2f} | "
+                  + " | ".join(f"{b['mean']:.2f}" for b in s["bins"].values()) + " |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"runtime": desc, "summary": summary}, f, indent=2)
@@ -236,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", choices=["label", "detector"], default="label",
                    help="label: face boxes from the labels (published protocol); detector: the runtime's detector")
     p.add_argument("--json", help="also write the summary to this JSON file")
+    p.add_argument("--compare", action="append", default=[], metavar="MANIFEST",
+                   help="also score this model manifest (e.g. benchmarks/peers/fsanet.json) in the same run; repeatable")
     runtime_args(p)
     p.set_defaults(fn=_cmd_eval)
 

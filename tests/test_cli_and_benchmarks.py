@@ -42,3 +42,16 @@ def test_accuracy_benchmark_runs(tmp_path, dev_root):
     r = run("benchmarks/accuracy.py", "--root", str(dev_root), "--limit", "20", "--out-dir", str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "| cpu |" in r.stdout
+
+
+def test_eval_compare_scores_peers_in_the_same_run(dev_root, capsys):
+    from pathlib import Path
+
+    from edgepose.cli import main
+
+    peer = Path(__file__).resolve().parent.parent / "benchmarks" / "peers" / "fsanet.json"
+    assert main(["eval", "--root", str(dev_root), "--limit", "12", "--compare", str(peer), "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    ours = next(ln for ln in out.splitlines() if ln.startswith("| this model | 12 |"))
+    theirs = next(ln for ln in out.splitlines() if ln.startswith("| FSA-Net"))
+    assert ours != theirs and "| 12 |" in theirs
