@@ -75,6 +75,9 @@ def test_labels_file_drives_training_rows(pool_root, tmp_path):
 
 
 def test_label_folder_runs_the_detector_and_counts_faceless_images(tmp_path, astronaut_bgr):
+    from .conftest import SHARED, need
+
+    need(SHARED / "models" / "peers")  # the FSA-Net manifest points there
     cv2.imwrite(str(tmp_path / "astronaut.jpg"), astronaut_bgr)
     cv2.imwrite(str(tmp_path / "blank.png"), np.full((240, 320, 3), 128, np.uint8))
     summary = label_folder(tmp_path, tmp_path / "out" / "labels.csv", [FSANET])
