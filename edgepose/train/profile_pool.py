@@ -11,6 +11,7 @@ import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
@@ -100,13 +101,19 @@ def generate(pool_root: str | Path, model_path: str | Path, out_dir: str | Path,
         jobs.append((str(pool_root), str(model_path), r, [table.paths[i] for i in r],
                      [table.landmarks[i] for i in r], labels[r].astype(np.float64), asdict(settings)))
         names.append(name)
-    with ProcessPoolExecutor(max(1, workers)) as pool:
-        results = pool.map(_render_shard, jobs)
+    # one worker renders in this process; more use spawned processes (forking a process whose torch/OpenMP threads
+    # are running can deadlock the child)
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+    try:
+        results = pool.map(_render_shard, jobs) if pool else map(_render_shard, jobs)
         for name, shard in tqdm(zip(names, results), total=len(jobs), desc="profiling faces", unit="shard"):
             shard["source_path"] = np.array([table.paths[i] for i in shard["source_row"]])
             tmp = name.with_suffix(".tmp.npz")
             np.savez(tmp, **shard)
             os.replace(tmp, name)
+    finally:
+        if pool:
+            pool.shutdown()
     tmp = out / "meta.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2))
     os.replace(tmp, out / "meta.json")
