@@ -94,15 +94,13 @@ def teacher_votes(spec: str, images: list[np.ndarray], boxes: np.ndarray, flip: 
 
 def landmark_votes(face_model: str, landmarks: list) -> np.ndarray:
     """(N, 3) poses from a 3D face fitted to each row's 68 landmarks; NaN where a row has none."""
-    from .keypoint_pose import angles_from_camera_rotation
     from .train.face_model import fit_pose, load_face_model
 
     model = load_face_model(face_model)
-    to_gl = np.diag([1.0, -1.0, -1.0])  # canonical (x right, y down, z in) -> the GL-style model frame of Face Mesh
     out = np.full((len(landmarks), 3), np.nan)
     for i, pts in enumerate(landmarks):
         if pts is not None and len(pts) == 68:
-            out[i] = angles_from_camera_rotation(fit_pose(model, pts).rotation @ to_gl)
+            out[i] = fit_pose(model, pts).angles()
     return out
 
 
@@ -162,8 +160,9 @@ def _label(out, paths, images, boxes, teachers, columns, coarse, settings: Label
     spread = np.maximum(spread, gaps / 2)
     keep = np.isfinite(spread) & (spread <= settings.max_spread)
     if settings.coarse_filter:
-        c = np.nan_to_num(coarse)
-        keep &= ~((np.abs(c) >= 1) & (np.sign(angles[:, 0]) != np.sign(c)) & (np.abs(angles[:, 0]) > 5))
+        from .datasets.faces_pool import yaw_sign_clash
+
+        keep &= ~yaw_sign_clash(angles[:, 0], coarse)
     confidence = np.exp(-np.nan_to_num(spread, nan=99.0) / settings.confidence_scale)
     _write_labels(Path(out), paths, angles, confidence, spread, np.isfinite(votes).all(-1).sum(1), keep, columns)
     return {"rows": len(paths), "kept": int(keep.sum()), "median_spread": float(np.nanmedian(spread)),

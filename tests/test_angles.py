@@ -62,7 +62,7 @@ def _aflw_fits(dev_root, turn_deg: float = 0.0, count: int = 120):
     """(label matrix, pose of a 3D face fitted to pt3d_68 turned in the image plane by turn_deg) per dev image."""
     import scipy.io as sio
 
-    from edgepose.keypoint_pose import angles_from_camera_rotation, similarity_fit
+    from edgepose.keypoint_pose import GL_FROM_CV, angles_from_camera_rotation, similarity_fit
     from edgepose.train.face_model import load_face_model
 
     from .conftest import SHARED, need
@@ -77,7 +77,7 @@ def _aflw_fits(dev_root, turn_deg: float = 0.0, count: int = 120):
         pts = d["pt3d_68"][:3].T * [1, 1, -1]  # x right, y down, depth into the scene
         _, rot, _ = similarity_fit(model, pts @ clockwise.T)
         labels.append(A.euler_to_matrix(yaw, pitch, roll))
-        fitted.append(A.euler_to_matrix(*angles_from_camera_rotation(rot @ np.diag([1.0, -1.0, -1.0]))))
+        fitted.append(A.euler_to_matrix(*angles_from_camera_rotation(rot @ GL_FROM_CV)))
     return np.array(labels), np.array(fitted)
 
 

@@ -7,14 +7,12 @@ import pytest
 pytest.importorskip("scipy")
 
 from edgepose.angles import euler_to_matrix, geodesic_degrees  # noqa: E402
-from edgepose.keypoint_pose import angles_from_camera_rotation  # noqa: E402
 from edgepose.train.face_model import FaceModel, fit_pose, load_face_model  # noqa: E402
 from edgepose.train.profiling import camera_rotation, profile_view, rotated_label  # noqa: E402
 
 from .conftest import SHARED, need  # noqa: E402
 
 MESH = SHARED / "models" / "mesh"
-TO_GL = np.diag([1.0, -1.0, -1.0])
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +21,7 @@ def bfm() -> FaceModel:
 
 
 def _pose_of(fit) -> np.ndarray:
-    return angles_from_camera_rotation(fit.rotation @ TO_GL)
+    return fit.angles()
 
 
 @pytest.mark.parametrize("folder", ["bfm_mean_3ddfa", "surrey_face_model_3448"])

@@ -116,10 +116,14 @@ def fuse_labels(table: PoolTable, rule: FusionRule = FusionRule()) -> tuple[np.n
     labels = (1 - w_mp) * teachers + w_mp * np.nan_to_num(table.mp)
     labels = np.clip(labels, -LABEL_LIMIT, LABEL_LIMIT).astype(np.float32)
 
-    coarse = np.nan_to_num(table.coarse_yaw)
-    wrong_sign = (np.abs(coarse) >= 1) & (np.sign(labels[:, 0]) != np.sign(coarse)) & (np.abs(labels[:, 0]) > 5)
-    keep = (np.abs(table.whenet[:, 0]) <= rule.max_whenet_yaw) & ~wrong_sign
+    keep = (np.abs(table.whenet[:, 0]) <= rule.max_whenet_yaw) & ~yaw_sign_clash(labels[:, 0], table.coarse_yaw)
     return labels, keep
+
+
+def yaw_sign_clash(yaw: np.ndarray, coarse_yaw: np.ndarray) -> np.ndarray:
+    """True where a yaw beyond 5 deg points the other way from a non-frontal coarse pose class (NaN = unknown)."""
+    coarse = np.nan_to_num(coarse_yaw)
+    return (np.abs(coarse) >= 1) & (np.sign(yaw) != np.sign(coarse)) & (np.abs(yaw) > 5)
 
 
 def holdout_mask(table: PoolTable, fraction: float, seed: int = 0) -> np.ndarray:
@@ -137,6 +141,12 @@ FLIP_68 = np.array(list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 
 FLIP_5 = np.array([1, 0, 2, 4, 3])  # image-left eye, image-right eye, nose, image-left / image-right mouth corner
 
 
+def five_from_68(pts: np.ndarray) -> np.ndarray:
+    """(..., 5, 2) eye centres, nose tip and mouth corners (MTFL order) from (..., 68, 2) iBUG points."""
+    return np.stack([pts[..., 36:42, :].mean(-2), pts[..., 42:48, :].mean(-2), pts[..., 30, :], pts[..., 48, :],
+                     pts[..., 54, :]], -2)
+
+
 def landmark_targets(table: PoolTable, points: int) -> np.ndarray:
     """(N, points, 2) landmark targets in crop pixels, NaN where a row has none of that kind.
 
@@ -149,7 +159,7 @@ def landmark_targets(table: PoolTable, points: int) -> np.ndarray:
         if points == 68 and len(pts) == 68:
             out[i] = pts
         elif points == 5 and len(pts) == 68:
-            out[i] = [pts[36:42].mean(0), pts[42:48].mean(0), pts[30], pts[48], pts[54]]
+            out[i] = five_from_68(pts)
         elif points == 5 and len(pts) == 5:
             out[i] = pts
     return out

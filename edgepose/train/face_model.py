@@ -91,6 +91,12 @@ class Fit:
     shift: np.ndarray  # (2,)
     rms: float  # landmark residual in pixels
 
+    def angles(self) -> np.ndarray:
+        """(yaw, pitch, roll) of the fitted face in edgepose's (AFLW2000) convention."""
+        from ..keypoint_pose import GL_FROM_CV, angles_from_camera_rotation
+
+        return angles_from_camera_rotation(self.rotation @ GL_FROM_CV)  # canonical frame -> Face Mesh's GL frame
+
     def project(self, points: np.ndarray) -> np.ndarray:
         """(N, 3) canonical points -> (N, 3) image x, y and depth (pixels; larger depth = farther)."""
         out = self.scale * (points @ self.rotation.T)

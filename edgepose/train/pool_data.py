@@ -10,7 +10,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..angles import euler_to_matrix, flip_matrix, rotate_in_plane
-from ..datasets.faces_pool import FLIP_5, FLIP_68, FusionRule, fuse_labels, holdout_mask, landmark_targets, read_pool_index
+from ..datasets.faces_pool import (FLIP_5, FLIP_68, FusionRule, five_from_68, fuse_labels, holdout_mask,
+                                   landmark_targets, read_pool_index)
 from .recipe import AugmentConfig, DataConfig
 
 POOL_SIDE = 128  # crops are stored at 128 px (HIIT at 50 px, upscaled into the cache)
@@ -82,7 +83,7 @@ class PoolData:
         if landmarks:
             pts = views["landmarks"]
             if landmarks == 5:
-                pts = np.stack([pts[:, 36:42].mean(1), pts[:, 42:48].mean(1), pts[:, 30], pts[:, 48], pts[:, 54]], 1)
+                pts = five_from_68(pts)
             self.landmarks = np.concatenate([self.landmarks, pts.astype(np.float32)])
         self.profiled = len(angles)
         return np.concatenate([held, src_held])

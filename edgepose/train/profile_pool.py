@@ -51,8 +51,6 @@ def source_rows(pool_root: str | Path, settings: ProfileSettings) -> tuple[np.nd
 
 def _render_shard(job: tuple) -> dict:
     pool_root, model_path, rows, paths, points, labels, settings = job
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    cv2.setNumThreads(1)
     model = load_face_model(model_path)
     s = ProfileSettings(**settings)
     out = {k: [] for k in ("images", "angles", "landmarks", "boxes", "source_row", "turn")}
@@ -81,6 +79,12 @@ def _render_shard(job: tuple) -> dict:
     return {k: np.array(v) for k, v in out.items()}
 
 
+def _one_thread() -> None:
+    """Worker set-up: one BLAS / OpenCV thread per process, so workers do not oversubscribe the cores."""
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    cv2.setNumThreads(1)
+
+
 def generate(pool_root: str | Path, model_path: str | Path, out_dir: str | Path, settings: ProfileSettings,
              workers: int = 1, limit: int = 0) -> Path:
     """Render the profiled set into `out_dir` (shards + meta.json); returns the folder."""
@@ -103,7 +107,9 @@ def generate(pool_root: str | Path, model_path: str | Path, out_dir: str | Path,
         names.append(name)
     # one worker renders in this process; more use spawned processes (forking a process whose torch/OpenMP threads
     # are running can deadlock the child)
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+    pool = None
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_one_thread)
     try:
         results = pool.map(_render_shard, jobs) if pool else map(_render_shard, jobs)
         for name, shard in tqdm(zip(names, results), total=len(jobs), desc="profiling faces", unit="shard"):

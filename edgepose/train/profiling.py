@@ -21,6 +21,7 @@ from scipy.interpolate import LinearNDInterpolator
 from scipy.spatial import Delaunay
 
 from ..angles import euler_to_matrix, matrix_to_euler
+from ..keypoint_pose import GL_FROM_CV
 from .face_model import FaceModel, Fit, fit_pose
 
 # Head ellipsoid in the canonical frame (unit = outer eye-corner distance, about 86 mm): centre behind the eyes at
@@ -54,7 +55,7 @@ def rotated_label(angles: np.ndarray, d_yaw: float, d_pitch: float = 0.0) -> np.
     The label matrix is the transpose of the model-to-camera rotation with the camera's y and z axes flipped
     (angles.py), so the camera rotation C enters on the right as G C^T G, G = diag(1, -1, -1).
     """
-    g = np.diag([1.0, -1.0, -1.0])
+    g = GL_FROM_CV
     return matrix_to_euler(euler_to_matrix(*angles) @ g @ camera_rotation(d_yaw, d_pitch).T @ g)
 
 

@@ -14,6 +14,7 @@ import json
 
 import numpy as np
 import torch
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..errors import ConfigError
 
@@ -54,10 +55,7 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
         for a, b in zip(names, names[1:]):
             conv, bn = seq._modules[a], seq._modules[b]
             if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
-                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-                conv.weight.mul_(scale.view(-1, 1, 1, 1))
-                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-                conv.bias = torch.nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+                seq._modules[a] = fuse_conv_bn_eval(conv, bn)
                 seq._modules[b] = torch.nn.Identity()
     return model
 
