@@ -34,7 +34,7 @@ class Distiller(nn.Module):
             p.requires_grad_(False)
         self.teacher_size, self.teacher_scale = trecipe.model.input_size, trecipe.data.crop_scale
         self.poses = self._cached_poses(cfg.teacher, data)
-        real = len(data.images) - getattr(data, "profiled", 0)
+        real = len(data.images) - data.profiled
         self.poses[real:] = data.matrices[real:]  # profiled views keep their exact labels: no teacher guess there
         self.adapter = None
         if cfg.feature_weight > 0:

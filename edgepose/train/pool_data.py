@@ -61,6 +61,7 @@ class PoolData:
         self.landmarks = landmark_targets(table, landmarks)[rows] if landmarks else None
         self.matrices = euler_to_matrix(self.angles[:, 0], self.angles[:, 1], self.angles[:, 2]).astype(np.float32)
         held = holdout_mask(table, cfg.holdout)[rows]
+        self.profiled = 0  # synthetic rows appended after the pool rows
         if cfg.profiled:
             held = self._add_profiled(cfg, table, held, landmarks)
         self.train_idx = np.flatnonzero(~held)
