@@ -2,6 +2,11 @@
 
     python benchmarks/quantization.py [--variants mobilenetv3_small,mobilenetv3_small_relu,mobilenetv3_small_relu_nose]
                                       [--sizes 112,160,224] [--batches 1,8] [--litert] [--weights CHECKPOINT]
+    python benchmarks/quantization.py --report [--weights weights/student_mbv3s_rot6d.pt] [--json OUT.json]
+
+--report: the quantization report of one trained student: every int8 route the export command offers (ORT static
+PTQ, NNCF PTQ, ORT dynamic, LiteRT PT2E PTQ) plus the shipped QAT bundles and torch.ao dynamic int8, each with size,
+aflw2000-dev MAE and batch-1 latency on 1 thread and on all cores, timed in interleaved rounds beside its fp32 parent.
 
 Latency does not depend on the weights, so untrained variants (seeded) measure speed; pass --weights to also score
 fp32 vs int8 accuracy on aflw2000-dev for a trained checkpoint. ONNX int8 = static QDQ, per-channel weights, uint8
@@ -52,7 +57,16 @@ def main() -> int:
     ap.add_argument("--pool", default="../shared/data/faces")
     ap.add_argument("--litert", action="store_true", help="also LiteRT fp32 vs PT2E int8 (batch 1, slower to convert)")
     ap.add_argument("--probe", action="store_true", help="also time two 5-layer probes: dense 3x3 vs depthwise-separable")
+    ap.add_argument("--report", action="store_true", help="the quantization report of --weights (see above)")
+    ap.add_argument("--weights", default="weights/student_mbv3s_rot6d.pt")
+    ap.add_argument("--dev", default="../shared/data/aflw2000-dev")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--json", default=None, help="--report: also write the rows here")
     args = ap.parse_args()
+    if args.report:
+        from quantization_report import report
+
+        return report(args)
 
     torch.manual_seed(0)
     rows = []

@@ -83,6 +83,14 @@ def rotate_in_plane(matrix: np.ndarray, degrees) -> np.ndarray:
     return np.asarray(matrix, dtype=np.float64) @ _rz(np.deg2rad(np.asarray(degrees, dtype=np.float64)))
 
 
+def mean_rotation(*matrices: np.ndarray) -> np.ndarray:
+    """Chordal L2 mean of rotation matrices (each (..., 3, 3)): the rotation nearest their element-wise average."""
+    u, _, vt = np.linalg.svd(np.mean([np.asarray(m, dtype=np.float64) for m in matrices], axis=0))
+    d = np.sign(np.linalg.det(u @ vt))
+    u[..., :, 2] *= d[..., None]  # no reflections
+    return u @ vt
+
+
 def geodesic_degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle in degrees of the relative rotation between two (batches of) rotation matrices."""
     rel = np.swapaxes(np.asarray(a, dtype=np.float64), -1, -2) @ np.asarray(b, dtype=np.float64)

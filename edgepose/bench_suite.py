@@ -25,14 +25,14 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 1] + "…"
 
 
-def _open_and_score(label, platform, model, dataset, root, protocol, threads, detector):
+def _open_and_score(label, platform, model, dataset, root, protocol, threads, detector, flip_tta=False):
     """(row, runtime or None, (pred, truth) or None): status, size and accuracy of one entry."""
     from .evaluate import evaluate
     from .runtime import Runtime
 
     row = {"model": label, "platform": platform}
     try:
-        rt = Runtime(platform, model=model, threads=threads, detector=detector)
+        rt = Runtime(platform, model=model, threads=threads, detector=detector, flip_tta=flip_tta)
     except (BackendUnavailableError, EdgePoseError, ImportError) as exc:
         return {**row, "status": f"{UNAVAILABLE}: {_short(exc)}", "reason": str(exc)}, None, None
     row.update(backend=rt.backend.name, precision=rt.manifest.precision,
@@ -55,7 +55,8 @@ def _interleaved_latency(entries: list[tuple[dict, object]], runs: int, rounds: 
     calls = []
     for row, rt in entries:
         spec = rt.manifest.input
-        x = np.zeros((1, 3, *spec.size) if spec.layout == "NCHW" else (1, *spec.size, 3), np.float32)
+        n = 2 if rt.flip_tta else 1  # flip TTA runs each crop and its mirror image
+        x = np.zeros((n, 3, *spec.size) if spec.layout == "NCHW" else (n, *spec.size, 3), np.float32)
         calls.append((lambda rt=rt, x=x, name=spec.name: [m.run({name: x}) for m in rt.members],
                       lambda rt=rt: rt.infer(frame, boxes=box)))
     per_round = max(5, runs // rounds)
@@ -75,13 +76,15 @@ def _interleaved_latency(entries: list[tuple[dict, object]], runs: int, rounds: 
 
 def run_bench(platforms: list[str], models: list[str], dataset: str, root: str, protocol: str = "label",
               threads: int = 1, runs: int = 200, model_platform: str = "cpu", detector=None,
-              plots_dir: str | None = None, rounds: int = 5) -> dict:
-    """Bench each platform's own bundle and each extra manifest (on `model_platform`); returns rows + environment."""
+              plots_dir: str | None = None, rounds: int = 5, flip_tta: list[str] = ()) -> dict:
+    """Bench each platform's own bundle, each extra manifest (on `model_platform`) and, for the platforms named in
+    `flip_tta`, the bundle again with flip test-time augmentation; returns rows + environment."""
     rows, curves, opened = [], {}, []
-    entries = [("default", p, None) for p in platforms] + [(Path(m).stem, model_platform, m) for m in models]
+    entries = [("default", p, None, False) for p in platforms] + [(Path(m).stem, model_platform, m, False) for m in models]
+    entries += [("default + flip TTA", p, None, True) for p in flip_tta]
     try:
-        for label, platform, model in entries:
-            row, rt, curve = _open_and_score(label, platform, model, dataset, root, protocol, threads, detector)
+        for label, platform, model, tta in entries:
+            row, rt, curve = _open_and_score(label, platform, model, dataset, root, protocol, threads, detector, tta)
             rows.append(row)
             if rt is not None:
                 opened.append((row, rt))

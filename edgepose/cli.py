@@ -28,7 +28,8 @@ def _report(frame, args) -> int:
     from .draw import draw_pose
     from .runtime import Runtime
 
-    with Runtime(args.platform, model=args.model, threads=args.threads, detector=args.detector) as rt:
+    with Runtime(args.platform, model=args.model, threads=args.threads, detector=args.detector,
+                 flip_tta=args.flip_tta) as rt:
         poses = rt.infer(frame)
     if args.json:
         print(json.dumps([p.to_dict() for p in poses], indent=2))
@@ -51,7 +52,8 @@ def _cmd_eval(args) -> int:
     from .metrics import format_summary
     from .runtime import Runtime
 
-    with Runtime(args.platform, model=args.model, threads=args.threads, detector=args.detector) as rt:
+    with Runtime(args.platform, model=args.model, threads=args.threads, detector=args.detector,
+                 flip_tta=args.flip_tta) as rt:
         summary, _, _ = evaluate(rt, args.dataset, args.root, limit=args.limit, protocol=args.protocol)
         desc = rt.describe()
     print(format_summary(summary, f"{args.dataset} ({args.root}) via {desc['platform']} / {desc['backend']} "
@@ -87,7 +89,8 @@ def _cmd_video(args) -> int:
     options = StreamOptions(smoothing=OneEuroConfig() if args.smooth else None, drop_policy=args.drop_policy)
     writer, frames, faces = None, 0, 0
     t0 = time.perf_counter()
-    with Runtime(args.platform, model=args.model, threads=args.threads, detector=args.detector) as rt:
+    with Runtime(args.platform, model=args.model, threads=args.threads, detector=args.detector,
+                 flip_tta=args.flip_tta) as rt:
         with rt.stream(source, options, keep_frames=bool(args.out)) as stream:
             for result in stream:
                 frames += 1
@@ -120,7 +123,8 @@ def _cmd_bench(args) -> int:
 
     platforms = platform_names() if args.platform == "all" else args.platform.split(",")
     result = run_bench(platforms, args.model, args.dataset, args.root, args.protocol, args.threads, args.runs,
-                       detector=args.detector, plots_dir=args.plots)
+                       detector=args.detector, plots_dir=args.plots,
+                       flip_tta=[p for p in args.flip_tta.split(",") if p])
     env = result["environment"]
     print(f"{args.dataset} ({args.root}), {args.protocol} boxes; pose latency batch 1, {args.threads} thread(s), "
           f"{result['rounds']} interleaved rounds; '× first' = pose latency relative to {result['ratio_reference']}; "
@@ -177,7 +181,7 @@ def _cmd_export(args) -> int:
 
     manifest = export_bundle(args.checkpoint, args.platform, args.out, precision=args.precision,
                              calibration=args.calibration, calibration_size=args.calibration_size,
-                             dev_root=args.dev_root, qat_format=args.qat_format)
+                             dev_root=args.dev_root, qat_format=args.qat_format, quantizer=args.quantizer)
     print(f"bundle written: {manifest}")
     print(manifest.read_text())
     return 0
@@ -226,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threads", type=int, default=None, help="engine threads (0 = all cores)")
         p.add_argument("--detector", default=None,
                        help="face detector: haar, yunet:MODEL.onnx or blazeface:MODEL.tflite (default: the platform's)")
+        p.add_argument("--flip-tta", action="store_true",
+                       help="also run each face mirrored and average the two poses (2x pose compute, lower error)")
 
     p = sub.add_parser("infer", help="estimate the head pose of every face in an image")
     p.add_argument("image")
@@ -274,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--plots", default=None, help="folder for error_vs_yaw.png and error_cdf.png")
     p.add_argument("--json", default=None, help="write the full results here")
+    p.add_argument("--flip-tta", default="", metavar="PLATFORMS",
+                   help="also bench these platforms (comma-separated) with flip test-time augmentation")
     p.set_defaults(fn=_cmd_bench)
 
     p = sub.add_parser("models", help="registered backbones with parameters and MACs (needs edgepose[train])")
@@ -337,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev-root", default=None, help="AFLW2000 folder to measure parity and accuracy on")
     p.add_argument("--qat-format", default="weights", choices=["weights", "nncf-qdq"],
                    help="QAT checkpoints: QAT weights + the target's static quantizer, or NNCF's QDQ graph (ONNX)")
+    p.add_argument("--quantizer", default=None,
+                   help="int8 post-training quantizer: onnx: ort-static (default), nncf-ptq, ort-dynamic; "
+                        "tflite: pt2e")
     p.set_defaults(fn=_cmd_export)
     return parser
 

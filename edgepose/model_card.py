@@ -70,7 +70,8 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path, recipes_dir: str
 
 
 def _recipe_chain(recipes: Path, name: str) -> list[str]:
-    """The recipe's header comment, and those of the recipes it points at (teacher, QAT parent), in order."""
+    """The recipe's header comment, and those of the recipes it points at (warm-start parent, teacher, QAT parent),
+    in order. A checkpoint path names its recipe by its run folder (runs/<recipe>/last.pt) or file (weights/<recipe>.pt)."""
     import yaml
 
     out, seen = [], set()
@@ -85,9 +86,9 @@ def _recipe_chain(recipes: Path, name: str) -> list[str]:
         header = [ln[2:] for ln in text.splitlines() if ln.startswith("# ")]
         out += [f"### `recipes/{n}.yaml`", "", *header, ""]
         data = yaml.safe_load(text) or {}
-        teacher = (data.get("distill") or {}).get("teacher", "")
-        if teacher:
-            queue.append(Path(teacher).parent.name)
+        for parent in ((data.get("train") or {}).get("init", ""), (data.get("distill") or {}).get("teacher", "")):
+            if parent:
+                queue += [Path(parent).parent.name, Path(parent).stem]
     for extra in sorted(recipes.glob("qat_*.yaml")):
         if extra.stem not in seen:
             out += [f"### `recipes/{extra.name}` (int8 bundles)", "",

@@ -100,3 +100,14 @@ def test_geodesic_of_known_rotation():
     a = A.euler_to_matrix(10.0, 0, 0)
     b = A.euler_to_matrix(35.0, 0, 0)
     assert A.geodesic_degrees(a, b) == pytest.approx(25.0)
+
+
+def test_mean_rotation_is_the_midpoint_and_a_rotation():
+    from edgepose.angles import euler_to_matrix, geodesic_degrees, mean_rotation
+
+    r = euler_to_matrix(np.array([30.0, -70.0]), np.array([10.0, 5.0]), np.array([-5.0, 20.0]))
+    a, b = r @ euler_to_matrix(0, 0, 12.0), r @ euler_to_matrix(0, 0, -12.0)
+    m = mean_rotation(a, b)
+    assert np.allclose(m, r, atol=1e-9)
+    assert np.allclose(mean_rotation(r, r), r, atol=1e-12)
+    assert np.allclose(np.linalg.det(m), 1.0) and np.allclose(geodesic_degrees(m, a), 12.0)

@@ -59,14 +59,18 @@ def test_detector_protocol_on_biwi_counts_misses(tmp_path, dev_samples, runtime)
 def test_edgepose_bench_one_table(tmp_path, dev_root):
     r = subprocess.run([sys.executable, "-m", "edgepose", "bench", "--platform", "cpu,android,jetson", "--model",
                         "benchmarks/peers/fsanet.json", "--root", str(dev_root), "--runs", "5", "--plots",
-                        str(tmp_path / "plots"), "--json", str(tmp_path / "bench.json")], capture_output=True, text=True)
+                        str(tmp_path / "plots"), "--json", str(tmp_path / "bench.json"), "--flip-tta", "cpu"],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     lines = [l for l in r.stdout.splitlines() if l.startswith("| ")]
-    assert len(lines) == 1 + 4  # header + cpu, android, jetson, fsanet
+    assert len(lines) == 1 + 5  # header + cpu, android, jetson, fsanet, cpu with flip TTA
     assert "✅ ran" in r.stdout and ("❌ unavailable" in r.stdout or "tensorrt" not in r.stdout)
     rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
     fsanet = next(row for row in rows if row["model"] == "fsanet")
     assert fsanet["MAE"] == pytest.approx(5.19, abs=0.3)
+    plain = next(row for row in rows if row["model"] == "default" and row["platform"] == "cpu")
+    tta = next(row for row in rows if row["model"] == "default + flip TTA")
+    assert tta["platform"] == "cpu" and tta["MAE"] != plain["MAE"] and abs(tta["MAE"] - plain["MAE"]) < 1.0
     for name in ("error_vs_yaw.png", "error_cdf.png"):
         img = cv2.imread(str(tmp_path / "plots" / name))
         assert img is not None and img.shape[0] > 200 and img.std() > 10

@@ -15,8 +15,9 @@ from edgepose.exporters.formats import FORMATS, format_for  # noqa: E402
 from edgepose.errors import ConfigError  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "student_mbv3s_rot6d.pt"
-CASES = [("cpu", "fp32"), ("cpu", "fp16"), ("cpu", "int8"),
-         ("raspberry-pi", "fp32"), ("raspberry-pi", "fp16"), ("android", "int8")]
+CASES = [("cpu", "fp32", None), ("cpu", "fp16", None), ("cpu", "int8", None), ("cpu", "int8", "nncf-ptq"),
+         ("cpu", "int8", "ort-dynamic"), ("raspberry-pi", "fp32", None), ("raspberry-pi", "fp16", None),
+         ("android", "int8", None)]
 MAX_ABS = {"fp32": 0.1, "fp16": 0.5}
 
 
@@ -32,10 +33,10 @@ def reference(dev_root):
     return crops, truth, pred, summarize(pred, truth)["mean"]
 
 
-@pytest.mark.parametrize("platform, precision", CASES)
-def test_export_parity(platform, precision, reference, tmp_path, dev_root, pool_root):
+@pytest.mark.parametrize("platform, precision, quantizer", CASES)
+def test_export_parity(platform, precision, quantizer, reference, tmp_path, dev_root, pool_root):
     from edgepose import Runtime
-    from edgepose.exporters.export import export_bundle
+    from edgepose.exporters.export import QUANTIZERS, export_bundle
     from edgepose.metrics import angle_errors, summarize
     from edgepose.platform import load_platform
 
@@ -45,11 +46,17 @@ def test_export_parity(platform, precision, reference, tmp_path, dev_root, pool_
         pytest.skip(why)
     crops, truth, torch_pred, torch_mae = reference
     manifest_path = export_bundle(WEIGHTS, platform, tmp_path / "b", precision=precision, calibration=str(pool_root),
-                                  calibration_size=128, dev_root=str(dev_root))
+                                  calibration_size=128, dev_root=str(dev_root), quantizer=quantizer)
     manifest = json.loads(manifest_path.read_text())
-    assert manifest["precision"] == precision and manifest["format"] == format_for(backend, precision).name
+    fmt = format_for(backend, precision).name
+    assert manifest["precision"] == precision and manifest["format"] == fmt
     if precision == "int8":
-        assert manifest["source"]["calibration"]["images"] == 128
+        how = QUANTIZERS[fmt][quantizer or next(iter(QUANTIZERS[fmt]))]
+        assert manifest["source"]["quantization"] == "post-training: " + how
+        if quantizer == "ort-dynamic":  # weights only: nothing to calibrate
+            assert "calibration" not in manifest["source"]
+        else:
+            assert manifest["source"]["calibration"]["images"] == 128
     with Runtime(platform, model=str(tmp_path / "b"), threads=1) as rt:
         pred = rt.infer_crops(crops)
     diff = angle_errors(pred, torch_pred)
@@ -68,6 +75,28 @@ def test_format_table_is_consistent():
         format_for("tensorrt", "fp32")
     with pytest.raises(ConfigError, match="no export format"):
         format_for("coreml", "fp32")
+
+
+def test_quantizer_choice_is_checked(tmp_path):
+    from edgepose.exporters.export import export_bundle
+
+    with pytest.raises(ConfigError, match="no quantizer 'nncf-ptq'.*pt2e"):
+        export_bundle(WEIGHTS, "android", tmp_path / "a", quantizer="nncf-ptq")
+    with pytest.raises(ConfigError, match="applies to int8 exports"):
+        export_bundle(WEIGHTS, "cpu", tmp_path / "b", quantizer="ort-static")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_torch_dynamic_int8_keeps_the_pose(reference):
+    from edgepose.exporters.onnx_export import load_trained, torch_dynamic_int8
+    from edgepose.metrics import angle_errors
+    from edgepose.train.trainer import predict_degrees
+
+    crops, _, torch_pred, _ = reference
+    model = torch_dynamic_int8(load_trained(WEIGHTS)[0])
+    assert not [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [m for m in model.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert angle_errors(predict_degrees(model, crops[:64]), torch_pred[:64]).mean() < 0.5
 
 
 def test_tensorrt_export_without_tensorrt_is_a_clear_error(tmp_path):

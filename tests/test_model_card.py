@@ -36,3 +36,16 @@ def test_card_without_a_default_row_is_an_error(tmp_path):
 
     with pytest.raises(ValueError, match="no measured row of the default model"):
         build_card(path, files("edgepose") / "bundles")
+
+
+def test_recipe_chain_follows_warm_starts_and_teachers(tmp_path):
+    from edgepose.model_card import _recipe_chain
+
+    (tmp_path / "stage2.yaml").write_text("# stage two\nname: stage2\ntrain:\n  init: runs/stage1/last.pt\n")
+    (tmp_path / "stage1.yaml").write_text("# stage one\nname: stage1\ntrain:\n  init: weights/base.pt\n"
+                                          "distill:\n  teacher: runs/teacher/last.pt\n")
+    (tmp_path / "base.yaml").write_text("# the base\nname: base\n")
+    (tmp_path / "teacher.yaml").write_text("# the teacher\nname: teacher\n")
+    titles = [line for line in _recipe_chain(tmp_path, "stage2") if line.startswith("### ")]
+    assert titles == ["### `recipes/stage2.yaml`", "### `recipes/stage1.yaml`", "### `recipes/base.yaml`",
+                      "### `recipes/teacher.yaml`"]

@@ -117,3 +117,21 @@ def test_non_contiguous_tiny_and_huge_frames(runtime, dev_samples):
     big = runtime.infer(huge, boxes=[(x1 + 3000, y1 + 1000, x2 + 3000, y2 + 1000)])[0]
     assert big.yaw == pytest.approx(b.yaw, abs=1.0)
     assert isinstance(runtime.infer(huge), list)
+
+
+def test_flip_tta_is_exactly_mirror_consistent(dev_samples):
+    """With flip TTA a mirrored face gets exactly the mirrored pose (yaw, roll negated); without it only roughly."""
+    s = next(s for s in dev_samples if 20 < abs(s.yaw) < 45)
+    frame = cv2.imread(str(s.image))
+    x1, y1, x2, y2 = s.box
+    w = frame.shape[1]
+    mirrored, box = np.ascontiguousarray(frame[:, ::-1]), (w - x2, y1, w - x1, y2)
+    with Runtime("cpu", flip_tta=True, threads=1) as rt:
+        assert rt.describe()["flip_tta"] is True
+        a, b = rt.infer(frame, boxes=[s.box])[0], rt.infer(mirrored, boxes=[box])[0]
+        plain = Runtime("cpu", threads=1)
+        p = plain.infer(frame, boxes=[s.box])[0]
+        plain.close()
+    assert (a.yaw, a.pitch, a.roll) == pytest.approx((-b.yaw, b.pitch, -b.roll), abs=0.05)
+    assert np.allclose(a.rotation @ a.rotation.T, np.eye(3), atol=1e-9) and np.linalg.det(a.rotation) == pytest.approx(1)
+    assert abs(a.yaw - p.yaw) < 8 and (a.yaw, a.pitch, a.roll) != pytest.approx((p.yaw, p.pitch, p.roll), abs=1e-3)

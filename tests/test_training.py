@@ -214,6 +214,8 @@ def test_every_recipe_runs_a_smoke(recipe, tmp_path, pool_root, tiny_teacher, ti
         overrides.append(f"distill.teacher={tiny_teacher}")
     if original.data.profiled:
         overrides.append(f"data.profiled={tiny_profiled}")
+    if original.train.init:  # a ladder stage: its parent run is not here, the shipped weights stand in
+        overrides.append("train.init=weights/student_mbv3s_rot6d.pt")
     if original.qat.init:
         pytest.importorskip("nncf")
         overrides.append("qat.calibration_size=8")
@@ -329,3 +331,46 @@ def test_landmarks_follow_flips_and_rotations():
     dot = np.array([xs.mean(), ys.mean()]) / 96
     # after a flip the dot (originally the image-left eye) is the image-right eye: index 1
     assert np.abs(warped[0, 1] - dot).max() < 0.03 and warped[0, 1, 0] > warped[0, 0, 0]
+
+
+def test_euler_term_sees_what_the_geodesic_loss_barely_sees():
+    """At yaw 75, pitch = roll = 30 is 7.7 deg from pitch = roll = 0 (gimbal lock) but 60 deg of Euler error."""
+    import torch
+
+    from edgepose.angles import euler_to_matrix, matrix_to_euler
+    from edgepose.train.heads import Rot6DHead, matrix_to_euler_torch
+
+    rng = np.random.default_rng(0)
+    angles = rng.uniform([-99, -60, -60], [99, 60, 60], (64, 3))
+    mats = euler_to_matrix(*angles.T)
+    assert np.allclose(matrix_to_euler_torch(torch.from_numpy(mats)).numpy(), matrix_to_euler(mats), atol=1e-4)
+
+    truth = euler_to_matrix(np.array([75.0]), np.array([30.0]), np.array([30.0]))
+    pred = euler_to_matrix(np.array([75.0]), np.array([0.0]), np.array([0.0]))
+    out = torch.from_numpy(np.concatenate([pred[:, :, 0], pred[:, :, 1]], 1)).float()
+    target_r, target_deg = torch.from_numpy(truth).float(), torch.tensor([[75.0, 30.0, 30.0]])
+    head = Rot6DHead(8)
+    geodesic = float(head.loss(out, target_r, target_deg))
+    head.euler_weight = 1.0
+    both = float(head.loss(out, target_r, target_deg))
+    assert np.rad2deg(geodesic) == pytest.approx(7.74, abs=0.05)
+    assert np.rad2deg(both - geodesic) == pytest.approx(20.0, abs=0.05)  # mean |error| over yaw, pitch, roll
+
+
+def test_warm_start_and_euler_weight(tmp_path, pool_root):
+    import torch
+
+    from edgepose.errors import ConfigError
+    from edgepose.train.trainer import load_checkpoint, train
+
+    weights = "weights/student_mbv3s_rot6d.pt"
+    base = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=1", "train.max_steps_per_epoch=2",
+                    "model.input_size=112"]
+    train(load_recipe(RECIPE, base + [f"train.init={weights}", "train.lr=0", "train.euler_weight=1"]), tmp_path / "a")
+    start, end = load_checkpoint(weights)["ema"], load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    convs = [k for k, v in start.items() if k.endswith(".weight") and v.dim() == 4]
+    assert convs and all(torch.equal(start[k], end[k]) for k in convs)  # lr 0: the warm-start weights, untouched
+    with pytest.raises(ConfigError, match="train.init: no checkpoint at 'nope.pt'"):
+        train(load_recipe(RECIPE, base + ["train.init=nope.pt"]), tmp_path / "b")
+    with pytest.raises(ConfigError, match="rot6d head only"):
+        train(load_recipe(RECIPE, base + ["train.euler_weight=1", "model.head=euler"]), tmp_path / "c")

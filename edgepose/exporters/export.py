@@ -17,10 +17,19 @@ from ..manifest import CropSpec, InputSpec, Manifest, save_manifest, sha256_file
 from ..platform import load_platform
 from .calibration import calibration_inputs
 from .formats import ExportFormat, format_for
-from .onnx_export import OUTPUT_NAME, load_trained, onnx_to_fp16, onnx_to_int8, write_onnx
+from .onnx_export import (OUTPUT_NAME, load_trained, onnx_to_fp16, onnx_to_int8, onnx_to_int8_dynamic,
+                          onnx_to_int8_nncf, write_onnx)
 
 DEFAULT_CALIBRATION_SIZE = 256
 QAT_FORMATS = ("weights", "nncf-qdq")  # how a QAT checkpoint becomes int8 (see export_bundle)
+# int8 quantizers per format, the first is the default; "how" is what the manifest records
+QUANTIZERS = {
+    "onnx": {"ort-static": "ONNX Runtime static QDQ (per-channel int8 weights, u8 activations, MinMax calibration)",
+             "nncf-ptq": "NNCF post-training quantization of the ONNX graph (QDQ, fast bias correction)",
+             "ort-dynamic": "ONNX Runtime dynamic int8 of MatMul/Gemm weights (no calibration; convolutions fp32)"},
+    "tflite": {"pt2e": "PT2E static int8 (XNNPACK quantizer) through litert-torch"},
+    "tensorrt": {"tensorrt": "TensorRT int8 calibration (or the QDQ scales of a QAT graph)"},
+}
 
 
 def _build_onnx(ctx: dict) -> tuple[Path, InputSpec, str]:
@@ -31,7 +40,10 @@ def _build_onnx(ctx: dict) -> tuple[Path, InputSpec, str]:
         return onnx_to_fp16(onnx32, work / "fp16.onnx"), ctx["spec"], OUTPUT_NAME
     if ctx["qat"] == "nncf-qdq":  # NNCF's own QDQ graph (onnx32 was written from the fake-quantized model)
         return onnx32, ctx["spec"], OUTPUT_NAME
-    return onnx_to_int8(onnx32, work / "int8.onnx", ctx["calibration"](), ctx["spec"].name), ctx["spec"], OUTPUT_NAME
+    if ctx["quantizer"] == "ort-dynamic":
+        return onnx_to_int8_dynamic(onnx32, work / "int8.onnx"), ctx["spec"], OUTPUT_NAME
+    quantize = onnx_to_int8_nncf if ctx["quantizer"] == "nncf-ptq" else onnx_to_int8
+    return quantize(onnx32, work / "int8.onnx", ctx["calibration"](), ctx["spec"].name), ctx["spec"], OUTPUT_NAME
 
 
 def _build_tflite(ctx: dict) -> tuple[Path, InputSpec, str]:
@@ -60,7 +72,7 @@ BUILDERS = {"onnx": _build_onnx, "tflite": _build_tflite, "tensorrt": _build_ten
 def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | Path | None = None, *,
                   precision: str | None = None, calibration: str | None = None,
                   calibration_size: int = DEFAULT_CALIBRATION_SIZE, dev_root: str | None = None,
-                  qat_format: str = "weights") -> Path:
+                  qat_format: str = "weights", quantizer: str | None = None) -> Path:
     """Export a training checkpoint for a platform; returns the manifest path.
 
     Args:
@@ -75,6 +87,7 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     plat = load_platform(platform)
     precision = precision or plat.precision
     fmt: ExportFormat = format_for(plat.backend, precision)
+    quantizer = _check_quantizer(fmt.name, precision, quantizer)
     model, recipe = load_trained(checkpoint)
     from ..train.qat import is_quantized
     from ..train.trainer import input_spec
@@ -121,7 +134,7 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
         base = dataclasses.replace(base, sha256=sha256_file(onnx32))
         ctx = {"model": model, "spec": spec, "precision": precision, "work": work, "onnx32": onnx32,
                "calibration": calibration_batch, "manifest": base,
-               "qat": qat_format if quantized else ""}
+               "qat": qat_format if quantized else "", "quantizer": quantizer}
         artifact, artifact_spec, output_name = BUILDERS[fmt.name](ctx)
         final = out / f"model{fmt.suffix}"
         staged = work / f"staged{fmt.suffix}"
@@ -132,7 +145,9 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
         source["calibration"] = {"source": str(calib_source), "images": int(len(calib_cache["x"]))}
     if quantized:
         source["quantization"] = ("NNCF QAT, NNCF's QDQ graph" if qat_format == "nncf-qdq" else
-                                  "NNCF QAT weights (int8 grid) + static activation calibration")
+                                  "NNCF QAT weights (int8 grid) + " + QUANTIZERS[fmt.name][quantizer])
+    elif precision == "int8":
+        source["quantization"] = "post-training: " + QUANTIZERS[fmt.name][quantizer]
     manifest = dataclasses.replace(base, model_file=final.name, format=fmt.name, precision=precision,
                                    input=artifact_spec, output=model.head.decoding(output_name),
                                    sha256=sha256_file(final), source=source)
@@ -143,6 +158,25 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     else:
         print(f"not measured here: {why}")
     return out / "manifest.json"
+
+
+def _check_quantizer(fmt: str, precision: str, quantizer: str | None) -> str:
+    """The int8 quantizer to use ('' for float precisions).
+
+    Raises:
+        ConfigError: a quantizer for a float precision, or one the format does not offer.
+    """
+    if precision != "int8":
+        if quantizer:
+            raise ConfigError(f"--quantizer applies to int8 exports; this export is {precision} (drop --quantizer "
+                              "or add --precision int8)")
+        return ""
+    offered = QUANTIZERS[fmt]
+    if quantizer is None:
+        return next(iter(offered))
+    if quantizer not in offered:
+        raise ConfigError(f"{fmt} int8 has no quantizer '{quantizer}'; choose one of: {', '.join(offered)}")
+    return quantizer
 
 
 def measure_bundle(bundle: Path, platform: str, model, recipe, dev_root: str) -> dict:

@@ -86,3 +86,34 @@ def onnx_to_int8(src: Path, dst: Path, inputs: np.ndarray, input_name: str) -> P
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=["Conv", "Gemm", "MatMul"])
     return dst
+
+
+def onnx_to_int8_nncf(src: Path, dst: Path, inputs: np.ndarray, input_name: str) -> Path:
+    """NNCF post-training quantization of the ONNX graph (NNCF's own op placement and fusions, fast bias
+    correction), calibrated on `inputs`; needs `pip install 'edgepose[qat]'`."""
+    import onnx
+
+    from ..train.qat import require_nncf
+
+    nncf = require_nncf()
+    data = nncf.Dataset([inputs[i:i + 1] for i in range(len(inputs))], lambda x: {input_name: x})
+    quantized = nncf.quantize(onnx.load(str(src)), data, subset_size=len(inputs),
+                              preset=nncf.QuantizationPreset.PERFORMANCE)
+    onnx.save(quantized, str(dst))
+    return dst
+
+
+def onnx_to_int8_dynamic(src: Path, dst: Path) -> Path:
+    """Dynamic int8: weights of the fully connected layers (MatMul / Gemm) stored as int8, activations quantized
+    per call; convolutions stay fp32. No calibration. The deployable ONNX form of torch.ao dynamic quantization."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    return dst
+
+
+def torch_dynamic_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """torch.ao dynamic int8 of the Linear layers, for PyTorch-on-CPU inference (host side; not an export artifact)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    return quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8)

@@ -19,7 +19,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from ..errors import ConfigError
 
 
-def _nncf():
+def require_nncf():
     try:
         import nncf
         import nncf.torch  # noqa: F401
@@ -32,7 +32,7 @@ def prepare(model: torch.nn.Module, init: str, crops: np.ndarray, preset: str = 
     """fp32 weights of `init` (EMA) into `model`, then NNCF fake quantizers calibrated on `crops` (BGR uint8)."""
     from .trainer import load_checkpoint, to_tensor
 
-    nncf = _nncf()
+    nncf = require_nncf()
     state = load_checkpoint(init)
     model.load_state_dict(state["ema" if "ema" in state else "model"])
     fold_batchnorm(model.eval())
@@ -62,18 +62,18 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
 
 def config_of(model: torch.nn.Module) -> str:
     """The NNCF layout of a quantized model as JSON text (kept in checkpoints; torch.load stays weights_only)."""
-    return json.dumps(_nncf().torch.get_config(model), default=_jsonable)
+    return json.dumps(require_nncf().torch.get_config(model), default=_jsonable)
 
 
 def restore(model: torch.nn.Module, config: str) -> torch.nn.Module:
     """Rebuild the quantized structure described by `config` around a freshly created `model`."""
-    nncf = _nncf()
+    nncf = require_nncf()
     return nncf.torch.load_from_config(model, json.loads(config))
 
 
 def strip(model: torch.nn.Module, size: int) -> torch.nn.Module:
     """A copy of a QAT model whose fake quantizers are plain torch ops (QuantizeLinear/DequantizeLinear in ONNX)."""
-    nncf = _nncf()
+    nncf = require_nncf()
     return nncf.strip(model, do_copy=True, strip_format=nncf.StripFormat.NATIVE,
                       example_input=torch.zeros(1, 3, size, size)).eval()
 

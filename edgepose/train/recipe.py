@@ -65,6 +65,8 @@ class TrainConfig:
     checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (exact mid-epoch resume); 0 = epochs only
     landmark_weight: float = 0.3  # with model.landmarks: loss = (1 - w) * pose + w * landmarks (0.7 / 0.3)
     tensorboard: bool = False  # also write TensorBoard scalars to <out>/tensorboard (needs the tensorboard package)
+    init: str = ""  # warm start: load the (EMA) weights of this checkpoint before training; '' = from scratch
+    euler_weight: float = 0.0  # rot6d head: + w * L1 of the decoded yaw/pitch/roll (radians) beside the geodesic loss
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,16 @@ class _Run:
         self.model = create(recipe.model.backbone, recipe.model.head, recipe.model.width,
                                 recipe.model.landmarks, recipe.model.attention).to(
             memory_format=torch.channels_last)
+        if cfg.init:
+            state = load_checkpoint(_existing(cfg.init, "train.init"))
+            self.model.load_state_dict(state["ema" if "ema" in state else "model"])
+        if cfg.euler_weight:
+            if not hasattr(self.model.head, "euler_weight"):
+                from ..errors import ConfigError
+
+                raise ConfigError(f"train.euler_weight applies to the rot6d head only (model.head is "
+                                  f"'{recipe.model.head}', whose loss is already in Euler angles); set it to 0")
+            self.model.head.euler_weight = cfg.euler_weight
         if recipe.qat.init:
             from . import qat
 
@@ -253,6 +263,15 @@ class _Run:
         self.losses, self.best, self.bad_epochs = list(state["losses"]), state["best"], state["bad_epochs"]
         self.rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
+
+
+def _existing(path: str, key: str) -> str:
+    if not Path(path).expanduser().is_file():
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{key}: no checkpoint at '{path}'; point it at a .pt written by edgepose train "
+                          "(e.g. weights/student_mbv3s_rot6d.pt) or leave it empty to train from scratch")
+    return str(Path(path).expanduser())
 
 
 def _targets(mats: np.ndarray, noise_deg: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
