@@ -40,6 +40,11 @@ def report(args) -> int:
                       calibration=args.pool)
         print(f"exported {engine} {label} in {time.time() - t0:.0f} s", flush=True)
         entries.append({"engine": engine, "candidate": label, "platform": platform, "bundle": out})
+    if args.qat:  # the QAT checkpoint through the other ONNX quantizer as well
+        out = work / "qat-nncf-ptq"
+        export_bundle(args.qat, "cpu-int8", out, quantizer="nncf-ptq", dev_root=args.dev, calibration=args.pool)
+        entries.append({"engine": "onnxruntime", "candidate": "QAT + NNCF PTQ activations", "platform": "cpu-int8",
+                        "bundle": out})
     for engine, label, platform, name in SHIPPED_QAT:
         entries.append({"engine": engine, "candidate": label, "platform": platform,
                         "bundle": REPO / "edgepose" / "bundles" / name})

@@ -54,7 +54,7 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path, recipes_dir: str
     lines += ["", "Per |yaw| bin (default bundle, degrees): "
               + ", ".join(f"{k}: {v:.2f}" for k, v in bins.items()) + " (200 / 58 / 42 faces).", "",
               f"Reproduce: `edgepose bench --model benchmarks/peers/fsanet.json --model benchmarks/peers/whenet.json "
-              f"--json {bench_json}` then `edgepose card --bench {bench_json}`.", "",
+              f"{_tta_flag(rows)}--json {bench_json}` then `edgepose card --bench {bench_json}`.", "",
               "## Artifacts", "", "| bundle | format | precision | quantization | calibration |", "|---|---|---|---|---|"]
     for folder in sorted(Path(bundles_dir).iterdir()):
         if (folder / "manifest.json").is_file():
@@ -67,6 +67,12 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path, recipes_dir: str
     lines += _recipe_chain(Path(recipes_dir), recipe_name)
     lines += ["", "## Data and terms", "", DATA_TERMS, ""]
     return "\n".join(lines)
+
+
+def _tta_flag(rows: list[dict]) -> str:
+    """The bench option that produced the flip-TTA rows, if the bench had any."""
+    tta = sorted({r["platform"] for r in rows if r["model"].endswith("flip TTA")})
+    return f"--flip-tta {','.join(tta)} " if tta else ""
 
 
 def _recipe_chain(recipes: Path, name: str) -> list[str]:

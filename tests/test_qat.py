@@ -36,7 +36,8 @@ def qat_run(tmp_path_factory, pool_root):
     base = tmp_path_factory.mktemp("fp32")
     train(load_recipe("recipes/student_mbv3s_rot6d.yaml", SMOKE + [f"data.root={pool_root}"]), base)
     out = tmp_path_factory.mktemp("qat")
-    overrides = SMOKE + [f"data.root={pool_root}", f"qat.init={base / 'last.pt'}", "qat.calibration_size=8"]
+    overrides = SMOKE + [f"data.root={pool_root}", "data.profiled=", f"qat.init={base / 'last.pt'}",
+                         "qat.calibration_size=8"]
     metrics = train(load_recipe("recipes/qat_mbv3.yaml", overrides), out)
     return out, metrics, overrides
 
