@@ -11,7 +11,7 @@ from edgepose.errors import ConfigError  # noqa: E402
 from edgepose.train.recipe import load_recipe  # noqa: E402
 
 RECIPE = "recipes/student_mbv3s_rot6d.yaml"
-SMOKE = ["data.limit=400", "train.batch_size=16", "train.max_steps_per_epoch=3", "model.input_size=64"]
+SMOKE = ["data.limit=800", "train.batch_size=16", "train.max_steps_per_epoch=3", "model.input_size=64"]
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +214,8 @@ def test_every_recipe_runs_a_smoke(recipe, tmp_path, pool_root, tiny_teacher, ti
         overrides.append(f"distill.teacher={tiny_teacher}")
     if original.data.profiled:
         overrides.append(f"data.profiled={tiny_profiled}")
+    if original.data.profiled_extra:
+        overrides.append(f"data.profiled_extra=[{tiny_profiled}]")
     if original.train.init:  # a ladder stage: its parent run is not here, the shipped weights stand in
         overrides.append("train.init=weights/student_mbv3s_rot6d.pt")
     if original.qat.init:
@@ -374,3 +376,17 @@ def test_warm_start_and_euler_weight(tmp_path, pool_root):
         train(load_recipe(RECIPE, base + ["train.init=nope.pt"]), tmp_path / "b")
     with pytest.raises(ConfigError, match="rot6d head only"):
         train(load_recipe(RECIPE, base + ["train.euler_weight=1", "model.head=euler"]), tmp_path / "c")
+
+
+def test_extra_profiled_folders_add_their_views(pool_root, tiny_profiled):
+    from edgepose.errors import ConfigError
+    from edgepose.train.pool_data import PoolData
+    from edgepose.train.recipe import DataConfig
+
+    one = PoolData(DataConfig(root=str(pool_root), limit=80, profiled=str(tiny_profiled)))
+    two = PoolData(DataConfig(root=str(pool_root), limit=80, profiled=str(tiny_profiled),
+                              profiled_extra=(str(tiny_profiled),)))
+    assert one.profiled > 0 and two.profiled == 2 * one.profiled
+    assert len(two.images) == len(one.images) + one.profiled
+    with pytest.raises(ConfigError, match="data.profiled_extra adds to data.profiled"):
+        PoolData(DataConfig(root=str(pool_root), limit=80, profiled_extra=(str(tiny_profiled),)))

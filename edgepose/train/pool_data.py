@@ -62,17 +62,25 @@ class PoolData:
         self.matrices = euler_to_matrix(self.angles[:, 0], self.angles[:, 1], self.angles[:, 2]).astype(np.float32)
         held = holdout_mask(table, cfg.holdout)[rows]
         self.profiled = 0  # synthetic rows appended after the pool rows
+        if cfg.profiled_extra and not cfg.profiled:
+            from ..errors import ConfigError
+
+            raise ConfigError("data.profiled_extra adds to data.profiled, which is empty; set data.profiled to the "
+                              "first profiled folder")
         if cfg.profiled:
             held = self._add_profiled(cfg, table, held, landmarks)
         self.train_idx = np.flatnonzero(~held)
         self.holdout_idx = np.flatnonzero(held)
 
     def _add_profiled(self, cfg: DataConfig, table, held: np.ndarray, landmarks: int) -> np.ndarray:
-        """Append the synthetic views of `cfg.profiled`; a view is held out when its source face is (no identity
+        """Append the synthetic views of `cfg.profiled` (and `cfg.profiled_extra`); a view is held out when its source face is (no identity
         leaks between train and holdout). Returns the extended holdout mask."""
         from .profile_pool import load_profiled
 
         views = load_profiled(cfg.profiled)
+        for folder in cfg.profiled_extra:
+            more = load_profiled(folder)
+            views = {k: np.concatenate([views[k], more[k]]) for k in views}
         if cfg.limit:
             views = {k: v[: max(1, cfg.limit // 4)] for k, v in views.items()}
         row_of = {p: i for i, p in enumerate(table.paths)}

@@ -29,6 +29,7 @@ class DataConfig:
     mp_max_fit: float = 0.6
     limit: int = 0  # use only the first N rows (smoke runs); 0 = all
     profiled: str = ""  # folder made by `edgepose profile`: synthetic large-yaw views added to the training rows
+    profiled_extra: tuple = ()  # more such folders (e.g. renders with other --seed values), added alike
     labels: str = ""  # CSV made by `edgepose label`: replaces the fused labels; pool rows it drops are not used
     labels_min_confidence: float = 0.0  # with labels: also drop rows below this confidence
 
