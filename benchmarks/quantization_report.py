@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from quantization import interleaved
 
 REPO = Path(__file__).resolve().parent.parent
 CANDIDATES = [  # (engine, label, platform, precision, quantizer)
@@ -75,33 +76,28 @@ def _describe(entry: dict) -> dict:
 def _time(entries: list[dict], rows: list[dict], threads: int, key: str, rounds: int) -> None:
     """Batch-1 p50 of every entry in `rounds` interleaved rounds; ratio to the same engine's fp32 entry per round."""
     from edgepose import Runtime
-    from edgepose.bench import time_calls
 
     rts = [Runtime(e["platform"], model=str(e["bundle"]), threads=threads) for e in entries]
     try:
-        feeds = []
-        for rt in rts:
+        fns = {}
+        for j, rt in enumerate(rts):
             spec = rt.manifest.input
-            shape = (1, *spec.size, 3) if spec.layout == "NHWC" else (1, 3, *spec.size)
-            feeds.append({spec.name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)})
-        times = np.zeros((rounds, len(rts)))
-        for r in range(rounds):
-            for j, (rt, feed) in enumerate(zip(rts, feeds)):
-                times[r, j] = time_calls(lambda: rt.backend.run(feed), 100, 10)["p50_ms"]
+            feed = {spec.name: np.random.default_rng(0).standard_normal(spec.shape(1)).astype(np.float32)}
+            fns[j] = lambda rt=rt, feed=feed: rt.backend.run(feed)
+        times = interleaved(fns, 100, rounds)
     finally:
         for rt in rts:
             rt.close()
     fp32 = {e["engine"]: j for j, e in enumerate(entries) if e["candidate"] == "fp32"}
     for j, (e, row) in enumerate(zip(entries, rows)):
-        row[key] = float(np.median(times[:, j]))
-        row[key.replace("p50 ms", "fp32/x")] = float(np.median(times[:, fp32[e["engine"]]] / times[:, j]))
+        row[key] = float(np.median(times[j]))
+        row[key.replace("p50 ms", "fp32/x")] = float(np.median(times[fp32[e["engine"]]] / times[j]))
 
 
 def _torch_rows(args) -> list[dict]:
     """PyTorch on this CPU: fp32 against torch.ao dynamic int8 of the Linear layers (host-side inference)."""
     import torch
 
-    from edgepose.bench import time_calls
     from edgepose.exporters.onnx_export import load_trained, torch_dynamic_int8
     from edgepose.metrics import summarize
     from edgepose.train.trainer import dev_crops, input_spec, predict_degrees, to_tensor
@@ -117,15 +113,12 @@ def _torch_rows(args) -> list[dict]:
                    "size MB": len(_state_bytes(m)) / 1e6, "dev MAE": s["mean"], "60-99": s["bins"]["60-99"]["mean"]}
     for threads in (1, os.cpu_count()):
         torch.set_num_threads(threads)
-        t = {k: [] for k in models}
         with torch.no_grad():
-            for _ in range(args.rounds):  # interleaved rounds
-                for k, m in models.items():
-                    t[k].append(time_calls(lambda m=m: m(x), 100, 10)["p50_ms"])
+            t = interleaved({k: (lambda m=m: m(x)) for k, m in models.items()}, 100, args.rounds)
         key = "1 thread" if threads == 1 else f"{threads} threads"
         for k in models:
             rows[k][f"p50 ms, {key}"] = float(np.median(t[k]))
-            rows[k][f"fp32/x, {key}"] = float(np.median(np.array(t["fp32"]) / np.array(t[k])))
+            rows[k][f"fp32/x, {key}"] = float(np.median(t["fp32"] / t[k]))
     return list(rows.values())
 
 

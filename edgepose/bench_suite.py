@@ -55,8 +55,7 @@ def _interleaved_latency(entries: list[tuple[dict, object]], runs: int, rounds: 
     calls = []
     for row, rt in entries:
         spec = rt.manifest.input
-        n = 2 if rt.flip_tta else 1  # flip TTA runs each crop and its mirror image
-        x = np.zeros((n, 3, *spec.size) if spec.layout == "NCHW" else (n, *spec.size, 3), np.float32)
+        x = np.zeros(spec.shape(2 if rt.flip_tta else 1), np.float32)  # flip TTA runs each crop and its mirror
         calls.append((lambda rt=rt, x=x, name=spec.name: [m.run({name: x}) for m in rt.members],
                       lambda rt=rt: rt.infer(frame, boxes=box)))
     per_round = max(5, runs // rounds)

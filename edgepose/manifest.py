@@ -36,6 +36,11 @@ class InputSpec:
     batch: int = 0
     dtype: str = "float32"
 
+    def shape(self, batch: int) -> tuple[int, int, int, int]:
+        """The input tensor shape for `batch` images in this layout."""
+        h, w = self.size
+        return (batch, 3, h, w) if self.layout == "NCHW" else (batch, h, w, 3)
+
 
 @dataclass(frozen=True)
 class CropSpec:

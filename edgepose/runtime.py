@@ -127,7 +127,7 @@ class Runtime:
         mean of each crop's pose and its mirrored crop's pose mirrored back)."""
         if not self.flip_tta:
             return self._predict(batch)
-        width_axis = 2 if self.manifest.input.layout == "NHWC" else 3
+        width_axis = self.manifest.input.layout.index("W")
         _, matrices = self._predict(np.concatenate([batch, np.flip(batch, axis=width_axis)]))
         n = len(batch)
         matrices = mean_rotation(matrices[:n], flip_matrix(matrices[n:]))

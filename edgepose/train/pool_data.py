@@ -12,6 +12,7 @@ from tqdm import tqdm
 from ..angles import euler_to_matrix, flip_matrix, rotate_in_plane
 from ..datasets.faces_pool import (FLIP_5, FLIP_68, FusionRule, five_from_68, fuse_labels, holdout_mask,
                                    landmark_targets, read_pool_index)
+from ..errors import ConfigError
 from .recipe import AugmentConfig, DataConfig
 
 POOL_SIDE = 128  # crops are stored at 128 px (HIIT at 50 px, upscaled into the cache)
@@ -63,8 +64,6 @@ class PoolData:
         held = holdout_mask(table, cfg.holdout)[rows]
         self.profiled = 0  # synthetic rows appended after the pool rows
         if cfg.profiled_extra and not cfg.profiled:
-            from ..errors import ConfigError
-
             raise ConfigError("data.profiled_extra adds to data.profiled, which is empty; set data.profiled to the "
                               "first profiled folder")
         if cfg.profiled:
@@ -73,8 +72,8 @@ class PoolData:
         self.holdout_idx = np.flatnonzero(held)
 
     def _add_profiled(self, cfg: DataConfig, table, held: np.ndarray, landmarks: int) -> np.ndarray:
-        """Append the synthetic views of `cfg.profiled` (and `cfg.profiled_extra`); a view is held out when its source face is (no identity
-        leaks between train and holdout). Returns the extended holdout mask."""
+        """Append the synthetic views of `cfg.profiled` and `cfg.profiled_extra`; a view is held out when its source
+        face is (no identity leaks between train and holdout). Returns the extended holdout mask."""
         from .profile_pool import load_profiled
 
         views = load_profiled(cfg.profiled)

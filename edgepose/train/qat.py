@@ -30,12 +30,10 @@ def require_nncf():
 
 def prepare(model: torch.nn.Module, init: str, crops: np.ndarray, preset: str = "performance") -> torch.nn.Module:
     """fp32 weights of `init` (EMA) into `model`, then NNCF fake quantizers calibrated on `crops` (BGR uint8)."""
-    from .trainer import load_checkpoint, to_tensor
+    from .trainer import load_weights, to_tensor
 
     nncf = require_nncf()
-    state = load_checkpoint(init)
-    model.load_state_dict(state["ema" if "ema" in state else "model"])
-    fold_batchnorm(model.eval())
+    fold_batchnorm(load_weights(model, init, "qat.init").eval())
     data = nncf.Dataset([crops[i:i + 1] for i in range(len(crops))],
                         lambda b: to_tensor(b.astype(np.float32)).contiguous())
     presets = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..angles import euler_to_matrix, matrix_to_euler
 from ..decode import decode_outputs
+from ..errors import ConfigError
 from ..datasets.aflw2000 import read_aflw2000
 from ..manifest import InputSpec, atomic_write_bytes
 from ..metrics import summarize
@@ -62,6 +63,21 @@ def save_release_weights(checkpoint: str | Path, dst: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_weights(model: torch.nn.Module, checkpoint: str, key: str) -> torch.nn.Module:
+    """The EMA weights (else the raw weights) of `checkpoint` into `model`, for a recipe's warm start `key`.
+
+    Raises:
+        ConfigError: no checkpoint at that path.
+    """
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{key}: no checkpoint at '{checkpoint}'; point it at a .pt written by edgepose train "
+                          "(e.g. weights/student_mbv3s_rot6d.pt) or leave it empty to train from scratch")
+    state = load_checkpoint(path)
+    model.load_state_dict(state["ema" if "ema" in state else "model"])
+    return model
 
 
 @torch.no_grad()
@@ -190,12 +206,9 @@ class _Run:
                                 recipe.model.landmarks, recipe.model.attention).to(
             memory_format=torch.channels_last)
         if cfg.init:
-            state = load_checkpoint(_existing(cfg.init, "train.init"))
-            self.model.load_state_dict(state["ema" if "ema" in state else "model"])
+            load_weights(self.model, cfg.init, "train.init")
         if cfg.euler_weight:
             if not hasattr(self.model.head, "euler_weight"):
-                from ..errors import ConfigError
-
                 raise ConfigError(f"train.euler_weight applies to the rot6d head only (model.head is "
                                   f"'{recipe.model.head}', whose loss is already in Euler angles); set it to 0")
             self.model.head.euler_weight = cfg.euler_weight
@@ -263,15 +276,6 @@ class _Run:
         self.losses, self.best, self.bad_epochs = list(state["losses"]), state["best"], state["bad_epochs"]
         self.rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
-
-
-def _existing(path: str, key: str) -> str:
-    if not Path(path).expanduser().is_file():
-        from ..errors import ConfigError
-
-        raise ConfigError(f"{key}: no checkpoint at '{path}'; point it at a .pt written by edgepose train "
-                          "(e.g. weights/student_mbv3s_rot6d.pt) or leave it empty to train from scratch")
-    return str(Path(path).expanduser())
 
 
 def _targets(mats: np.ndarray, noise_deg: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -410,8 +414,6 @@ def _tensorboard(out: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:
-        from ..errors import ConfigError
-
         raise ConfigError(f"train.tensorboard needs the tensorboard package ({exc}): pip install tensorboard, "
                           "or set train.tensorboard=false (log.csv has the same figures)") from None
     return SummaryWriter(str(out / "tensorboard"))
