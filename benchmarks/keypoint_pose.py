@@ -20,11 +20,10 @@ from edgepose.metrics import summarize
 from edgepose.tracking import box_iou as iou
 
 
-
 def main() -> int:
     from edgepose import Runtime
     from edgepose.detectors import create_detector, parse_detector
-    from edgepose.keypoint_pose import FaceMeshPose, five_point_pnp, load_canonical_face
+    from edgepose.keypoint_pose import ROUTE_MIN_IOU, FaceMeshRoute, five_point_pnp, load_canonical_face
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="../shared/models")
@@ -33,11 +32,9 @@ def main() -> int:
     det_dir, mesh_obj = Path(args.models) / "detectors", Path(args.models) / "mesh/mediapipe_canonical_face/canonical_face_model.obj"
 
     samples = read_aflw2000(args.root)
-    blaze = create_detector(parse_detector({"type": "blazeface", "model": str(det_dir / "blazeface_short_range.tflite"),
-                                            "box_map": [0, 0, 1, 1], "min_size": 0}))
     yunet = create_detector(parse_detector({"type": "yunet", "model": str(det_dir / "yunet.onnx"), "detect_width": 0,
                                             "min_size": 0}))
-    mesh = FaceMeshPose(str(det_dir / "face_landmark.tflite"), str(mesh_obj))
+    mesh = FaceMeshRoute(args.models)
     canonical = load_canonical_face(mesh_obj)
     routes = {"Face Mesh + canonical fit": {}, "YuNet 5-point PnP (anthropometric)": {},
               "YuNet 5-point PnP (canonical face)": {}}
@@ -47,17 +44,13 @@ def main() -> int:
             frame = cv2.imread(str(s.image))
             p = rt.infer(frame, boxes=[s.box])[0]
             learned[i] = (p.yaw, p.pitch, p.roll)
-            found = blaze.detect(frame)
-            if len(found):
-                k = int(np.argmax([iou(b, s.box) for b in found.boxes]))
-                if iou(found.boxes[k], s.box) > 0.2:
-                    est = mesh.estimate(frame, found.boxes[k], found.landmarks[k][:2])
-                    if est is not None:
-                        routes["Face Mesh + canonical fit"][i] = (est.yaw, est.pitch, est.roll)
+            est = mesh.estimate(frame, s.box)
+            if est is not None:
+                routes["Face Mesh + canonical fit"][i] = (est.yaw, est.pitch, est.roll)
             found = yunet.detect(frame)
             if len(found):
                 k = int(np.argmax([iou(b, s.box) for b in found.boxes]))
-                if iou(found.boxes[k], s.box) > 0.2:
+                if iou(found.boxes[k], s.box) > ROUTE_MIN_IOU:
                     for name, template in (("anthropometric", None), ("canonical face", canonical)):
                         est = five_point_pnp(found.landmarks[k], frame.shape, template)
                         if est is not None:

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from .errors import EdgePoseError
+from .errors import ConfigError, EdgePoseError
 
 
 def _cmd_infer(args) -> int:
@@ -48,30 +48,40 @@ def _report(frame, args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .evaluate import evaluate
-    from .metrics import format_summary
+    from .evaluate import evaluate, evaluate_route
+    from .metrics import format_summary, summarize
     from .runtime import Runtime
 
     with Runtime(args.platform, model=args.model, threads=args.threads, detector=args.detector,
                  flip_tta=args.flip_tta) as rt:
-        summary, _, _ = evaluate(rt, args.dataset, args.root, limit=args.limit, protocol=args.protocol)
+        summary, pred, truth = evaluate(rt, args.dataset, args.root, limit=args.limit, protocol=args.protocol)
         desc = rt.describe()
     print(format_summary(summary, f"{args.dataset} ({args.root}) via {desc['platform']} / {desc['backend']} "
                                   f"{desc['precision']}"))
-    if args.compare:
-        rows = [("this model", summary)]
-        for manifest in args.compare:
-            with Runtime("cpu", model=manifest, threads=args.threads) as peer:
-                rows.append((peer.manifest.name or manifest, evaluate(peer, args.dataset, args.root, limit=args.limit,
-                                                                      protocol=args.protocol)[0]))
-        print("\n| model | faces | yaw | pitch | roll | mean | " + " | ".join(f"|yaw| {k}" for k in summary["bins"])
-              + " |\n|---|---|---|---|---|---|" + "---|" * len(summary["bins"]))
+    rows = [("this model", summary)]
+    for manifest in args.compare:
+        with Runtime("cpu", model=manifest, threads=args.threads) as peer:
+            rows.append((peer.manifest.name or manifest, evaluate(peer, args.dataset, args.root, limit=args.limit,
+                                                                  protocol=args.protocol)[0]))
+    if args.compare_facemesh:
+        from .keypoint_pose import FaceMeshRoute
+
+        route_summary, found = evaluate_route(FaceMeshRoute(args.compare_facemesh), args.dataset, args.root,
+                                              limit=args.limit)
+        rows.append((f"Face Mesh + canonical fit ({route_summary['missed']} of {route_summary['images']} missed)",
+                     route_summary))
+        if args.protocol == "label":  # label boxes: one prediction per sample, in order
+            rows.append(("this model, the faces Face Mesh found", summarize(pred[found], truth[found])))
+    if len(rows) > 1:
+        bins = list(summary["bins"])
+        print("\n| model | faces | yaw | pitch | roll | mean | " + " | ".join(f"|yaw| {k}" for k in bins)
+              + " |\n|---|---|---|---|---|---|" + "---|" * len(bins))
         for name, s in rows:
             print(f"| {name} | {s['n']} | {s['yaw']:.2f} | {s['pitch']:.2f} | {s['roll']:.2f} | {s['mean']:.2f} | "
-                  + " | ".join(f"{b['mean']:.2f}" for b in s["bins"].values()) + " |")
+                  + " | ".join(f"{s['bins'][k]['mean']:.2f}" for k in bins) + " |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"runtime": desc, "summary": summary}, f, indent=2)
+            json.dump({"runtime": desc, "summary": summary, "compare": {name: s for name, s in rows[1:]}}, f, indent=2)
     return 0
 
 
@@ -118,24 +128,37 @@ def _cmd_video(args) -> int:
 
 def _cmd_bench(args) -> int:
     from .bench import markdown_table
-    from .bench_suite import COLUMNS, run_bench
+    from .bench_suite import COLUMNS, reproducibility, run_bench
+    from .manifest import atomic_write_bytes
     from .platform import platform_names
 
+    previous = None
+    if args.against:
+        try:
+            with open(args.against) as f:
+                previous = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--against {args.against}: cannot read an earlier `edgepose bench --json` result ({exc})")
     platforms = platform_names() if args.platform == "all" else args.platform.split(",")
     result = run_bench(platforms, args.model, args.dataset, args.root, args.protocol, args.threads, args.runs,
-                       detector=args.detector, plots_dir=args.plots,
+                       detector=args.detector, plots_dir=args.plots, rounds=args.rounds, span=args.span,
                        flip_tta=[p for p in args.flip_tta.split(",") if p])
     env = result["environment"]
     print(f"{args.dataset} ({args.root}), {args.protocol} boxes; pose latency batch 1, {args.threads} thread(s), "
-          f"{result['rounds']} interleaved rounds; '× first' = pose latency relative to {result['ratio_reference']}; "
-          f"{env['cpu']} ({env['cores']} cores)\n")
+          f"{result['rounds']} rounds interleaved across entries over {result['rounds_span_s']:.0f} s; "
+          f"'× first' = pose latency relative to {result['ratio_reference']}; {env['cpu']} ({env['cores']} cores)\n")
     print(markdown_table(result["rows"], COLUMNS))
     for path in result["plots"]:
         print(f"plot: {path}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2, default=str)
+        atomic_write_bytes(args.json, json.dumps(result, indent=2, default=str).encode())
         print(f"JSON: {args.json}")
+    if previous is not None:
+        rows, verdict = reproducibility(previous, result)
+        print(f"\nAgainst {args.against}:\n")
+        if rows:
+            print(markdown_table(rows, list(rows[0])))
+        print(f"\n{verdict}")
     return 0
 
 
@@ -255,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the summary to this JSON file")
     p.add_argument("--compare", action="append", default=[], metavar="MANIFEST",
                    help="also score this model manifest (e.g. benchmarks/peers/fsanet.json) in the same run; repeatable")
+    p.add_argument("--compare-facemesh", default=None, metavar="FOLDER",
+                   help="also score MediaPipe's Face Mesh route (BlazeFace, Face Mesh, canonical-face fit; its misses "
+                        "counted) from the face_landmark.tflite, blazeface_short_range.tflite and "
+                        "canonical_face_model.obj under FOLDER, e.g. ../shared/models")
     runtime_args(p)
     p.set_defaults(fn=_cmd_eval)
 
@@ -282,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="write the full results here")
     p.add_argument("--flip-tta", default="", metavar="PLATFORMS",
                    help="also bench these platforms (comma-separated) with flip test-time augmentation")
+    p.add_argument("--rounds", type=int, default=15,
+                   help="latency rounds over all entries (at least one per entry; one follows each evaluation)")
+    p.add_argument("--span", type=float, default=60.0,
+                   help="spread the latency rounds over at least this many seconds, so their spread covers the "
+                        "machine's drift, not one burst of calls")
+    p.add_argument("--against", default=None, metavar="JSON",
+                   help="an earlier --json result: check MAE identical and pose p50 inside its round spread")
     p.set_defaults(fn=_cmd_bench)
 
     p = sub.add_parser("models", help="registered backbones with parameters and MACs (needs edgepose[train])")
@@ -305,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--images", help="folder of images; the largest detected face in each is labelled")
     p.add_argument("--teacher", action="append", default=[],
                    help="bundle folder, manifest JSON or training checkpoint (.pt); repeatable")
-    p.add_argument("--index-votes", default="", help="pool-index columns to use as votes: fsa,whenet,mp")
+    p.add_argument("--index-votes", default="", help="pool-index columns to use as votes: fsa,whenet,mp and/or fused (the default training label)")
     p.add_argument("--face-model", default=None, help="3D face model: a 68-point fit as one more vote")
     p.add_argument("--detector", default=None, help="with --images: detector spec (default: the cpu platform's)")
     p.add_argument("--max-spread", type=float, default=12.0, help="drop faces whose votes disagree more (deg)")

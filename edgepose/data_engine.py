@@ -5,7 +5,9 @@ Votes per face:
   benchmarks/peers) or a training checkpoint (.pt; exported to a temporary ONNX bundle first, needs
   edgepose[train]). With flip consistency on, each teacher also sees the mirrored crop; its pose is mirrored
   back and averaged with the direct one, and the gap between the two counts toward the face's spread.
-- columns already in a pool index (`--index-votes fsa,whenet,mp`): the public models' outputs stored there.
+- columns already in a pool index (`--index-votes fsa,whenet,mp`): the public models' outputs stored there, or
+  `fused`: the one label the training recipes use by default (`faces_pool.fuse_labels`, NaN for rows it drops), so
+  a student can vote beside the labels it was trained on (one round of noisy-student relabelling).
 - a landmark vote (`--face-model`): a 3D face fitted to the row's 68 annotated points.
 
 The consensus is the chordal mean of the votes' rotation matrices. `spread` = mean geodesic angle of the votes
@@ -29,7 +31,7 @@ from .angles import euler_to_matrix, flip_euler, geodesic_degrees, matrix_to_eul
 from .errors import ConfigError
 from .manifest import atomic_write_bytes
 
-INDEX_VOTES = ("fsa", "whenet", "mp")
+INDEX_VOTES = ("fsa", "whenet", "mp", "fused")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,12 @@ def _teacher_runtime(spec: str, tmp: Path):
     if not path.exists():
         raise ConfigError(f"teacher '{spec}' does not exist; give a bundle folder, a manifest JSON or a .pt checkpoint")
     return Runtime("cpu", model=str(path), threads=0)
+
+
+def _teacher_name(spec: str) -> str:
+    """Column name of a teacher's votes: its file stem, or the run folder for runs/<name>/best.pt and last.pt."""
+    path = Path(spec)
+    return path.parent.name if path.suffix == ".pt" and path.stem in ("best", "last") and path.parent.name else path.stem
 
 
 def teacher_votes(spec: str, images: list[np.ndarray], boxes: np.ndarray, flip: bool, tmp: Path):
@@ -107,7 +115,7 @@ def landmark_votes(face_model: str, landmarks: list) -> np.ndarray:
 def label_pool(root: str | Path, out: str | Path, teachers: list[str], index_votes: list[str] = (),
                face_model: str | None = None, settings: LabelSettings = LabelSettings(), limit: int = 0) -> dict:
     """Label the rows of a pool index (boxes, coarse classes and landmarks from the index)."""
-    from .datasets.faces_pool import read_pool_index
+    from .datasets.faces_pool import fuse_labels, read_pool_index
 
     table = read_pool_index(root)
     n = min(limit, len(table)) if limit else len(table)
@@ -115,7 +123,11 @@ def label_pool(root: str | Path, out: str | Path, teachers: list[str], index_vot
     for name in index_votes:
         if name not in INDEX_VOTES:
             raise ConfigError(f"unknown index vote '{name}'; choose from {', '.join(INDEX_VOTES)}")
-        columns[name] = getattr(table, name)[:n]
+        if name == "fused":
+            fused, kept = fuse_labels(table)
+            columns[name] = np.where(kept[:, None], fused, np.nan)[:n].astype(np.float64)
+        else:
+            columns[name] = getattr(table, name)[:n]
     if face_model:
         columns["landmarks"] = landmark_votes(face_model, table.landmarks[:n])
     images = [cv2.imread(str(Path(root) / p), cv2.IMREAD_COLOR) for p in table.paths[:n]] if teachers else []
@@ -151,7 +163,7 @@ def _label(out, paths, images, boxes, teachers, columns, coarse, settings: Label
     with tempfile.TemporaryDirectory() as tmp:
         for spec in teachers:
             angles, gap = teacher_votes(spec, images, boxes, settings.flip, Path(tmp))
-            columns[Path(spec).stem] = angles
+            columns[_teacher_name(spec)] = angles
             gaps = np.maximum(gaps, gap)
     if not columns:
         raise ConfigError("no votes: give --teacher, --index-votes or --face-model")
@@ -184,7 +196,7 @@ def _write_labels(path: Path, paths, angles, confidence, spread, count, keep, co
 
 def read_labels(path: str | Path, min_confidence: float = 0.0) -> dict[str, np.ndarray]:
     """{pool path: (yaw, pitch, roll)} of the kept rows of a labels file at or above `min_confidence`."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"labels file '{path}' does not exist; make one with `edgepose label`")
     out = {}

@@ -60,3 +60,28 @@ def _match(poses, box):
         return max(poses, key=lambda p: (p.box[2] - p.box[0]) * (p.box[3] - p.box[1]))
     best = max(poses, key=lambda p: box_iou(p.box, box))
     return best if box_iou(best.box, box) >= MIN_MATCH_IOU else None
+
+
+def evaluate_route(route, dataset: str, root: str, limit: int = 0, progress: bool = True) -> tuple[dict, np.ndarray]:
+    """Score a landmark route (an object with `estimate(image, box)` -> pose or None, e.g. keypoint_pose.FaceMeshRoute)
+    on a dataset with face boxes. The summary covers the faces it returns; `missed` counts the others.
+
+    Returns:
+        (summary, indices of the scored samples in dataset order).
+    """
+    if dataset not in DATASETS:
+        raise ConfigError(f"unknown dataset '{dataset}'.{did_you_mean(dataset, DATASETS)} Available: {sorted(DATASETS)}")
+    samples = DATASETS[dataset](root)[: limit or None]
+    if any(s.box is None for s in samples):
+        raise ConfigError(f"{dataset} has no face boxes to match the route's detections against")
+    preds, found = [], []
+    for i, s in enumerate(tqdm(samples, desc=f"eval {dataset} (landmark route)", unit="img", disable=not progress,
+                               mininterval=2)):
+        pose = route.estimate(s.load(), s.box)
+        if pose is not None:
+            preds.append([pose.yaw, pose.pitch, pose.roll])
+            found.append(i)
+    truth = np.array([[s.yaw, s.pitch, s.roll] for s in samples])[found].reshape(-1, 3)
+    summary = summarize(np.array(preds).reshape(-1, 3), truth)
+    summary.update(missed=len(samples) - len(found), images=len(samples))
+    return summary, np.array(found, int)

@@ -114,6 +114,53 @@ class FaceMeshPose:
         return KeypointPose(float(yaw), float(pitch), float(roll), points, residual)
 
 
+FACE_MESH_FILES = {"landmarks": "face_landmark.tflite", "detector": "blazeface_short_range.tflite",
+                   "canonical": "canonical_face_model.obj"}
+ROUTE_MIN_IOU = 0.2
+
+
+def find_face_mesh_files(folder: str | Path) -> dict[str, Path]:
+    """The three files of the Face Mesh route, found by name anywhere under `folder` (e.g. ../shared/models)."""
+    folder = Path(folder).expanduser()
+    found = {}
+    for key, name in FACE_MESH_FILES.items():
+        hits = sorted(folder.rglob(name)) if folder.is_dir() else []
+        if not hits:
+            raise ConfigError(f"no {name} under '{folder}'; the Face Mesh route needs MediaPipe's "
+                              f"{', '.join(FACE_MESH_FILES.values())} in that folder (or below it)")
+        found[key] = hits[0]
+    return found
+
+
+class FaceMeshRoute:
+    """MediaPipe's whole route as one pose estimator: BlazeFace short range finds the face and its eyes (the ROI,
+    as MediaPipe does), Face Mesh gives 468 points, a similarity fit to the canonical face gives the pose.
+
+    Args:
+        folder: holds face_landmark.tflite, blazeface_short_range.tflite and canonical_face_model.obj (any depth).
+    """
+
+    def __init__(self, folder: str | Path, threads: int = 1):
+        from .detectors import create_detector, parse_detector
+
+        files = find_face_mesh_files(folder)
+        self.detector = create_detector(parse_detector({"type": "blazeface", "model": str(files["detector"]),
+                                                        "box_map": [0, 0, 1, 1], "min_size": 0}))
+        self.mesh = FaceMeshPose(str(files["landmarks"]), str(files["canonical"]), threads=threads)
+
+    def estimate(self, frame: np.ndarray, box) -> KeypointPose | None:
+        """Pose of the detected face that overlaps `box` best (IoU > 0.2); None when the route finds none there."""
+        from .tracking import box_iou
+
+        found = self.detector.detect(frame)
+        if not len(found):
+            return None
+        k = int(np.argmax([box_iou(b, box) for b in found.boxes]))
+        if box_iou(found.boxes[k], box) <= ROUTE_MIN_IOU:
+            return None
+        return self.mesh.estimate(frame, found.boxes[k], found.landmarks[k][:2])
+
+
 def five_point_pnp(landmarks: np.ndarray, frame_shape, canonical: np.ndarray | None = None) -> KeypointPose | None:
     """Pose from 5 detector landmarks (YuNet order) by RANSAC PnP; None if it fails.
 

@@ -17,6 +17,7 @@ DATA_TERMS = """\
 |---|---|---|
 | faces pool (`../shared/data/faces`): MTFL, CFP, HIIT, 300-W (AFW, HELEN, LFPW), YouTube Faces crops | 37,814 face crops, landmarks, coarse pose classes | academic research data; no licence stated: **research / non-commercial only** |
 | soft labels in the pool index | FSA-Net (MIT) and WHENet (BSD-3-Clause) outputs, both trained on 300W-LP (research data); MediaPipe Face Mesh + canonical face (Apache-2.0) | research only (inherits 300W-LP) |
+| noisy-student labels (`edgepose label --index-votes fused --teacher <our student>`) | the pool's fused label averaged (rotation mean) with our own student's flip-averaged prediction, one file per round | research only (derived from the two rows above) |
 | profiled views (`edgepose profile`) | pool faces with 68 points re-rendered to large yaw through the BFM-derived mean face of 3DDFA | BFM 2009 terms: non-commercial |
 | evaluation: AFLW2000-3D (`aflw2000-dev`, 300 images) | never used for training, tuning or checkpoint choice | research, non-commercial |
 

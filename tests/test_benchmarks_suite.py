@@ -59,7 +59,8 @@ def test_detector_protocol_on_biwi_counts_misses(tmp_path, dev_samples, runtime)
 def test_edgepose_bench_one_table(tmp_path, dev_root):
     r = subprocess.run([sys.executable, "-m", "edgepose", "bench", "--platform", "cpu,android,jetson", "--model",
                         "benchmarks/peers/fsanet.json", "--root", str(dev_root), "--runs", "5", "--plots",
-                        str(tmp_path / "plots"), "--json", str(tmp_path / "bench.json"), "--flip-tta", "cpu"],
+                        str(tmp_path / "plots"), "--json", str(tmp_path / "bench.json"), "--flip-tta", "cpu",
+                        "--rounds", "6", "--span", "1"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     lines = [l for l in r.stdout.splitlines() if l.startswith("| ")]
@@ -74,6 +75,33 @@ def test_edgepose_bench_one_table(tmp_path, dev_root):
     for name in ("error_vs_yaw.png", "error_cdf.png"):
         img = cv2.imread(str(tmp_path / "plots" / name))
         assert img is not None and img.shape[0] > 200 and img.std() > 10
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert result["rounds"] == 6  # 4 after the evaluations of the 4 runnable entries, 2 more after them
+    for row in rows:
+        if row["status"] == "✅ ran":
+            assert len(row["pose rounds ms"]) == 6
+            lo, hi = row["spread_ms"]
+            assert lo <= row["pose p50 ms"] <= hi
+
+
+def test_bench_reproducibility_check(tmp_path):
+    from edgepose.bench_suite import RAN, reproducibility
+
+    def result(mae, p50, spread):
+        return {"rows": [{"model": "default", "platform": "cpu", "status": RAN, "MAE": mae, "pose p50 ms": p50,
+                          "spread_ms": spread, "rounds min..max": f"{spread[0]}..{spread[1]}", "× first": 1.0},
+                         {"model": "default", "platform": "jetson", "status": "❌ unavailable: no GPU"}]}
+
+    rows, verdict = reproducibility(result(5.0, 0.40, [0.38, 0.42]), result(5.0, 0.41, [0.40, 0.43]))
+    assert [r["inside"] for r in rows] == ["yes"] and rows[0]["MAE same"] == "yes"
+    assert "1 entries in both runs: MAE identical for 1, pose p50 inside the previous run's round spread for 1" in verdict
+    rows, verdict = reproducibility(result(5.0, 0.40, [0.38, 0.42]), result(5.1, 0.45, [0.44, 0.46]))
+    assert rows[0]["inside"] == "NO" and rows[0]["MAE same"] == "NO" and "identical for 0" in verdict
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    r = subprocess.run([sys.executable, "-m", "edgepose", "bench", "--platform", "cpu", "--against", str(bad)],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "--against" in r.stderr and "edgepose bench --json" in r.stderr
 
 
 def test_latency_stages_and_compare(tmp_path):

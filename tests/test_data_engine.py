@@ -74,6 +74,19 @@ def test_labels_file_drives_training_rows(pool_root, tmp_path):
     np.testing.assert_allclose(sorted(map(tuple, data.angles)), sorted(map(tuple, kept.values())), atol=1e-5)
 
 
+def test_fused_vote_is_the_default_training_label(pool_root, tmp_path):
+    from edgepose.datasets.faces_pool import fuse_labels, read_pool_index
+
+    root = _mini_pool(pool_root, tmp_path / "pool", 12, flip_coarse=True)
+    out = tmp_path / "labels.csv"
+    label_pool(root, out, [], ["fused"], settings=LabelSettings(flip=False, coarse_filter=False))
+    fused, keep = fuse_labels(read_pool_index(root))
+    rows = list(csv.DictReader(open(out)))
+    got = np.array([[float(r[a]) for a in ("yaw", "pitch", "roll")] for r in rows])
+    np.testing.assert_allclose(got[keep], fused[keep], atol=0.02)  # one vote: the consensus is the vote itself
+    assert all(r["keep"] == str(int(k)) for r, k in zip(rows, keep))
+
+
 def test_label_folder_runs_the_detector_and_counts_faceless_images(tmp_path, astronaut_bgr):
     from .conftest import SHARED, need
 
@@ -92,3 +105,11 @@ def test_label_command_without_votes_is_a_clear_error(tmp_path, pool_root, capsy
     root = _mini_pool(pool_root, tmp_path / "pool", 3, flip_coarse=False)
     assert main(["label", "--index", str(root), "--out", str(tmp_path / "l.csv")]) == 2
     assert "no votes" in capsys.readouterr().err
+
+
+def test_checkpoint_teachers_are_named_by_their_run():
+    from edgepose.data_engine import _teacher_name
+
+    assert _teacher_name("runs/student_r2/best.pt") == "student_r2"
+    assert _teacher_name("weights/student_mbv3s_rot6d.pt") == "student_mbv3s_rot6d"
+    assert _teacher_name("benchmarks/peers/fsanet.json") == "fsanet"

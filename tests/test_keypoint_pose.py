@@ -65,3 +65,34 @@ def test_missing_files_are_clear_errors(tmp_path):
 
     with pytest.raises(ConfigError, match="canonical_face_model.obj"):
         load_canonical_face(tmp_path / "none.obj")
+
+
+def test_eval_prints_the_face_mesh_route_beside_the_model(dev_root, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    need_files = [SHARED / "models" / "detectors" / "blazeface_short_range.tflite", MESH, OBJ]
+    if not all(p.is_file() for p in need_files):
+        pytest.skip("the Face Mesh route's files are absent from ../shared/models")
+    out = tmp_path / "eval.json"
+    r = subprocess.run([sys.executable, "-m", "edgepose", "eval", "--root", str(dev_root), "--limit", "12",
+                        "--compare-facemesh", str(SHARED / "models"), "--json", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| ")]
+    assert rows[1].startswith("| this model | 12 |") and "Face Mesh + canonical fit (" in rows[2]
+    compare = json.loads(out.read_text())["compare"]
+    route = next(v for k, v in compare.items() if k.startswith("Face Mesh"))
+    assert route["images"] == 12 and route["n"] + route["missed"] == 12 and 0 < route["mean"] < 15
+    same = compare["this model, the faces Face Mesh found"]
+    assert same["n"] == route["n"]
+
+
+def test_face_mesh_route_names_the_missing_file(tmp_path):
+    from edgepose.errors import ConfigError
+    from edgepose.keypoint_pose import FaceMeshRoute
+
+    (tmp_path / "face_landmark.tflite").write_bytes(b"")
+    with pytest.raises(ConfigError, match="no blazeface_short_range.tflite under"):
+        FaceMeshRoute(tmp_path)

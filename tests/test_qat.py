@@ -12,7 +12,7 @@ from edgepose.train.models import create  # noqa: E402
 from edgepose.train.recipe import load_recipe  # noqa: E402
 
 SMOKE = ["data.limit=400", "train.batch_size=16", "model.input_size=64", "eval.aflw2000_root=", "data.profiled=",
-         "train.epochs=1", "train.max_steps_per_epoch=3", "train.checkpoint_every=0"]
+         "data.labels=", "train.epochs=1", "train.max_steps_per_epoch=3", "train.checkpoint_every=0"]
 
 
 def test_batchnorm_folding_keeps_the_outputs():

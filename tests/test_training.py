@@ -216,6 +216,11 @@ def test_every_recipe_runs_a_smoke(recipe, tmp_path, pool_root, tiny_teacher, ti
         overrides.append(f"data.profiled={tiny_profiled}")
     if original.data.profiled_extra:
         overrides.append(f"data.profiled_extra=[{tiny_profiled}]")
+    if original.data.labels:  # an `edgepose label` CSV (made from a parent run); the index's fused label stands in
+        from edgepose.data_engine import LabelSettings, label_pool
+
+        label_pool(pool_root, tmp_path / "labels.csv", [], ["fused"], settings=LabelSettings(flip=False), limit=400)
+        overrides.append(f"data.labels={tmp_path / 'labels.csv'}")
     if original.train.init:  # a ladder stage: its parent run is not here, the shipped weights stand in
         overrides.append("train.init=weights/student_mbv3s_rot6d.pt")
     if original.qat.init:
@@ -390,3 +395,21 @@ def test_extra_profiled_folders_add_their_views(pool_root, tiny_profiled):
     assert len(two.images) == len(one.images) + one.profiled
     with pytest.raises(ConfigError, match="data.profiled_extra adds to data.profiled"):
         PoolData(DataConfig(root=str(pool_root), limit=80, profiled_extra=(str(tiny_profiled),)))
+
+
+def test_select_by_the_profiled_views_picks_best_by_their_exact_labels(tmp_path, pool_root, tiny_profiled):
+    from edgepose.train.trainer import load_checkpoint, train
+
+    base = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.max_steps_per_epoch=2"]
+    with pytest.raises(ConfigError, match="set data.profiled, or use train.select_by=holdout"):
+        train(load_recipe(RECIPE, base + ["train.select_by=holdout_views"]), tmp_path / "a")
+    with pytest.raises(ConfigError, match="is not one of holdout, holdout_views, holdout_pool"):
+        train(load_recipe(RECIPE, base + ["train.select_by=dev"]), tmp_path / "b")
+    out = tmp_path / "views"
+    train(load_recipe(RECIPE, base + [f"data.profiled={tiny_profiled}", "data.holdout=0.5", "train.epochs=3",
+                                      "train.select_by=holdout_views"]), out)
+    log = list(csv.DictReader(open(out / "log.csv")))
+    views = [float(r["holdout_views_mae"]) for r in log]
+    assert len(log) == 3 and all(float(r["holdout_pool_mae"]) > 0 for r in log)
+    best = load_checkpoint(out / "best.pt")["metrics"]
+    assert best["holdout_views_mae"] == pytest.approx(min(views), abs=1e-6)

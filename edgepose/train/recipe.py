@@ -68,6 +68,8 @@ class TrainConfig:
     tensorboard: bool = False  # also write TensorBoard scalars to <out>/tensorboard (needs the tensorboard package)
     init: str = ""  # warm start: load the (EMA) weights of this checkpoint before training; '' = from scratch
     euler_weight: float = 0.0  # rot6d head: + w * L1 of the decoded yaw/pitch/roll (radians) beside the geodesic loss
+    select_by: str = "holdout"  # best.pt / early stopping by: holdout (all), holdout_views (the profiled views' exact
+    # labels; for self-training, where the pool labels come from the model itself), holdout_pool
 
 
 @dataclass(frozen=True)

@@ -287,11 +287,16 @@ def _targets(mats: np.ndarray, noise_deg: float, rng: np.random.Generator) -> tu
     return mats.astype(np.float32), degs.astype(np.float32)
 
 
+# train.select_by -> the logged metric that picks best.pt and drives early stopping (lower is better)
+SELECT_BY = {"holdout": "holdout_mae", "holdout_views": "holdout_views_mae", "holdout_pool": "holdout_pool_mae"}
+
+
 def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
     """Run `recipe`, writing checkpoints and logs to `out_dir`; returns the final metrics.
 
     Files: last.pt (end of every epoch and every `train.checkpoint_every` steps, atomic), best.pt (EMA weights of
-    the epoch with the lowest pool-holdout MAE), recipe.yaml (resolved), log.csv (one row per epoch).
+    the epoch with the lowest holdout MAE, or the part of it `train.select_by` names), recipe.yaml (resolved),
+    log.csv (one row per epoch).
     resume=True continues from last.pt exactly where it stopped, mid-epoch included: same batch order, optimizer,
     schedule, EMA and RNG streams, so a killed and resumed run ends with the weights of an uninterrupted one.
     """
@@ -302,8 +307,23 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
         dist.close()
 
 
+def _holdout_metrics(pred: np.ndarray, truth: np.ndarray, views: np.ndarray) -> dict:
+    """Holdout MAE over all held-out rows and, when there are profiled views among them, over the pool rows (soft
+    labels) and the views (exact labels) apart."""
+    out = {"holdout_mae": summarize(pred, truth)["mean"]}
+    if views.any() and (~views).any():
+        out["holdout_pool_mae"] = summarize(pred[~views], truth[~views])["mean"]
+        out["holdout_views_mae"] = summarize(pred[views], truth[views])["mean"]
+    return out
+
+
 def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     cfg = recipe.train
+    if cfg.select_by not in SELECT_BY:
+        raise ConfigError(f"train.select_by '{cfg.select_by}' is not one of {', '.join(SELECT_BY)}")
+    if cfg.select_by != "holdout" and not recipe.data.profiled:
+        raise ConfigError(f"train.select_by={cfg.select_by} splits the holdout into pool rows and profiled views; "
+                          "set data.profiled, or use train.select_by=holdout")
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / "recipe.yaml", recipe_to_yaml(recipe).encode())
@@ -322,6 +342,10 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     hold_imgs, hold_mats = augment_batch(run.data.images, run.data.matrices, run.data.holdout_idx, spec.size[0],
                                          recipe.data.crop_scale, None, np.random.default_rng(cfg.seed + 1))
     hold_truth = matrix_to_euler(hold_mats.astype(np.float64))
+    hold_views = run.data.holdout_idx >= len(run.data.angles) - run.data.profiled  # exact-label synthetic rows
+    if cfg.select_by != "holdout" and (hold_views.all() or not hold_views.any()):
+        raise ConfigError(f"train.select_by={cfg.select_by}: the holdout has {int(hold_views.sum())} profiled views and "
+                          f"{int((~hold_views).sum())} pool rows; it needs both (raise data.holdout)")
     metrics: dict = {}
     board = _tensorboard(out) if cfg.tensorboard and dist.main else None
     while run.epoch < cfg.epochs:
@@ -382,14 +406,14 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
                    "ranks_identical": identical,
                    "curriculum_max_deg": curriculum_limit(cfg.curriculum, run.epoch),
                    "epoch_seconds": round(time.time() - t0, 1)}
-        hold = summarize(predict_degrees(run.ema.model, hold_imgs), hold_truth)
-        metrics["holdout_mae"] = hold["mean"]
+        metrics.update(_holdout_metrics(predict_degrees(run.ema.model, hold_imgs), hold_truth, hold_views))
         if dev is not None:
             s = summarize(predict_degrees(run.ema.model, dev[0]), dev[1])
             metrics.update(dev_mae=s["mean"], dev_yaw=s["yaw"], dev_pitch=s["pitch"], dev_roll=s["roll"],
                            **{f"dev_bin_{k}": v["mean"] for k, v in s["bins"].items()})
-        improved = hold["mean"] < run.best - cfg.min_delta
-        run.best, run.bad_epochs = (hold["mean"], 0) if improved else (run.best, run.bad_epochs + 1)
+        score = metrics[SELECT_BY[cfg.select_by]]
+        improved = score < run.best - cfg.min_delta
+        run.best, run.bad_epochs = (score, 0) if improved else (run.best, run.bad_epochs + 1)
         run.epoch, run.i = run.epoch + 1, 0
         state = {**run.state(), "metrics": metrics}
         if improved:
