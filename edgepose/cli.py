@@ -70,7 +70,7 @@ def _cmd_eval(args) -> int:
                                               limit=args.limit)
         rows.append((f"Face Mesh + canonical fit ({route_summary['missed']} of {route_summary['images']} missed)",
                      route_summary))
-        if args.protocol == "label":  # label boxes: one prediction per sample, in order
+        if args.protocol != "detector":  # label boxes: one prediction per sample, in order
             rows.append(("this model, the faces Face Mesh found", summarize(pred[found], truth[found])))
     if len(rows) > 1:
         bins = list(summary["bins"])
@@ -273,8 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="aflw2000")
     p.add_argument("--root", required=True)
     p.add_argument("--limit", type=int, default=0)
-    p.add_argument("--protocol", choices=["label", "detector"], default="label",
-                   help="label: face boxes from the labels (published protocol); detector: the runtime's detector")
+    p.add_argument("--protocol", choices=["label", "label68", "detector"], default="label",
+                   help="label: face boxes from the labels (published protocol); label68: the box of the 68 3D "
+                        "landmarks (AFLW2000-3D); detector: the runtime's detector")
     p.add_argument("--json", help="also write the summary to this JSON file")
     p.add_argument("--compare", action="append", default=[], metavar="MANIFEST",
                    help="also score this model manifest (e.g. benchmarks/peers/fsanet.json) in the same run; repeatable")
@@ -301,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", default=[], help="extra model manifest (repeatable), run on cpu")
     p.add_argument("--dataset", default="aflw2000")
     p.add_argument("--root", default="../shared/data/aflw2000-dev")
-    p.add_argument("--protocol", choices=["label", "detector"], default="label")
+    p.add_argument("--protocol", choices=["label", "label68", "detector"], default="label")
     p.add_argument("--detector", default=None, help="detector for --protocol detector, e.g. blazeface:MODEL")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", type=int, default=200)

@@ -11,7 +11,7 @@ from .metrics import summarize
 from .tracking import box_iou
 
 DATASETS = {"aflw2000": read_aflw2000, "biwi": read_biwi}
-PROTOCOLS = ("label", "detector")
+PROTOCOLS = ("label", "label68", "detector")
 MIN_MATCH_IOU = 0.4
 
 
@@ -20,6 +20,7 @@ def evaluate(runtime, dataset: str, root: str, limit: int = 0, progress: bool = 
     """Score `runtime` on a dataset.
 
     protocol "label": one pose per label box (`infer(image, boxes=[box])`), the published protocol.
+    protocol "label68": the same with the box of the 68 3D landmarks (AFLW2000-3D), a wider convention.
     protocol "detector": `infer(image)`; the detection overlapping the label box best (IoU >= 0.4) is scored, or the
     largest face when the dataset has no boxes (BIWI); images without a match count as misses (summary["missed"]).
 
@@ -35,11 +36,13 @@ def evaluate(runtime, dataset: str, root: str, limit: int = 0, progress: bool = 
         samples = samples[:limit]
     if protocol == "label" and any(s.box is None for s in samples):
         raise ConfigError(f"{dataset} has no face boxes; evaluate it with protocol='detector' (--protocol detector)")
+    if protocol == "label68" and any(s.box68 is None for s in samples):
+        raise ConfigError(f"{dataset} has no 68-point landmarks to box; use protocol 'label' or 'detector'")
     preds, truth, missed = [], [], 0
     for s in tqdm(samples, desc=f"eval {dataset}", unit="img", disable=not progress, mininterval=2):
         image = s.load()
-        if protocol == "label":
-            pose = runtime.infer(image, boxes=[s.box])[0]
+        if protocol in ("label", "label68"):
+            pose = runtime.infer(image, boxes=[s.box if protocol == "label" else s.box68])[0]
         else:
             pose = _match(runtime.infer(image), s.box)
             if pose is None:

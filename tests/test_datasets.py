@@ -31,6 +31,21 @@ def test_box_ignores_invisible_points(dev_root):
     pytest.skip("no dev sample has invisible points")
 
 
+def test_box68_is_the_box_of_the_68_3d_points_and_is_wider(dev_root, dev_samples, runtime):
+    from scipy.io import loadmat
+
+    from edgepose.evaluate import evaluate
+
+    mat = sorted(dev_root.glob("*.mat"))[0]
+    p68 = loadmat(str(mat))["pt3d_68"]
+    assert read_mat_sample(mat).box68 == pytest.approx((p68[0].min(), p68[1].min(), p68[0].max(), p68[1].max()))
+    wider = [(s.box68[2] - s.box68[0]) / (s.box[2] - s.box[0]) for s in dev_samples]
+    assert np.median(wider) > 1.05  # the 68 points include the jaw line; the visible pt2d points do not
+    a, pa, _ = evaluate(runtime, "aflw2000", str(dev_root), limit=20, progress=False, protocol="label")
+    b, pb, _ = evaluate(runtime, "aflw2000", str(dev_root), limit=20, progress=False, protocol="label68")
+    assert a["n"] == b["n"] == 20 and not np.allclose(pa, pb)
+
+
 def test_yaw_sign_matches_nose_offset(dev_samples):
     """yaw > 0 means the face turns to the image left: the nose tip sits left of the jaw centre."""
     from scipy.io import loadmat

@@ -2,6 +2,8 @@
 
 Protocol of published results: pose from `Pose_Para[:3]` (pitch, yaw, roll in radians), samples with any
 |angle| > 99 degrees dropped, face box = bounding box of the visible `pt2d` points (negative = invisible).
+`box68` is the other convention some works use: the bounding box of the 68 `pt3d_68` points (x, y), occluded ones
+included, which is wider and, on profiles, off-centre towards the hidden side.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ class PoseSample:
     pitch: float
     roll: float
     pixels: np.ndarray | None = None
+    box68: tuple[float, float, float, float] | None = None  # box of the 68 3D landmarks (AFLW2000-3D / 300W-LP)
 
     def load(self) -> np.ndarray:
         """The BGR uint8 image."""
@@ -56,7 +59,13 @@ def read_mat_sample(mat_path: Path) -> PoseSample | None:
     box = (visible[0].min(), visible[1].min(), visible[0].max(), visible[1].max())
     if box[2] <= box[0] or box[3] <= box[1]:
         return None
-    return PoseSample(mat_path.with_suffix(".jpg"), tuple(float(v) for v in box), float(yaw), float(pitch), float(roll))
+    box68 = None
+    if "pt3d_68" in mat:
+        p68 = np.asarray(mat["pt3d_68"], dtype=np.float64)
+        p68 = p68 if p68.shape[0] in (2, 3) else p68.T
+        box68 = (float(p68[0].min()), float(p68[1].min()), float(p68[0].max()), float(p68[1].max()))
+    return PoseSample(mat_path.with_suffix(".jpg"), tuple(float(v) for v in box), float(yaw), float(pitch), float(roll),
+                      box68=box68)
 
 
 def read_aflw2000(root: str | Path) -> list[PoseSample]:
