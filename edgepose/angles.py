@@ -83,9 +83,13 @@ def rotate_in_plane(matrix: np.ndarray, degrees) -> np.ndarray:
     return np.asarray(matrix, dtype=np.float64) @ _rz(np.deg2rad(np.asarray(degrees, dtype=np.float64)))
 
 
-def mean_rotation(*matrices: np.ndarray) -> np.ndarray:
-    """Chordal L2 mean of rotation matrices (each (..., 3, 3)): the rotation nearest their element-wise average."""
-    u, _, vt = np.linalg.svd(np.mean([np.asarray(m, dtype=np.float64) for m in matrices], axis=0))
+def mean_rotation(*matrices: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Chordal L2 mean of rotation matrices (each (..., 3, 3)): the rotation nearest their (weighted) element-wise
+    average. `weights` (..., K) weighs the K matrices per item (0 = leave one out)."""
+    stack = np.stack([np.asarray(m, dtype=np.float64) for m in matrices], axis=-3)
+    if weights is not None:
+        stack = stack * np.asarray(weights, dtype=np.float64)[..., None, None]
+    u, _, vt = np.linalg.svd(stack.sum(-3))
     d = np.sign(np.linalg.det(u @ vt))
     u[..., :, 2] *= d[..., None]  # no reflections
     return u @ vt

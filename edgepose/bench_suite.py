@@ -61,18 +61,18 @@ class _Rounds:
     box). Rounds are spread over the whole run (one after each evaluation, the rest spaced to fill a minimum span),
     so the spread of the round medians covers the machine's drift over a minute or more, not one burst of calls."""
 
-    def __init__(self, entries: list[tuple[dict, object]], per_round: int):
+    def __init__(self, runtimes: list, per_round: int):
         frame = demo_frame(640, 480)
         box = [(250.0, 80.0, 330.0, 165.0)]
         self.calls = []
-        for _, rt in entries:
+        for rt in runtimes:
             spec = rt.manifest.input
             x = np.zeros(spec.shape(2 if rt.flip_tta else 1), np.float32)  # flip TTA runs each crop and its mirror
             self.calls.append((lambda rt=rt, x=x, name=spec.name: [m.run({name: x}) for m in rt.members],
                                lambda rt=rt: rt.infer(frame, boxes=box)))
         self.per_round = per_round
-        self.pose: list[list[float]] = [[] for _ in entries]
-        self.e2e: list[list[float]] = [[] for _ in entries]
+        self.pose: list[list[float]] = [[] for _ in runtimes]
+        self.e2e: list[list[float]] = [[] for _ in runtimes]
         self.stamps: list[float] = []
 
     def run(self, active: list[int]) -> None:
@@ -116,7 +116,7 @@ def run_bench(platforms: list[str], models: list[str], dataset: str, root: str, 
             rows.append(row)
             if rt is not None:
                 opened.append((len(rows) - 1, rt))
-        timer = _Rounds([(rows[i], rt) for i, rt in opened], max(10, runs // max(rounds, len(opened), 1)))
+        timer = _Rounds([rt for _, rt in opened], max(10, runs // max(rounds, len(opened), 1)))
         active = list(range(len(opened)))
         for k, (i, rt) in enumerate(opened):
             curve = _score(rows[i], rt, dataset, root, protocol)

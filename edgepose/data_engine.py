@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .angles import euler_to_matrix, flip_euler, geodesic_degrees, matrix_to_euler
+from .angles import euler_to_matrix, flip_euler, geodesic_degrees, matrix_to_euler, mean_rotation
 from .errors import ConfigError
 from .manifest import atomic_write_bytes
 
@@ -46,11 +46,7 @@ def consensus(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Chordal mean of (N, K, 3) Euler votes (NaN = missing vote): (N, 3) angles and (N,) mean geodesic spread."""
     mats = euler_to_matrix(*np.moveaxis(np.nan_to_num(votes), -1, 0))
     present = np.isfinite(votes).all(-1)
-    summed = (mats * present[..., None, None]).sum(1)
-    u, _, vt = np.linalg.svd(summed)
-    d = np.sign(np.linalg.det(u @ vt))
-    u[:, :, 2] *= d[:, None]
-    mean = u @ vt
+    mean = mean_rotation(*np.moveaxis(mats, 1, 0), weights=present)
     dist = geodesic_degrees(mats, mean[:, None])
     spread = np.where(present, dist, 0).sum(1) / np.maximum(present.sum(1), 1)
     angles = matrix_to_euler(mean)

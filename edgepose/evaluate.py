@@ -12,6 +12,7 @@ from .tracking import box_iou
 
 DATASETS = {"aflw2000": read_aflw2000, "biwi": read_biwi}
 PROTOCOLS = ("label", "label68", "detector")
+LABEL_BOXES = {"label": "box", "label68": "box68"}  # protocols that take the face box from the labels: which box
 MIN_MATCH_IOU = 0.4
 
 
@@ -27,22 +28,14 @@ def evaluate(runtime, dataset: str, root: str, limit: int = 0, progress: bool = 
     Returns:
         (summary as edgepose.metrics.summarize gives it, (N, 3) predictions, (N, 3) labels) over scored faces.
     """
-    if dataset not in DATASETS:
-        raise ConfigError(f"unknown dataset '{dataset}'.{did_you_mean(dataset, DATASETS)} Available: {sorted(DATASETS)}")
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol '{protocol}'; use one of {PROTOCOLS}")
-    samples = DATASETS[dataset](root)
-    if limit:
-        samples = samples[:limit]
-    if protocol == "label" and any(s.box is None for s in samples):
-        raise ConfigError(f"{dataset} has no face boxes; evaluate it with protocol='detector' (--protocol detector)")
-    if protocol == "label68" and any(s.box68 is None for s in samples):
-        raise ConfigError(f"{dataset} has no 68-point landmarks to box; use protocol 'label' or 'detector'")
+    samples = _samples(dataset, root, limit, LABEL_BOXES.get(protocol))
     preds, truth, missed = [], [], 0
     for s in tqdm(samples, desc=f"eval {dataset}", unit="img", disable=not progress, mininterval=2):
         image = s.load()
-        if protocol in ("label", "label68"):
-            pose = runtime.infer(image, boxes=[s.box if protocol == "label" else s.box68])[0]
+        if protocol in LABEL_BOXES:
+            pose = runtime.infer(image, boxes=[getattr(s, LABEL_BOXES[protocol])])[0]
         else:
             pose = _match(runtime.infer(image), s.box)
             if pose is None:
@@ -54,6 +47,21 @@ def evaluate(runtime, dataset: str, root: str, limit: int = 0, progress: bool = 
     summary = summarize(preds_arr, truth_arr)
     summary.update(protocol=protocol, missed=missed, images=len(samples))
     return summary, preds_arr, truth_arr
+
+
+def _samples(dataset: str, root: str, limit: int, box: str | None):
+    """The first `limit` samples (0 = all) of a dataset; every one must have the face box attribute `box` if given.
+
+    Raises:
+        ConfigError: an unknown dataset, or samples without that box.
+    """
+    if dataset not in DATASETS:
+        raise ConfigError(f"unknown dataset '{dataset}'.{did_you_mean(dataset, DATASETS)} Available: {sorted(DATASETS)}")
+    samples = DATASETS[dataset](root)[: limit or None]
+    if box and any(getattr(s, box) is None for s in samples):
+        kind = "face boxes" if box == "box" else "68-point landmarks to box"
+        raise ConfigError(f"{dataset} has no {kind}; evaluate it with protocol='detector' (--protocol detector)")
+    return samples
 
 
 def _match(poses, box):
@@ -72,11 +80,7 @@ def evaluate_route(route, dataset: str, root: str, limit: int = 0, progress: boo
     Returns:
         (summary, indices of the scored samples in dataset order).
     """
-    if dataset not in DATASETS:
-        raise ConfigError(f"unknown dataset '{dataset}'.{did_you_mean(dataset, DATASETS)} Available: {sorted(DATASETS)}")
-    samples = DATASETS[dataset](root)[: limit or None]
-    if any(s.box is None for s in samples):
-        raise ConfigError(f"{dataset} has no face boxes to match the route's detections against")
+    samples = _samples(dataset, root, limit, "box")
     preds, found = [], []
     for i, s in enumerate(tqdm(samples, desc=f"eval {dataset} (landmark route)", unit="img", disable=not progress,
                                mininterval=2)):
