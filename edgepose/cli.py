@@ -210,6 +210,14 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_average(args) -> int:
+    from .train.average import average_checkpoints
+
+    out = average_checkpoints(args.checkpoints, args.out, args.name)
+    print(f"averaged {len(args.checkpoints)} checkpoints into {out} (export it like any checkpoint)")
+    return 0
+
+
 def _cmd_card(args) -> int:
     from importlib.resources import files
 
@@ -220,10 +228,22 @@ def _cmd_card(args) -> int:
     return 0
 
 
+def _vote_weight(text: str) -> tuple[str, float]:
+    name, _, value = text.partition("=")
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = -1.0
+    if not name or weight < 0:
+        raise ConfigError(f"--vote-weight '{text}': give NAME=WEIGHT with a weight >= 0, e.g. mp_trusted=2")
+    return name, weight
+
+
 def _cmd_label(args) -> int:
     from .data_engine import LabelSettings, label_folder, label_pool
 
-    settings = LabelSettings(flip=not args.no_flip, max_spread=args.max_spread, coarse_filter=not args.no_coarse_filter)
+    settings = LabelSettings(flip=not args.no_flip, max_spread=args.max_spread, coarse_filter=not args.no_coarse_filter,
+                             weights=tuple(_vote_weight(v) for v in args.vote_weight))
     if args.index:
         summary = label_pool(args.index, args.out, args.teacher, [v for v in args.index_votes.split(",") if v],
                              args.face_model, settings, limit=args.limit)
@@ -340,9 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--images", help="folder of images; the largest detected face in each is labelled")
     p.add_argument("--teacher", action="append", default=[],
                    help="bundle folder, manifest JSON or training checkpoint (.pt); repeatable")
-    p.add_argument("--index-votes", default="", help="pool-index columns to use as votes: fsa,whenet,mp and/or fused (the default training label)")
+    p.add_argument("--index-votes", default="", help="pool-index columns to use as votes: fsa, whenet, mp, mp_trusted (Face Mesh only where it is trusted: good fit, near frontal) and/or fused (the default training label)")
     p.add_argument("--face-model", default=None, help="3D face model: a 68-point fit as one more vote")
     p.add_argument("--detector", default=None, help="with --images: detector spec (default: the cpu platform's)")
+    p.add_argument("--vote-weight", action="append", default=[], metavar="NAME=W",
+                   help="weight of one vote in the consensus (default 1), e.g. mp_trusted=2; names as in the labels "
+                        "file's columns (index votes, 'landmarks', teachers by file stem or run folder); repeatable")
     p.add_argument("--max-spread", type=float, default=12.0, help="drop faces whose votes disagree more (deg)")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored-crop vote of each teacher")
     p.add_argument("--no-coarse-filter", action="store_true", help="keep faces whose yaw sign contradicts coarse_yaw")
@@ -384,6 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="int8 post-training quantizer: onnx: ort-static (default), nncf-ptq, ort-dynamic; "
                         "tflite: pt2e")
     p.set_defaults(fn=_cmd_export)
+
+    p = sub.add_parser("average", help="uniform weight average of checkpoints of one lineage (a model soup; needs "
+                                       "edgepose[train])")
+    p.add_argument("checkpoints", nargs="+", help="two or more .pt files of the same network, e.g. ladder rounds")
+    p.add_argument("--out", required=True, help="checkpoint to write, e.g. weights/NAME.pt")
+    p.add_argument("--name", default="", help="recipe name it carries into bundles (default: the --out file stem)")
+    p.set_defaults(fn=_cmd_average)
     return parser
 
 

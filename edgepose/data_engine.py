@@ -31,7 +31,7 @@ from .angles import euler_to_matrix, flip_euler, geodesic_degrees, matrix_to_eul
 from .errors import ConfigError
 from .manifest import atomic_write_bytes
 
-INDEX_VOTES = ("fsa", "whenet", "mp", "fused")
+INDEX_VOTES = ("fsa", "whenet", "mp", "mp_trusted", "fused")
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,22 @@ class LabelSettings:
     max_spread: float = 12.0
     coarse_filter: bool = True
     confidence_scale: float = 10.0
+    weights: tuple = ()  # (vote name, weight) pairs for the consensus; votes not named weigh 1
 
 
-def consensus(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Chordal mean of (N, K, 3) Euler votes (NaN = missing vote): (N, 3) angles and (N,) mean geodesic spread."""
+def consensus(votes: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Chordal mean of (N, K, 3) Euler votes (NaN = missing vote), each vote weighted by `weights` (K,) (default 1):
+    (N, 3) angles and (N,) mean geodesic spread of the present votes."""
     mats = euler_to_matrix(*np.moveaxis(np.nan_to_num(votes), -1, 0))
     present = np.isfinite(votes).all(-1)
-    mean = mean_rotation(*np.moveaxis(mats, 1, 0), weights=present)
+    w = present * (np.ones(votes.shape[1]) if weights is None else np.asarray(weights, float))
+    mean = mean_rotation(*np.moveaxis(mats, 1, 0), weights=w)
     dist = geodesic_degrees(mats, mean[:, None])
     spread = np.where(present, dist, 0).sum(1) / np.maximum(present.sum(1), 1)
     angles = matrix_to_euler(mean)
-    angles[present.sum(1) == 0] = np.nan
-    return angles, np.where(present.any(1), spread, np.nan)
+    none = w.sum(1) == 0  # no vote, or only zero-weight ones
+    angles[none] = np.nan
+    return angles, np.where(none, np.nan, spread)
 
 
 def _teacher_runtime(spec: str, tmp: Path):
@@ -67,8 +71,9 @@ def _teacher_runtime(spec: str, tmp: Path):
     return Runtime("cpu", model=str(path), threads=0)
 
 
-def _teacher_name(spec: str) -> str:
-    """Column name of a teacher's votes: its file stem, or the run folder for runs/<name>/best.pt and last.pt."""
+def checkpoint_name(spec: str) -> str:
+    """Name of a teacher or checkpoint (label-file columns, weight-average members): its file stem, or the run
+    folder for runs/<name>/best.pt and last.pt."""
     path = Path(spec)
     return path.parent.name if path.suffix == ".pt" and path.stem in ("best", "last") and path.parent.name else path.stem
 
@@ -111,7 +116,7 @@ def landmark_votes(face_model: str, landmarks: list) -> np.ndarray:
 def label_pool(root: str | Path, out: str | Path, teachers: list[str], index_votes: list[str] = (),
                face_model: str | None = None, settings: LabelSettings = LabelSettings(), limit: int = 0) -> dict:
     """Label the rows of a pool index (boxes, coarse classes and landmarks from the index)."""
-    from .datasets.faces_pool import fuse_labels, read_pool_index
+    from .datasets.faces_pool import fuse_labels, read_pool_index, trusted_mp
 
     table = read_pool_index(root)
     n = min(limit, len(table)) if limit else len(table)
@@ -122,6 +127,8 @@ def label_pool(root: str | Path, out: str | Path, teachers: list[str], index_vot
         if name == "fused":
             fused, kept = fuse_labels(table)
             columns[name] = np.where(kept[:, None], fused, np.nan)[:n].astype(np.float64)
+        elif name == "mp_trusted":
+            columns[name] = trusted_mp(table)[:n].astype(np.float64)
         else:
             columns[name] = getattr(table, name)[:n]
     if face_model:
@@ -159,12 +166,16 @@ def _label(out, paths, images, boxes, teachers, columns, coarse, settings: Label
     with tempfile.TemporaryDirectory() as tmp:
         for spec in teachers:
             angles, gap = teacher_votes(spec, images, boxes, settings.flip, Path(tmp))
-            columns[_teacher_name(spec)] = angles
+            columns[checkpoint_name(spec)] = angles
             gaps = np.maximum(gaps, gap)
     if not columns:
         raise ConfigError("no votes: give --teacher, --index-votes or --face-model")
+    weights = dict(settings.weights)
+    unknown = sorted(set(weights) - set(columns))
+    if unknown:
+        raise ConfigError(f"vote weight for {', '.join(unknown)}, which is not a vote here; votes: {', '.join(columns)}")
     votes = np.stack(list(columns.values()), 1)
-    angles, spread = consensus(votes)
+    angles, spread = consensus(votes, np.array([weights.get(name, 1.0) for name in columns]))
     spread = np.maximum(spread, gaps / 2)
     keep = np.isfinite(spread) & (spread <= settings.max_spread)
     if settings.coarse_filter:
@@ -174,7 +185,7 @@ def _label(out, paths, images, boxes, teachers, columns, coarse, settings: Label
     confidence = np.exp(-np.nan_to_num(spread, nan=99.0) / settings.confidence_scale)
     _write_labels(Path(out), paths, angles, confidence, spread, np.isfinite(votes).all(-1).sum(1), keep, columns)
     return {"rows": len(paths), "kept": int(keep.sum()), "median_spread": float(np.nanmedian(spread)),
-            "votes": list(columns)}
+            "votes": {name: weights.get(name, 1.0) for name in columns}}
 
 
 def _write_labels(path: Path, paths, angles, confidence, spread, count, keep, columns) -> None:

@@ -65,7 +65,12 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path, recipes_dir: str
                          f"{calib.get('images', '-')} images |" if calib else
                          f"| {folder.name} | {m.format} | {m.precision} | {m.source.get('quantization', '-')} | - |")
     lines += ["", "## How it was made (teacher chain and recipes)", ""]
-    lines += _recipe_chain(Path(recipes_dir), recipe_name)
+    members = manifest.source.get("averaged_from") or []
+    if members:
+        paths = " ".join(m["checkpoint"] for m in members)
+        lines += [f"The weights are the uniform average (model soup) of {len(members)} checkpoints of one lineage: "
+                  f"`edgepose average {paths} --out weights/{recipe_name}.pt`. Their recipes:", ""]
+    lines += _recipe_chain(Path(recipes_dir), *([m["recipe"] for m in reversed(members)] or [recipe_name]))
     lines += ["", "## Data and terms", "", DATA_TERMS, ""]
     return "\n".join(lines)
 
@@ -76,13 +81,13 @@ def _tta_flag(rows: list[dict]) -> str:
     return f"--flip-tta {','.join(tta)} " if tta else ""
 
 
-def _recipe_chain(recipes: Path, name: str) -> list[str]:
-    """The recipe's header comment, and those of the recipes it points at (warm-start parent, teacher, QAT parent),
+def _recipe_chain(recipes: Path, *names: str) -> list[str]:
+    """The recipes' header comments, and those of the recipes they point at (warm-start parent, teacher, QAT parent),
     in order. A checkpoint path names its recipe by its run folder (runs/<recipe>/last.pt) or file (weights/<recipe>.pt)."""
     import yaml
 
     out, seen = [], set()
-    queue = [name]
+    queue = list(names)
     while queue:
         n = queue.pop(0)
         path = recipes / f"{n}.yaml"

@@ -55,3 +55,23 @@ def test_eval_compare_scores_peers_in_the_same_run(dev_root, capsys):
     ours = next(ln for ln in out.splitlines() if ln.startswith("| this model | 12 |"))
     theirs = next(ln for ln in out.splitlines() if ln.startswith("| FSA-Net"))
     assert ours != theirs and "| 12 |" in theirs
+
+
+def test_large_yaw_report_splits_the_gimbal_direction(dev_root):
+    import numpy as np
+
+    sys.path.insert(0, "benchmarks")
+    try:
+        from large_yaw import gimbal_split
+    finally:
+        sys.path.pop(0)
+    truth = np.array([[81.0, 55.0, 54.0], [-70.0, -40.0, 38.0], [10.0, 5.0, -3.0]])
+    along = np.array([[0.0, -30.0, -30.0], [0.0, 12.0, -12.0], [0.0, 2.0, 2.0]])  # pitch + sign(yaw) roll together
+    across = np.array([[2.0, 3.0, -3.0], [-1.0, 4.0, 4.0], [0.0, 0.0, 0.0]])
+    split = gimbal_split(truth + along + across, truth)
+    np.testing.assert_allclose(split["along"], [-30.0, 12.0, 2.0])
+    np.testing.assert_allclose(split["fixed"], across, atol=1e-9)  # removing the along part leaves the rest
+    r = run("benchmarks/large_yaw.py", "--root", str(dev_root), "--limit", "40")
+    assert r.returncode == 0, r.stderr
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| default |")]
+    assert rows and all(len(ln.split("|")) == 11 for ln in rows)

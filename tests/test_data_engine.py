@@ -24,6 +24,17 @@ def test_consensus_of_agreeing_votes_is_the_vote_and_missing_votes_are_skipped()
     assert spread[1] == pytest.approx(20.0 / 3, abs=1e-3)
 
 
+def test_weighted_consensus_leans_toward_the_heavier_vote_and_zero_weight_alone_is_no_label():
+    votes = np.array([[[10.0, 0.0, 0.0], [30.0, 0.0, 0.0]], [[np.nan] * 3, [30.0, 0.0, 0.0]]])
+    angles, spread = consensus(votes, np.array([3.0, 1.0]))
+    assert angles[0, 0] == pytest.approx(15.0, abs=0.2)  # chordal mean: about the weighted mean of the yaws
+    assert spread[0] == pytest.approx(10.0, abs=0.2)  # the spread stays the plain mean distance of the votes
+    np.testing.assert_allclose(angles[1], [30.0, 0.0, 0.0], atol=1e-6)
+    angles, spread = consensus(votes, np.array([1.0, 0.0]))
+    assert angles[0, 0] == pytest.approx(10.0, abs=1e-6)
+    assert np.isnan(angles[1]).all() and np.isnan(spread[1])
+
+
 def _mini_pool(pool_root: Path, tmp: Path, rows: int, flip_coarse: bool) -> Path:
     """A copy of the first `rows` pool rows that have a coarse class; the first row's class sign flipped."""
     with open(pool_root / "index.csv", newline="") as f:
@@ -48,7 +59,8 @@ def test_label_pool_with_a_teacher_index_votes_and_landmarks(pool_root, tmp_path
     root = _mini_pool(pool_root, tmp_path / "pool", 12, flip_coarse=True)
     out = tmp_path / "labels.csv"
     summary = label_pool(root, out, [FSANET], ["fsa", "whenet"], str(need(SHARED / "models" / "mesh" / "bfm_mean_3ddfa")))
-    assert summary["rows"] == 12 and summary["votes"] == ["fsa", "whenet", "landmarks", "fsanet"]
+    assert summary["rows"] == 12
+    assert summary["votes"] == {"fsa": 1.0, "whenet": 1.0, "landmarks": 1.0, "fsanet": 1.0}
     rows = list(csv.DictReader(open(out)))
     assert rows[0]["keep"] == "0"  # its yaw sign contradicts the (flipped) coarse class
     kept = read_labels(out)
@@ -107,9 +119,49 @@ def test_label_command_without_votes_is_a_clear_error(tmp_path, pool_root, capsy
     assert "no votes" in capsys.readouterr().err
 
 
-def test_checkpoint_teachers_are_named_by_their_run():
-    from edgepose.data_engine import _teacher_name
+def test_vote_weights_from_the_command_line(tmp_path, pool_root, capsys):
+    from edgepose.cli import main
 
-    assert _teacher_name("runs/student_r2/best.pt") == "student_r2"
-    assert _teacher_name("weights/student_mbv3s_rot6d.pt") == "student_mbv3s_rot6d"
-    assert _teacher_name("benchmarks/peers/fsanet.json") == "fsanet"
+    root = _mini_pool(pool_root, tmp_path / "pool", 12, flip_coarse=False)
+    base = ["label", "--index", str(root), "--index-votes", "fused,mp_trusted", "--no-coarse-filter", "--max-spread", "90"]
+    outs = {}
+    for w in ("0", "1", "9"):
+        outs[w] = tmp_path / f"w{w}.csv"
+        assert main(base + ["--vote-weight", f"mp_trusted={w}", "--out", str(outs[w])]) == 0
+        assert f'"mp_trusted": {float(w)}' in capsys.readouterr().out
+    rows = {w: list(csv.DictReader(f.read_text().splitlines())) for w, f in outs.items()}
+    both = [i for i, r in enumerate(rows["1"]) if r["mp_trusted_yaw"] and r["fused_yaw"]]
+    assert both  # near-frontal rows with a trusted Face Mesh vote
+    for i in both:
+        fused, mesh = (np.array([float(rows["1"][i][f"{n}_{a}"]) for a in ("yaw", "pitch", "roll")])
+                       for n in ("fused", "mp_trusted"))
+        got = {w: np.array([float(rows[w][i][a]) for a in ("yaw", "pitch", "roll")]) for w in rows}
+        np.testing.assert_allclose(got["0"], fused, atol=0.02)  # weight 0: the Face Mesh vote is ignored
+        assert np.abs(got["9"] - mesh).sum() <= np.abs(got["1"] - mesh).sum() + 0.03
+    assert main(base + ["--vote-weight", "mp_trusted", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "give NAME=WEIGHT" in capsys.readouterr().err
+    assert main(base + ["--vote-weight", "whenet=2", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "vote weight for whenet, which is not a vote here" in capsys.readouterr().err
+
+
+def test_checkpoint_teachers_are_named_by_their_run():
+    from edgepose.data_engine import checkpoint_name
+
+    assert checkpoint_name("runs/student_r2/best.pt") == "student_r2"
+    assert checkpoint_name("weights/student_mbv3s_rot6d.pt") == "student_mbv3s_rot6d"
+    assert checkpoint_name("benchmarks/peers/fsanet.json") == "fsanet"
+
+
+def test_mp_trusted_vote_is_face_mesh_where_the_fusion_rule_trusts_it_fully(pool_root):
+    from edgepose.datasets.faces_pool import FusionRule, read_pool_index, trusted_mp
+
+    table = read_pool_index(pool_root)
+    rule = FusionRule()
+    got = trusted_mp(table, rule)
+    teacher_yaw = np.abs((table.fsa[:, 0] + np.clip(table.whenet[:, 0], -99, 99)) / 2)
+    fit = np.nan_to_num(table.mp_fit, nan=9.0)
+    want = np.isfinite(table.mp[:, 0]) & (fit <= rule.mp_max_fit) & (teacher_yaw <= rule.mp_full_below)
+    assert want.any() and (~want).any()
+    np.testing.assert_array_equal(np.isfinite(got[:, 0]), want)
+    np.testing.assert_array_equal(got[want], table.mp[want])
+    assert np.nanmax(np.abs(got[:, 0])) < 60  # near-frontal only: Face Mesh fails on profiles

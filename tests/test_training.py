@@ -415,3 +415,91 @@ def test_select_by_the_profiled_views_picks_best_by_their_exact_labels(tmp_path,
     assert len(log) == 3 and all(float(r["holdout_pool_mae"]) > 0 for r in log)
     best = load_checkpoint(out / "best.pt")["metrics"]
     assert best["holdout_views_mae"] == pytest.approx(min(views), abs=1e-6)
+
+
+def test_profiled_relabel_composes_the_labels_file_source_pose_with_each_views_turn(tmp_path, pool_root,
+                                                                                     tiny_profiled):
+    from edgepose.angles import euler_to_matrix
+    from edgepose.datasets.faces_pool import read_pool_index
+    from edgepose.train.pool_data import PoolData
+    from edgepose.train.profile_pool import load_profiled
+    from edgepose.train.profiling import rotated_label
+    from edgepose.train.recipe import DataConfig
+
+    views = load_profiled(tiny_profiled)
+    sources = sorted(set(views["source_path"]))
+    relabelled, dropped = sources[1:], sources[0]  # one source left out of the labels file keeps its rendered labels
+    new = {p: np.array([12.0 + i, -7.0, 4.0 - i]) for i, p in enumerate(relabelled)}
+    paths = read_pool_index(pool_root).paths
+    rows = ["path,yaw,pitch,roll,confidence,spread,votes,keep"]
+    rows += [f"{p},{new[p][0]},{new[p][1]},{new[p][2]},1.0,0.0,2,1" for p in relabelled]
+    rows += [f"{p},1.0,2.0,3.0,1.0,0.0,2,1" for p in paths[:80] if p not in sources]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+
+    cfg = {"root": str(pool_root), "profiled": str(tiny_profiled), "labels": str(labels)}
+    plain = PoolData(DataConfig(**cfg))
+    moved = PoolData(DataConfig(**cfg, profiled_relabel=True))
+    n = plain.profiled
+    assert n == len(views["angles"]) and moved.profiled == n
+    np.testing.assert_allclose(plain.angles[-n:], views["angles"], atol=1e-4)  # default: as rendered
+    for i, (src, turn) in enumerate(zip(views["source_path"], views["turn"])):
+        want = views["angles"][i] if src == dropped else rotated_label(new[src], *turn)
+        np.testing.assert_allclose(moved.angles[len(moved.angles) - n + i], want, atol=1e-3)
+    assert not np.allclose(moved.angles[-n:], plain.angles[-n:], atol=1.0)
+    assert np.allclose(moved.matrices[-n:], euler_to_matrix(*moved.angles[-n:].T), atol=1e-5)
+    with pytest.raises(ConfigError, match="profiled_relabel takes the views' source labels from data.labels"):
+        PoolData(DataConfig(root=str(pool_root), profiled=str(tiny_profiled), profiled_relabel=True))
+
+
+def test_average_is_the_mean_of_the_weights_and_bundles_and_cards_name_its_members(tmp_path):
+    import shutil
+
+    from edgepose.cli import main
+    from edgepose.manifest import load_manifest
+    from edgepose.model_card import build_card
+    from edgepose.train.trainer import load_checkpoint
+
+    a = tmp_path / "runs" / "round1" / "best.pt"
+    b = tmp_path / "runs" / "round2" / "best.pt"
+    a.parent.mkdir(parents=True), b.parent.mkdir(parents=True)
+    shutil.copyfile("weights/student_mbv3s_rot6d.pt", a)
+    state = load_checkpoint(a)
+    ema = {k: v * 1.1 if v.is_floating_point() else v for k, v in state["ema"].items()}
+    torch.save({**state, "ema": ema}, b)
+    out = tmp_path / "weights" / "soup.pt"
+    assert main(["average", str(a), str(b), "--out", str(out)]) == 0
+    soup = load_checkpoint(out)
+    for k, v in state["ema"].items():
+        if v.is_floating_point():
+            torch.testing.assert_close(soup["ema"][k], v * 1.05)
+    assert "name: soup" in soup["recipe"] and [m["recipe"] for m in soup["averaged_from"]] == ["round1", "round2"]
+
+    bundles = tmp_path / "bundles"
+    assert main(["export", str(out), "--platform", "cpu", "--out", str(bundles / "default"), "--dev-root", ""]) == 0
+    manifest = load_manifest(bundles / "default" / "manifest.json")
+    assert manifest.name == "soup" and [m["checkpoint"] for m in manifest.source["averaged_from"]] == [str(a), str(b)]
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "round2.yaml").write_text("# round two\nname: round2\ntrain:\n  init: runs/round1/best.pt\n")
+    (recipes / "round1.yaml").write_text("# round one\nname: round1\n")
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"rows": [{"model": "default", "platform": "cpu", "precision": "fp32",
+                                           "status": "✅ ran", "size MB": 6.1, "MAE": 4.5, "yaw": 4, "pitch": 5,
+                                           "roll": 4, "|yaw| 60-99": 12, "AUC@5 %": 70.0, "pose p50 ms": 0.4,
+                                           "× first": 1.0}]}))
+    card = build_card(bench, bundles, recipes)
+    assert f"edgepose average {a} {b} --out weights/soup.pt" in card
+    assert card.index("### `recipes/round2.yaml`") < card.index("### `recipes/round1.yaml`")
+
+    with pytest.raises(ConfigError, match="at least two"):
+        main_average([str(a)], tmp_path / "x.pt")
+    with pytest.raises(ConfigError, match="different network"):
+        main_average([str(a), "weights/student_mbv3s_128_soup.pt"], tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+
+
+def main_average(paths, out):
+    from edgepose.train.average import average_checkpoints
+
+    return average_checkpoints(paths, out)

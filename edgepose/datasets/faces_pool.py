@@ -111,13 +111,26 @@ def fuse_labels(table: PoolTable, rule: FusionRule = FusionRule()) -> tuple[np.n
     w_when = _ramp(abs_yaw, rule.whenet_yaw_from, rule.whenet_yaw_full)
     teachers[:, 0] = (1 - w_when) * teachers[:, 0] + w_when * whenet[:, 0]
 
-    mp_ok = np.isfinite(table.mp[:, 0]) & (np.nan_to_num(table.mp_fit, nan=9.0) <= rule.mp_max_fit)
-    w_mp = np.where(mp_ok, 0.5 * (1 - _ramp(abs_yaw, rule.mp_full_below, rule.mp_none_above)), 0.0)[:, None]
+    w_mp = np.where(_mp_ok(table, rule), 0.5 * (1 - _ramp(abs_yaw, rule.mp_full_below, rule.mp_none_above)), 0.0)
+    w_mp = w_mp[:, None]
     labels = (1 - w_mp) * teachers + w_mp * np.nan_to_num(table.mp)
     labels = np.clip(labels, -LABEL_LIMIT, LABEL_LIMIT).astype(np.float32)
 
     keep = (np.abs(table.whenet[:, 0]) <= rule.max_whenet_yaw) & ~yaw_sign_clash(labels[:, 0], table.coarse_yaw)
     return labels, keep
+
+
+def _mp_ok(table: PoolTable, rule: FusionRule) -> np.ndarray:
+    """Rows where Face Mesh found the face and its canonical-face fit is good enough to trust."""
+    return np.isfinite(table.mp[:, 0]) & (np.nan_to_num(table.mp_fit, nan=9.0) <= rule.mp_max_fit)
+
+
+def trusted_mp(table: PoolTable, rule: FusionRule = FusionRule()) -> np.ndarray:
+    """(N, 3) Face Mesh labels where the fusion rule gives them full weight (good fit, |FSA-Net/WHENet yaw| at most
+    `mp_full_below`: Face Mesh's strength, about 2.3 deg MAE below 30 deg yaw against about 3.3 for the two
+    teachers), NaN elsewhere. As a label vote it tilts near-frontal consensus toward Face Mesh."""
+    abs_yaw = np.abs((table.fsa[:, 0] + np.clip(table.whenet[:, 0], -LABEL_LIMIT, LABEL_LIMIT)) / 2.0)
+    return np.where((_mp_ok(table, rule) & (abs_yaw <= rule.mp_full_below))[:, None], table.mp, np.nan)
 
 
 def yaw_sign_clash(yaw: np.ndarray, coarse_yaw: np.ndarray) -> np.ndarray:

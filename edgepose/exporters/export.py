@@ -90,6 +90,7 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     quantizer = _check_quantizer(fmt.name, precision, quantizer)
     model, recipe = load_trained(checkpoint)
     from ..train.qat import is_quantized
+    from ..train.trainer import load_checkpoint
     from ..train.trainer import input_spec
 
     quantized = is_quantized(model)
@@ -127,7 +128,8 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
                     output=model.head.decoding(OUTPUT_NAME), name=recipe.name,
                     source={"recipe": recipe.name, "checkpoint_sha256": sha256_file(checkpoint), "edgepose": __version__,
                             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            "host": host_platform.machine(), "platform": plat.name})
+                            "host": host_platform.machine(), "platform": plat.name,
+                            **_provenance(load_checkpoint(checkpoint))})
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         work = Path(tmp)
         onnx32 = write_onnx(model, spec, work / "fp32.onnx")
@@ -158,6 +160,11 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     else:
         print(f"not measured here: {why}")
     return out / "manifest.json"
+
+
+def _provenance(state: dict) -> dict:
+    """Manifest source fields a checkpoint carries beyond its recipe: the members of a weight average."""
+    return {"averaged_from": state["averaged_from"]} if state.get("averaged_from") else {}
 
 
 def _check_quantizer(fmt: str, precision: str, quantizer: str | None) -> str:

@@ -53,6 +53,9 @@ class PoolData:
         labels, keep = fuse_labels(table, FusionRule(mp_max_fit=cfg.mp_max_fit))
         if cfg.labels:
             labels, keep = _labels_file(cfg, table.paths)
+        elif cfg.profiled_relabel:
+            raise ConfigError("data.profiled_relabel takes the views' source labels from data.labels, which is empty; "
+                              "set data.labels to a file made by `edgepose label`, or drop profiled_relabel")
         rows = np.flatnonzero(keep)
         if cfg.limit:
             rows = rows[np.random.default_rng(0).permutation(len(rows))[: cfg.limit]]
@@ -67,13 +70,15 @@ class PoolData:
             raise ConfigError("data.profiled_extra adds to data.profiled, which is empty; set data.profiled to the "
                               "first profiled folder")
         if cfg.profiled:
-            held = self._add_profiled(cfg, table, held, landmarks)
+            held = self._add_profiled(cfg, table, held, landmarks, (labels, keep) if cfg.profiled_relabel else None)
         self.train_idx = np.flatnonzero(~held)
         self.holdout_idx = np.flatnonzero(held)
 
-    def _add_profiled(self, cfg: DataConfig, table, held: np.ndarray, landmarks: int) -> np.ndarray:
+    def _add_profiled(self, cfg: DataConfig, table, held: np.ndarray, landmarks: int,
+                      relabel: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
         """Append the synthetic views of `cfg.profiled` and `cfg.profiled_extra`; a view is held out when its source
-        face is (no identity leaks between train and holdout). Returns the extended holdout mask."""
+        face is (no identity leaks between train and holdout). With `relabel` = (pool labels, keep), a view whose
+        source is kept gets that source label composed with its turn. Returns the extended holdout mask."""
         from .profile_pool import load_profiled
 
         views = load_profiled(cfg.profiled)
@@ -86,6 +91,8 @@ class PoolData:
         src_held = holdout_mask(table, cfg.holdout)[[row_of[p] for p in views["source_path"]]]
         self.images = np.concatenate([np.asarray(self.images), views["images"]])
         angles = views["angles"].astype(np.float32)
+        if relabel is not None:
+            angles = _relabel_views(angles, views, [row_of[p] for p in views["source_path"]], *relabel)
         self.angles = np.concatenate([self.angles, angles])
         self.matrices = np.concatenate([self.matrices, euler_to_matrix(*angles.T).astype(np.float32)])
         if landmarks:
@@ -95,6 +102,18 @@ class PoolData:
             self.landmarks = np.concatenate([self.landmarks, pts.astype(np.float32)])
         self.profiled = len(angles)
         return np.concatenate([held, src_held])
+
+
+def _relabel_views(angles: np.ndarray, views: dict, rows: list[int], labels: np.ndarray,
+                   keep: np.ndarray) -> np.ndarray:
+    """Views' labels recomputed from their sources' pool labels (where kept) and their camera turns."""
+    from .profiling import rotated_label
+
+    out = angles.copy()
+    for i, (row, turn) in enumerate(zip(rows, views["turn"])):
+        if keep[row]:
+            out[i] = rotated_label(labels[row].astype(np.float64), *turn)
+    return out
 
 
 def _labels_file(cfg: DataConfig, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:

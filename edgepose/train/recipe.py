@@ -32,6 +32,8 @@ class DataConfig:
     profiled_extra: tuple = ()  # more such folders (e.g. renders with other --seed values), added alike
     labels: str = ""  # CSV made by `edgepose label`: replaces the fused labels; pool rows it drops are not used
     labels_min_confidence: float = 0.0  # with labels: also drop rows below this confidence
+    profiled_relabel: bool = False  # with labels and profiled: a view's label = its source face's label in the labels
+    # file composed with the view's turn (views and pool rows agree on the source pose); False = as rendered
 
 
 @dataclass(frozen=True)
