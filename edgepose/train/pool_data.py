@@ -53,7 +53,7 @@ class PoolData:
         labels, keep = fuse_labels(table, FusionRule(mp_max_fit=cfg.mp_max_fit))
         if cfg.labels:
             labels, keep = _labels_file(cfg, table.paths)
-        elif cfg.profiled_relabel:
+        elif cfg.profiled_relabel and cfg.profiled:
             raise ConfigError("data.profiled_relabel takes the views' source labels from data.labels, which is empty; "
                               "set data.labels to a file made by `edgepose label`, or drop profiled_relabel")
         rows = np.flatnonzero(keep)
