@@ -234,8 +234,8 @@ def _vote_weight(text: str) -> tuple[str, float]:
         weight = float(value)
     except ValueError:
         weight = -1.0
-    if not name or weight < 0:
-        raise ConfigError(f"--vote-weight '{text}': give NAME=WEIGHT with a weight >= 0, e.g. mp_trusted=2")
+    if not name or not 0 <= weight < float("inf"):  # also refuses nan
+        raise ConfigError(f"--vote-weight '{text}': give NAME=WEIGHT with a finite weight >= 0, e.g. mp_trusted=2")
     return name, weight
 
 

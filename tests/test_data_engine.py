@@ -138,8 +138,9 @@ def test_vote_weights_from_the_command_line(tmp_path, pool_root, capsys):
         got = {w: np.array([float(rows[w][i][a]) for a in ("yaw", "pitch", "roll")]) for w in rows}
         np.testing.assert_allclose(got["0"], fused, atol=0.02)  # weight 0: the Face Mesh vote is ignored
         assert np.abs(got["9"] - mesh).sum() <= np.abs(got["1"] - mesh).sum() + 0.03
-    assert main(base + ["--vote-weight", "mp_trusted", "--out", str(tmp_path / "x.csv")]) == 2
-    assert "give NAME=WEIGHT" in capsys.readouterr().err
+    for bad in ("mp_trusted", "mp_trusted=-1", "mp_trusted=nan", "=2"):
+        assert main(base + ["--vote-weight", bad, "--out", str(tmp_path / "x.csv")]) == 2
+        assert "give NAME=WEIGHT" in capsys.readouterr().err
     assert main(base + ["--vote-weight", "whenet=2", "--out", str(tmp_path / "x.csv")]) == 2
     assert "vote weight for whenet, which is not a vote here" in capsys.readouterr().err
 

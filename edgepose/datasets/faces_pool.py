@@ -104,9 +104,7 @@ def fuse_labels(table: PoolTable, rule: FusionRule = FusionRule()) -> tuple[np.n
         labels: (N, 3) float32 degrees, clipped to +-99.
         keep: (N,) bool; False for back-of-head views and rows whose yaw sign contradicts coarse_yaw.
     """
-    whenet = table.whenet.copy()
-    whenet[:, 0] = np.clip(whenet[:, 0], -LABEL_LIMIT, LABEL_LIMIT)
-    teachers = (table.fsa + whenet) / 2.0
+    teachers, whenet = _teachers(table)
     abs_yaw = np.abs(teachers[:, 0])
     w_when = _ramp(abs_yaw, rule.whenet_yaw_from, rule.whenet_yaw_full)
     teachers[:, 0] = (1 - w_when) * teachers[:, 0] + w_when * whenet[:, 0]
@@ -120,6 +118,13 @@ def fuse_labels(table: PoolTable, rule: FusionRule = FusionRule()) -> tuple[np.n
     return labels, keep
 
 
+def _teachers(table: PoolTable) -> tuple[np.ndarray, np.ndarray]:
+    """The FSA-Net/WHENet mean and WHENet with its yaw clipped to the label range, (N, 3) each."""
+    whenet = table.whenet.copy()
+    whenet[:, 0] = np.clip(whenet[:, 0], -LABEL_LIMIT, LABEL_LIMIT)
+    return (table.fsa + whenet) / 2.0, whenet
+
+
 def _mp_ok(table: PoolTable, rule: FusionRule) -> np.ndarray:
     """Rows where Face Mesh found the face and its canonical-face fit is good enough to trust."""
     return np.isfinite(table.mp[:, 0]) & (np.nan_to_num(table.mp_fit, nan=9.0) <= rule.mp_max_fit)
@@ -129,7 +134,7 @@ def trusted_mp(table: PoolTable, rule: FusionRule = FusionRule()) -> np.ndarray:
     """(N, 3) Face Mesh labels where the fusion rule gives them full weight (good fit, |FSA-Net/WHENet yaw| at most
     `mp_full_below`: Face Mesh's strength, about 2.3 deg MAE below 30 deg yaw against about 3.3 for the two
     teachers), NaN elsewhere. As a label vote it tilts near-frontal consensus toward Face Mesh."""
-    abs_yaw = np.abs((table.fsa[:, 0] + np.clip(table.whenet[:, 0], -LABEL_LIMIT, LABEL_LIMIT)) / 2.0)
+    abs_yaw = np.abs(_teachers(table)[0][:, 0])
     return np.where((_mp_ok(table, rule) & (abs_yaw <= rule.mp_full_below))[:, None], table.mp, np.nan)
 
 
