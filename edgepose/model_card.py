@@ -68,8 +68,8 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path, recipes_dir: str
     members = manifest.source.get("averaged_from") or []
     if members:
         paths = " ".join(m["checkpoint"] for m in members)
-        lines += [f"The weights are the uniform average (model soup) of {len(members)} checkpoints of one lineage: "
-                  f"`edgepose average {paths} --out weights/{recipe_name}.pt`. Their recipes:", ""]
+        lines += [(f"The weights are the uniform average (model soup) of {len(members)} checkpoints of one lineage: "
+                   f"`edgepose average {paths} --out weights/{recipe_name}.pt`. Their recipes:"), ""]
     lines += _recipe_chain(Path(recipes_dir), *([m["recipe"] for m in reversed(members)] or [recipe_name]))
     lines += ["", "## Data and terms", "", DATA_TERMS, ""]
     return "\n".join(lines)

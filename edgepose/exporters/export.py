@@ -90,8 +90,7 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     quantizer = _check_quantizer(fmt.name, precision, quantizer)
     model, recipe = load_trained(checkpoint)
     from ..train.qat import is_quantized
-    from ..train.trainer import load_checkpoint
-    from ..train.trainer import input_spec
+    from ..train.trainer import input_spec, load_checkpoint
 
     quantized = is_quantized(model)
     if quantized and precision != "int8":
