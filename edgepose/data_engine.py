@@ -31,9 +31,6 @@ from .angles import euler_to_matrix, flip_euler, geodesic_degrees, matrix_to_eul
 from .errors import ConfigError
 from .manifest import atomic_write_bytes
 
-INDEX_VOTES = ("fsa", "whenet", "mp", "mp_trusted", "fused")
-
-
 @dataclass(frozen=True)
 class LabelSettings:
     flip: bool = True
@@ -116,21 +113,15 @@ def landmark_votes(face_model: str, landmarks: list) -> np.ndarray:
 def label_pool(root: str | Path, out: str | Path, teachers: list[str], index_votes: list[str] = (),
                face_model: str | None = None, settings: LabelSettings = LabelSettings(), limit: int = 0) -> dict:
     """Label the rows of a pool index (boxes, coarse classes and landmarks from the index)."""
-    from .datasets.faces_pool import fuse_labels, read_pool_index, trusted_mp
+    from .datasets.faces_pool import POOL_VOTES, read_pool_index
 
     table = read_pool_index(root)
     n = min(limit, len(table)) if limit else len(table)
     columns: dict[str, np.ndarray] = {}
     for name in index_votes:
-        if name not in INDEX_VOTES:
-            raise ConfigError(f"unknown index vote '{name}'; choose from {', '.join(INDEX_VOTES)}")
-        if name == "fused":
-            fused, kept = fuse_labels(table)
-            columns[name] = np.where(kept[:, None], fused, np.nan)[:n].astype(np.float64)
-        elif name == "mp_trusted":
-            columns[name] = trusted_mp(table)[:n].astype(np.float64)
-        else:
-            columns[name] = getattr(table, name)[:n]
+        if name not in POOL_VOTES:
+            raise ConfigError(f"unknown index vote '{name}'; choose from {', '.join(POOL_VOTES)}")
+        columns[name] = POOL_VOTES[name](table)[:n].astype(np.float64)
     if face_model:
         columns["landmarks"] = landmark_votes(face_model, table.landmarks[:n])
     images = [cv2.imread(str(Path(root) / p), cv2.IMREAD_COLOR) for p in table.paths[:n]] if teachers else []

@@ -109,7 +109,7 @@ def fuse_labels(table: PoolTable, rule: FusionRule = FusionRule()) -> tuple[np.n
     w_when = _ramp(abs_yaw, rule.whenet_yaw_from, rule.whenet_yaw_full)
     teachers[:, 0] = (1 - w_when) * teachers[:, 0] + w_when * whenet[:, 0]
 
-    w_mp = np.where(_mp_ok(table, rule), 0.5 * (1 - _ramp(abs_yaw, rule.mp_full_below, rule.mp_none_above)), 0.0)
+    w_mp = np.where(mp_fit_ok(table, rule), 0.5 * (1 - _ramp(abs_yaw, rule.mp_full_below, rule.mp_none_above)), 0.0)
     w_mp = w_mp[:, None]
     labels = (1 - w_mp) * teachers + w_mp * np.nan_to_num(table.mp)
     labels = np.clip(labels, -LABEL_LIMIT, LABEL_LIMIT).astype(np.float32)
@@ -125,7 +125,7 @@ def _teachers(table: PoolTable) -> tuple[np.ndarray, np.ndarray]:
     return (table.fsa + whenet) / 2.0, whenet
 
 
-def _mp_ok(table: PoolTable, rule: FusionRule) -> np.ndarray:
+def mp_fit_ok(table: PoolTable, rule: FusionRule = FusionRule()) -> np.ndarray:
     """Rows where Face Mesh found the face and its canonical-face fit is good enough to trust."""
     return np.isfinite(table.mp[:, 0]) & (np.nan_to_num(table.mp_fit, nan=9.0) <= rule.mp_max_fit)
 
@@ -135,7 +135,18 @@ def trusted_mp(table: PoolTable, rule: FusionRule = FusionRule()) -> np.ndarray:
     `mp_full_below`: Face Mesh's strength, about 2.3 deg MAE below 30 deg yaw against about 3.3 for the two
     teachers), NaN elsewhere. As a label vote it tilts near-frontal consensus toward Face Mesh."""
     abs_yaw = np.abs(_teachers(table)[0][:, 0])
-    return np.where((_mp_ok(table, rule) & (abs_yaw <= rule.mp_full_below))[:, None], table.mp, np.nan)
+    return np.where((mp_fit_ok(table, rule) & (abs_yaw <= rule.mp_full_below))[:, None], table.mp, np.nan)
+
+
+def fused_vote(table: PoolTable) -> np.ndarray:
+    """The fused training label as a label vote: (N, 3), NaN on the rows `fuse_labels` drops."""
+    labels, keep = fuse_labels(table)
+    return np.where(keep[:, None], labels, np.nan)
+
+
+# pool-index columns usable as `edgepose label --index-votes`: name -> (N, 3) degrees, NaN = no vote
+POOL_VOTES = {"fsa": lambda t: t.fsa, "whenet": lambda t: t.whenet, "mp": lambda t: t.mp, "mp_trusted": trusted_mp,
+              "fused": fused_vote}
 
 
 def yaw_sign_clash(yaw: np.ndarray, coarse_yaw: np.ndarray) -> np.ndarray:

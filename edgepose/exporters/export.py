@@ -18,7 +18,7 @@ from ..platform import load_platform
 from .calibration import calibration_inputs
 from .formats import ExportFormat, format_for
 from .onnx_export import (OUTPUT_NAME, load_trained, onnx_to_fp16, onnx_to_int8, onnx_to_int8_dynamic,
-                          onnx_to_int8_nncf, write_onnx)
+                          onnx_to_int8_nncf, read_checkpoint, write_onnx)
 
 DEFAULT_CALIBRATION_SIZE = 256
 QAT_FORMATS = ("weights", "nncf-qdq")  # how a QAT checkpoint becomes int8 (see export_bundle)
@@ -88,9 +88,10 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     precision = precision or plat.precision
     fmt: ExportFormat = format_for(plat.backend, precision)
     quantizer = _check_quantizer(fmt.name, precision, quantizer)
-    model, recipe = load_trained(checkpoint)
+    state = read_checkpoint(checkpoint)
+    model, recipe = load_trained(checkpoint, state=state)
     from ..train.qat import is_quantized
-    from ..train.trainer import input_spec, load_checkpoint
+    from ..train.trainer import input_spec
 
     quantized = is_quantized(model)
     if quantized and precision != "int8":
@@ -128,7 +129,7 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
                     source={"recipe": recipe.name, "checkpoint_sha256": sha256_file(checkpoint), "edgepose": __version__,
                             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             "host": host_platform.machine(), "platform": plat.name,
-                            **_provenance(load_checkpoint(checkpoint))})
+                            **_provenance(state)})
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         work = Path(tmp)
         onnx32 = write_onnx(model, spec, work / "fp32.onnx")

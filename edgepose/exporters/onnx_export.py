@@ -17,15 +17,23 @@ from ..train.trainer import load_checkpoint
 OUTPUT_NAME = "pose"
 
 
-def load_trained(checkpoint: str | Path, use_ema: bool = True) -> tuple[torch.nn.Module, Recipe]:
-    """The model of a training checkpoint (EMA weights by default) in eval mode, with its recipe."""
+def read_checkpoint(checkpoint: str | Path) -> dict:
+    """The raw state of a training checkpoint, with clear errors for a missing or unreadable file."""
     path = Path(checkpoint)
     if not path.is_file():
         raise ModelFormatError(f"checkpoint '{path}' does not exist")
     try:
-        state = load_checkpoint(path)
+        return load_checkpoint(path)
     except Exception as exc:
         raise ModelFormatError(f"cannot read checkpoint '{path}' ({exc}); is it an edgepose training checkpoint?") from None
+
+
+def load_trained(checkpoint: str | Path, use_ema: bool = True,
+                 state: dict | None = None) -> tuple[torch.nn.Module, Recipe]:
+    """The model of a training checkpoint (EMA weights by default) in eval mode, with its recipe. `state`: the
+    checkpoint already read by `read_checkpoint` (read here otherwise)."""
+    path = Path(checkpoint)
+    state = read_checkpoint(path) if state is None else state
     recipe = recipe_from_yaml(state["recipe"], where=f"recipe inside '{path}'")
     model = create(recipe.model.backbone, recipe.model.head, recipe.model.width, recipe.model.landmarks,
                    recipe.model.attention)

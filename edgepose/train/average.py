@@ -6,15 +6,12 @@ ladder), where averaging weights lands in the same basin; the average is one net
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
-
-import torch
 
 from ..data_engine import checkpoint_name
 from ..errors import ConfigError
 from .recipe import recipe_from_yaml, recipe_to_yaml
-from .trainer import load_checkpoint
+from .trainer import load_checkpoint, release_state, save_checkpoint
 
 
 def average_checkpoints(paths: list[str], out: str | Path, name: str = "") -> Path:
@@ -50,10 +47,6 @@ def average_checkpoints(paths: list[str], out: str | Path, name: str = "") -> Pa
            if states[0][k].is_floating_point() else states[0][k].clone() for k in keys}
     out = Path(out)
     recipe = dataclasses.replace(recipes[-1], name=name or out.stem)
-    payload = {"model": avg, "ema": avg, "recipe": recipe_to_yaml(recipe), "metrics": {}, "epoch": 0, "step": 0,
-               "averaged_from": [{"checkpoint": str(p), "recipe": checkpoint_name(str(p))} for p in paths]}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, out)
+    members = [{"checkpoint": str(p), "recipe": checkpoint_name(str(p))} for p in paths]
+    save_checkpoint(out, release_state(avg, recipe_to_yaml(recipe), {}, 0, 0, averaged_from=members))
     return out

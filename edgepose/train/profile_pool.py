@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..datasets.faces_pool import FusionRule, fuse_labels, read_pool_index
+from ..datasets.faces_pool import FusionRule, fuse_labels, mp_fit_ok, read_pool_index
 from .face_model import fit_pose, load_face_model
 from .profiling import profile_view, rotated_label
 
@@ -43,8 +43,7 @@ def source_rows(pool_root: str | Path, settings: ProfileSettings) -> tuple[np.nd
     table = read_pool_index(pool_root)
     labels, keep = fuse_labels(table, FusionRule())
     has68 = np.array([pts is not None and len(pts) == 68 for pts in table.landmarks])
-    mp_ok = np.isfinite(table.mp[:, 0]) & (np.nan_to_num(table.mp_fit, nan=9.0) <= FusionRule().mp_max_fit)
-    ok = keep & has68 & mp_ok & (np.abs(labels[:, 0]) <= settings.source_max_yaw)
+    ok = keep & has68 & mp_fit_ok(table) & (np.abs(labels[:, 0]) <= settings.source_max_yaw)
     ok &= np.abs(labels[:, 1]) <= settings.source_max_pitch
     return np.flatnonzero(ok), table, labels
 

@@ -55,10 +55,15 @@ def save_release_weights(checkpoint: str | Path, dst: str | Path) -> Path:
     `edgepose export` and `--resume`-free fine-tuning accept it like a full checkpoint.
     """
     state = load_checkpoint(checkpoint)
-    slim = {"model": state["ema"], "ema": state["ema"], "recipe": state["recipe"], "metrics": state.get("metrics", {}),
-            "epoch": state["epoch"], "step": state["step"]}
-    save_checkpoint(Path(dst), slim)
+    save_checkpoint(Path(dst), release_state(state["ema"], state["recipe"], state.get("metrics", {}), state["epoch"],
+                                             state["step"]))
     return Path(dst)
+
+
+def release_state(weights: dict, recipe_yaml: str, metrics: dict, epoch: int, step: int, **extra) -> dict:
+    """The shipping layout of a checkpoint: one set of weights (as both model and EMA, stored once), recipe, metrics."""
+    return {"model": weights, "ema": weights, "recipe": recipe_yaml, "metrics": metrics, "epoch": epoch, "step": step,
+            **extra}
 
 
 def load_checkpoint(path: str | Path) -> dict:
