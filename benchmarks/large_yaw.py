@@ -6,9 +6,10 @@ the pitch/roll error that lies along the gimbal direction.
 Near |yaw| = 90 deg, pitch and roll (R = Rz(roll) Ry(yaw) Rx(pitch)) turn about nearly the same axis, so a change of
 pitch and sign(yaw) * roll together by the same amount moves the face very little (at yaw 81, pitch = roll = 55 is
 8 deg from pitch = roll = 0) yet counts in full in an Euler MAE. For each model and bin this prints the Euler MAE, the
-mean geodesic error, the mean |error| along that direction ((pitch + sign(yaw) roll) / 2) and across it, what the bin
-would score with the along-direction error removed, and the slope of predicted on labelled along-direction component
-(1 = no shrinkage toward zero).
+median per-face Euler error (a few faces with huge along-direction labels pull the mean), the mean geodesic error, the
+mean |error| along that direction ((pitch + sign(yaw) roll) / 2) and across it, what the bin would score with the
+along-direction error removed, and the slope of predicted on labelled along-direction component (1 = no shrinkage
+toward zero).
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def report(name: str, pred: np.ndarray, truth: np.ndarray) -> list[str]:
         label_along = (truth[m, 1] + s[m] * truth[m, 2]) / 2
         pred_along = (pred[m, 1] + s[m] * pred[m, 2]) / 2
         slope = np.polyfit(label_along, pred_along, 1)[0] if m.sum() > 2 else float("nan")
-        lines.append(f"| {name} | {lo}–{hi} | {m.sum()} | {np.abs(pred[m] - truth[m]).mean():.2f} | {geo[m].mean():.2f} "
+        per_face = np.abs(pred[m] - truth[m]).mean(1)
+        lines.append(f"| {name} | {lo}–{hi} | {m.sum()} | {per_face.mean():.2f} | {np.median(per_face):.2f} | {geo[m].mean():.2f} "
                      f"| {np.abs(split['along'][m]).mean():.2f} | {np.abs(split['across'][m]).mean():.2f} "
                      f"| {np.abs(split['fixed'][m]).mean():.2f} | {slope:.2f} |")
     return lines
@@ -62,8 +64,8 @@ def main() -> int:
     ap.add_argument("--root", default="../shared/data/aflw2000-dev")
     ap.add_argument("--limit", type=int, default=0)
     args = ap.parse_args()
-    print("| model | \\|yaw\\| | faces | Euler MAE | geodesic | \\|along\\| | \\|across\\| | MAE without along | slope |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | \\|yaw\\| | faces | Euler MAE | median | geodesic | \\|along\\| | \\|across\\| | MAE without along | slope |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for model in args.model or [None]:
         with Runtime("cpu", model=model) as rt:
             _, pred, truth = evaluate(rt, "aflw2000", args.root, limit=args.limit, progress=False)

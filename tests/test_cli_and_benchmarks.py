@@ -74,4 +74,4 @@ def test_large_yaw_report_splits_the_gimbal_direction(dev_root):
     r = run("benchmarks/large_yaw.py", "--root", str(dev_root), "--limit", "40")
     assert r.returncode == 0, r.stderr
     rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| default |")]
-    assert rows and all(len(ln.split("|")) == 11 for ln in rows)
+    assert rows and all(len(ln.split("|")) == 12 for ln in rows)

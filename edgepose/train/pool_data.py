@@ -126,7 +126,8 @@ def _labels_file(cfg: DataConfig, paths: list[str]) -> tuple[np.ndarray, np.ndar
 
 
 def augment_batch(images: np.ndarray, matrices: np.ndarray, idx: np.ndarray, size: int, crop_scale: float,
-                  aug: AugmentConfig | None, rng: np.random.Generator, points: np.ndarray | None = None):
+                  aug: AugmentConfig | None, rng: np.random.Generator, points: np.ndarray | None = None,
+                  frames: np.ndarray | None = None):
     """Warp pool crops to size x size with labels kept true.
 
     The stored crop already is the 1.6x square around the face; `crop_scale` rescales relative to that.
@@ -134,6 +135,9 @@ def augment_batch(images: np.ndarray, matrices: np.ndarray, idx: np.ndarray, siz
     `matrices` is (rows, 3, 3) or (rows, K, 3, 3) (labels and a teacher's poses, transformed alike).
     Returns BGR uint8 (N, size, size, 3) and float32 rotation matrices shaped like matrices[idx]; with `points`
     ((rows, P, 2) crop pixels, NaN = missing) also the points warped alike, mirrored index order on flips, in 0..1.
+    With `frames` ((rows, 3), from train/protocol_box.py) a crop is first reframed, with probability
+    `aug.protocol_box`, on the box of its visible AFLW-21 points: centre shifted by frames[:2] 68-point box sides,
+    side scaled by frames[2].
     """
     n = len(idx)
     out = np.empty((n, size, size, 3), np.uint8)
@@ -142,9 +146,13 @@ def augment_batch(images: np.ndarray, matrices: np.ndarray, idx: np.ndarray, siz
     base = POOL_SIDE * crop_scale / 1.6
     for j, i in enumerate(idx):
         scale, dx, dy, rot, flip = 1.0, 0.0, 0.0, 0.0, False
+        if aug is not None and frames is not None and aug.protocol_box and rng.random() < aug.protocol_box:
+            box = POOL_SIDE / 1.6  # the 68-point box side in the stored crop
+            dx, dy, scale = frames[i, 0] * box, frames[i, 1] * box, float(frames[i, 2])
         if aug is not None:
-            scale = 1.0 + rng.uniform(-aug.scale_jitter, aug.scale_jitter)
-            dx, dy = rng.uniform(-aug.shift_jitter, aug.shift_jitter, 2) * base
+            scale *= 1.0 + rng.uniform(-aug.scale_jitter, aug.scale_jitter)
+            jx, jy = rng.uniform(-aug.shift_jitter, aug.shift_jitter, 2) * base
+            dx, dy = dx + jx, dy + jy
             rot = rng.uniform(-aug.rotate_deg, aug.rotate_deg)
             flip = rng.random() < aug.flip
         centre = ((POOL_SIDE - 1) / 2 + dx, (POOL_SIDE - 1) / 2 + dy)  # pixel centres

@@ -71,7 +71,7 @@ def _ellipsoid_points(n: int = 1500) -> tuple[np.ndarray, np.ndarray]:
 _HEAD, _HEAD_NORMALS = _ellipsoid_points()
 
 
-def _visible(points: np.ndarray, shape_hw: tuple[int, int], origin: np.ndarray, tol: float) -> np.ndarray:
+def zbuffer_visible(points: np.ndarray, shape_hw: tuple[int, int], origin: np.ndarray, tol: float) -> np.ndarray:
     """z-buffer test on a 1-px grid: True where a point is within `tol` px of the nearest depth at its pixel."""
     h, w = shape_hw
     ij = np.floor(points[:, :2] - origin).astype(int)
@@ -111,7 +111,7 @@ def profile_view(image: np.ndarray, points68: np.ndarray, model: FaceModel, d_ya
     # face: dense mesh points visible both before and after the turn
     src = fit.project(model.vertices.astype(np.float64))
     dst = turn(src)
-    face = _visible(src, grid_hw, origin, tol) & _visible(dst, grid_hw, origin, tol)
+    face = zbuffer_visible(src, grid_hw, origin, tol) & zbuffer_visible(dst, grid_hw, origin, tol)
     sub = np.flatnonzero(face)
     sub = sub[np.random.default_rng(0).permutation(len(sub))[:1500]]
 

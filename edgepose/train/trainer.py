@@ -23,6 +23,7 @@ from ..metrics import summarize
 from .heads import landmark_loss
 from .models import create
 from .pool_data import PoolData, augment_batch, color_jitter
+from .protocol_box import training_frames
 from .recipe import Recipe, recipe_to_yaml
 
 INPUT_MEAN = 127.5
@@ -226,6 +227,7 @@ class _Run:
                                      recipe.data.crop_scale, None, np.random.default_rng(0))
             self.model = qat.prepare(self.model, recipe.qat.init, crops, recipe.qat.preset)
         self.ema = EMA(self.model, cfg.ema_decay)
+        self.frames = training_frames(recipe.augment.protocol_box, recipe.augment.protocol_box_model, data.angles)
         self.distiller = None
         self.targets = data.matrices[:, None]  # (N, K, 3, 3): labels, then the teacher's poses when distilling
         params = list(self.model.parameters())
@@ -368,10 +370,11 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
             points = None
             if run.data.landmarks is None:
                 imgs, targets = augment_batch(run.data.images, run.targets, idx, spec.size[0], recipe.data.crop_scale,
-                                              recipe.augment, run.rng)
+                                              recipe.augment, run.rng, frames=run.frames)
             else:
                 imgs, targets, points = augment_batch(run.data.images, run.targets, idx, spec.size[0],
-                                                      recipe.data.crop_scale, recipe.augment, run.rng, run.data.landmarks)
+                                                      recipe.data.crop_scale, recipe.augment, run.rng, run.data.landmarks,
+                                                      run.frames)
             x = to_tensor(color_jitter(imgs.astype(np.float32), recipe.augment, run.rng))
             mats, degs = _targets(targets[:, 0], cfg.label_noise_deg, run.rng)
             for group in run.opt.param_groups:
