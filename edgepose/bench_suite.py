@@ -97,6 +97,15 @@ class _Rounds:
                             "pose rounds ms": pose[:, j].tolist(), "ratio rounds": ratio[:, j].tolist()})
 
 
+def entry_name(model: str) -> str:
+    """A table name for an extra model: its bundle folder for a folder or a bundle's manifest.json, else the file stem
+    (benchmarks/peers/fsanet.json -> fsanet)."""
+    p = Path(model)
+    if p.is_dir():
+        return p.resolve().name
+    return p.resolve().parent.name if p.name == "manifest.json" else p.stem
+
+
 def run_bench(platforms: list[str], models: list[str], dataset: str, root: str, protocol: str = "label",
               threads: int = 1, runs: int = 200, model_platform: str = "cpu", detector=None,
               plots_dir: str | None = None, rounds: int = 15, flip_tta: list[str] = (), span: float = 60.0) -> dict:
@@ -107,7 +116,7 @@ def run_bench(platforms: list[str], models: list[str], dataset: str, root: str, 
     follow, spread evenly so that the rounds cover at least `span` seconds, until there are `rounds` (at least one
     per entry); `runs` calls per entry are split evenly over the rounds.
     """
-    entries = [("default", p, None, False) for p in platforms] + [(Path(m).stem, model_platform, m, False) for m in models]
+    entries = [("default", p, None, False) for p in platforms] + [(entry_name(m), model_platform, m, False) for m in models]
     entries += [("default + flip TTA", p, None, True) for p in flip_tta]
     rows, curves, opened = [], {}, []
     try:

@@ -84,6 +84,16 @@ def test_edgepose_bench_one_table(tmp_path, dev_root):
             assert lo <= row["pose p50 ms"] <= hi
 
 
+def test_extra_models_are_named_by_their_bundle_folder_or_file(tmp_path):
+    from edgepose.bench_suite import entry_name
+
+    bundle = tmp_path / "student_mbv3l_128"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text("{}")
+    assert entry_name(str(bundle)) == entry_name(str(bundle / "manifest.json")) == "student_mbv3l_128"
+    assert entry_name("benchmarks/peers/fsanet.json") == "fsanet"
+
+
 def test_bench_reproducibility_check(tmp_path):
     from edgepose.bench_suite import RAN, reproducibility
 

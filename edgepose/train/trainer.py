@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from tqdm import tqdm
 
 from ..angles import euler_to_matrix, matrix_to_euler
@@ -75,14 +76,20 @@ def load_weights(model: torch.nn.Module, checkpoint: str, key: str) -> torch.nn.
     """The EMA weights (else the raw weights) of `checkpoint` into `model`, for a recipe's warm start `key`.
 
     Raises:
-        ConfigError: no checkpoint at that path.
+        ConfigError: no checkpoint at that path, or one of another network (backbone, width, head or options).
     """
     path = Path(checkpoint).expanduser()
     if not path.is_file():
         raise ConfigError(f"{key}: no checkpoint at '{checkpoint}'; point it at a .pt written by edgepose train "
                           "(e.g. weights/student_mbv3s_rot6d.pt) or leave it empty to train from scratch")
     state = load_checkpoint(path)
-    model.load_state_dict(state["ema" if "ema" in state else "model"])
+    try:
+        model.load_state_dict(state["ema" if "ema" in state else "model"])
+    except RuntimeError as exc:
+        theirs = yaml.safe_load(state.get("recipe") or "{}").get("model", {})
+        raise ConfigError(f"{key}: '{checkpoint}' holds another network ({theirs or 'recipe unknown'}) than this "
+                          f"recipe's model section; warm-start from a checkpoint of the same model, or from scratch "
+                          f"({str(exc).splitlines()[0]})") from None
     return model
 
 
