@@ -47,9 +47,9 @@ class AugmentConfig:
     lowres: float = 0.15
     blur: float = 0.0  # probability of a Gaussian blur (sigma 0.5-1.5 px)
     occlusion: float = 0.0  # probability of random erasing: a box of 5-25 % of the crop filled with noise
-    protocol_box: float = 0.0  # probability of reframing a crop on the box of its visible AFLW-21 points (the published
-    # AFLW2000 protocol's box: ears, no jaw line) instead of the 68-point box, predicted from the label pose and
-    protocol_box_model: str = ""  # this 3D face model with ears (a 3DDFA BFM folder); see train/protocol_box.py
+    protocol_box: float = 0.0  # share of crops reframed on the box of their visible AFLW-21 points (the published
+    # AFLW2000 protocol's box: ears in, jaw line out) instead of the 68-point box; see train/protocol_box.py
+    protocol_box_model: str = ""  # with protocol_box: the 3D face model with ears (a 3DDFA BFM folder) that predicts it
 
 
 @dataclass(frozen=True)
