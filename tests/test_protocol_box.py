@@ -25,6 +25,15 @@ def test_ears_widen_a_frontal_box_and_pull_a_profile_toward_the_back_of_the_head
     assert abs(f[3, 0]) < 0.01  # pitch alone moves nothing sideways
 
 
+def test_label_poses_turn_the_face_as_a_fit_of_that_pose_would():
+    from edgepose.train.face_model import Fit
+    from edgepose.train.protocol_box import camera_rotations
+
+    angles = np.random.default_rng(0).uniform([-90, -60, -60], [90, 60, 60], (20, 3))
+    back = [Fit(1.0, r, np.zeros(2), 0.0).angles() for r in camera_rotations(angles)]
+    np.testing.assert_allclose(back, angles, atol=1e-6)
+
+
 def test_a_model_without_ears_and_bad_settings_are_refused():
     from edgepose.train.face_model import load_face_model
     from edgepose.train.protocol_box import ProtocolFrames, training_frames

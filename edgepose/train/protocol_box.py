@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .face_model import FaceModel
+from .face_model import FaceModel, load_face_model
 from .profiling import zbuffer_visible
 
 # AFLW-21 points from the iBUG 68 (0-based): brow corners and centres, eye corners, nostrils, nose tip, mouth corners,
@@ -55,7 +55,8 @@ def aflw21_points(model: FaceModel) -> np.ndarray:
 
 
 def camera_rotations(angles: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) canonical-face -> image-frame rotations of (N, 3) yaw/pitch/roll labels (inverse of Fit.angles)."""
+    """(N, 3, 3) canonical-face -> image-frame rotations of (N, 3) yaw/pitch/roll labels: the inverse of Fit.angles
+    (which maps Fit.rotation R to matrix_to_euler((G R G)^T), G = GL_FROM_CV)."""
     from ..angles import euler_to_matrix
     from ..keypoint_pose import GL_FROM_CV
 
@@ -121,6 +122,4 @@ def training_frames(probability: float, model_path: str, angles: np.ndarray) -> 
     if not model_path:
         raise ConfigError("augment.protocol_box needs augment.protocol_box_model: a 3D face model folder with ears, "
                           "e.g. ../shared/models/mesh/bfm_mean_3ddfa")
-    from .face_model import load_face_model
-
     return ProtocolFrames(load_face_model(model_path)).frames(angles)
