@@ -223,11 +223,8 @@ def test_every_recipe_runs_a_smoke(recipe, tmp_path, pool_root, tiny_teacher, ti
         overrides.append(f"data.labels={tmp_path / 'labels.csv'}")
     if original.train.select_by != "holdout":  # the 6 stand-in views need a larger holdout to have some held out
         overrides.append("data.holdout=0.5")
-    if original.train.init:  # a ladder stage: its parent run is not here; the shipped weights (or fresh ones of
-        init = "weights/student_mbv3s_rot6d.pt"  # another network) stand in
-        if original.model.backbone != "mobilenetv3_small":
-            init = str(_fresh_weights(original, tmp_path / "init.pt"))
-        overrides.append(f"train.init={init}")
+    if original.train.init:  # a ladder stage: its parent run is not here; fresh weights of its network stand in
+        overrides.append(f"train.init={_fresh_weights(original, tmp_path / 'init.pt')}")
     if original.qat.init:
         pytest.importorskip("nncf")
         overrides.append("qat.calibration_size=8")
@@ -236,12 +233,11 @@ def test_every_recipe_runs_a_smoke(recipe, tmp_path, pool_root, tiny_teacher, ti
 
 
 def _fresh_weights(recipe, path):
-    from edgepose.train.models import create
+    from edgepose.train.models import create_for
     from edgepose.train.recipe import recipe_to_yaml
     from edgepose.train.trainer import release_state, save_checkpoint
 
-    m = recipe.model
-    model = create(m.backbone, m.head, m.width, m.landmarks, m.attention)
+    model = create_for(recipe.model)
     save_checkpoint(path, release_state(model.state_dict(), recipe_to_yaml(recipe), {}, 0, 0))
     return path
 

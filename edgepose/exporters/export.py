@@ -105,12 +105,10 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     if quantized and qat_format == "weights":
         # the QAT weights rounded onto their int8 grid, then the target's own static quantizer calibrates the
         # activations (ORT QDQ with u8 activations / LiteRT PT2E): NNCF's QDQ graph ran 5-8x slower in ORT here
-        from ..train.models import create
+        from ..train.models import create_for
         from ..train.qat import bake_weights, fold_batchnorm
 
-        m = recipe.model
-        model = bake_weights(model, fold_batchnorm(create(m.backbone, m.head, m.width, m.landmarks, m.attention).eval()),
-                             m.input_size)
+        model = bake_weights(model, fold_batchnorm(create_for(recipe.model).eval()), recipe.model.input_size)
 
     spec = input_spec(recipe)
     out = Path(out_dir or f"runs/export/{plat.name}-{precision}")

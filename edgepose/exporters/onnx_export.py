@@ -10,7 +10,7 @@ import torch
 
 from ..errors import ModelFormatError
 from ..manifest import InputSpec
-from ..train.models import create
+from ..train.models import create_for
 from ..train.recipe import Recipe, recipe_from_yaml
 from ..train.trainer import load_checkpoint
 
@@ -35,8 +35,7 @@ def load_trained(checkpoint: str | Path, use_ema: bool = True,
     path = Path(checkpoint)
     state = read_checkpoint(path) if state is None else state
     recipe = recipe_from_yaml(state["recipe"], where=f"recipe inside '{path}'")
-    model = create(recipe.model.backbone, recipe.model.head, recipe.model.width, recipe.model.landmarks,
-                   recipe.model.attention)
+    model = create_for(recipe.model)
     if "nncf_config" in state:  # a quantization-aware training checkpoint: rebuild NNCF's quantizers first
         from ..train import qat
 

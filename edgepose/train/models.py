@@ -40,6 +40,12 @@ def create(backbone: str, head: str = "rot6d", width: float = 1.0, landmarks: in
     return PoseNet(body, HEADS[head](body.out_features), landmarks, attention)
 
 
+def create_for(model_cfg) -> PoseNet:
+    """The network of a recipe's model section (edgepose.train.recipe.ModelConfig)."""
+    m = model_cfg
+    return create(m.backbone, m.head, m.width, m.landmarks, m.attention)
+
+
 def complexity(model: nn.Module, input_size: int) -> tuple[int, int]:
     """(parameters, multiply-accumulates) of one forward pass at input_size x input_size (convolutions + linears)."""
     import torch

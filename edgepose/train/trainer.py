@@ -22,7 +22,7 @@ from ..datasets.aflw2000 import read_aflw2000
 from ..manifest import InputSpec, atomic_write_bytes
 from ..metrics import summarize
 from .heads import landmark_loss
-from .models import create
+from .models import create_for
 from .pool_data import PoolData, augment_batch, color_jitter
 from .protocol_box import training_frames
 from .recipe import Recipe, recipe_to_yaml
@@ -215,9 +215,7 @@ class _Run:
     def __init__(self, recipe: Recipe, data: PoolData, world: int = 1):
         cfg = recipe.train
         self.recipe, self.data, self.cfg, self.world = recipe, data, cfg, world
-        self.model = create(recipe.model.backbone, recipe.model.head, recipe.model.width,
-                                recipe.model.landmarks, recipe.model.attention).to(
-            memory_format=torch.channels_last)
+        self.model = create_for(recipe.model).to(memory_format=torch.channels_last)
         if cfg.init:
             load_weights(self.model, cfg.init, "train.init")
         if cfg.euler_weight:
