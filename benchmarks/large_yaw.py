@@ -10,6 +10,11 @@ median per-face Euler error (a few faces with huge along-direction labels pull t
 mean |error| along that direction ((pitch + sign(yaw) roll) / 2) and across it, what the bin would score with the
 along-direction error removed, and the slope of predicted on labelled along-direction component (1 = no shrinkage
 toward zero).
+
+With `--fit-mesh FOLDER` (a 3D face model, e.g. ../shared/models/mesh/bfm_mean_3ddfa) it also scores what a rigid
+mean face fitted to each dev face's own 68 label points (`pt3d_68`, the 3DMM fit the labels come from) recovers: with
+all 68, and with the camera-side half only (per mirrored pair the nearer point, plus the midline), which is what an
+image shows. It tells whether the along component is in the visible geometry at all.
 """
 from __future__ import annotations
 
@@ -54,6 +59,30 @@ def report(name: str, pred: np.ndarray, truth: np.ndarray) -> list[str]:
     return lines
 
 
+def mesh_fits(mesh: str, root: str, limit: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Angles of `mesh` fitted to every dev face's `pt3d_68` points (all, and the camera-side half) and the labels."""
+    from scipy.io import loadmat
+
+    from edgepose.datasets.aflw2000 import read_aflw2000
+    from edgepose.datasets.faces_pool import FLIP_68
+    from edgepose.train.face_model import fit_pose, load_face_model
+
+    face = load_face_model(mesh)
+    every = np.arange(68)
+    fits: dict[str, list] = {"all 68": [], "camera side": []}
+    truth = []
+    for sample in read_aflw2000(root)[: limit or None]:
+        pts = loadmat(str(sample.image.with_suffix(".mat")))["pt3d_68"]
+        pts = (pts if pts.shape[0] in (2, 3) else pts.T)[:2].T
+        whole = fit_pose(face, pts, every)
+        depth = whole.project(face.landmarks)[:, 2]
+        near = np.flatnonzero((FLIP_68 == every) | (depth <= depth[FLIP_68]))
+        fits["all 68"].append(whole.angles())
+        fits["camera side"].append(fit_pose(face, pts, near).angles())
+        truth.append((sample.yaw, sample.pitch, sample.roll))
+    return {k: np.array(v) for k, v in fits.items()}, np.array(truth)
+
+
 def main() -> int:
     from edgepose import Runtime
     from edgepose.evaluate import evaluate
@@ -63,6 +92,7 @@ def main() -> int:
                     "repeatable, e.g. benchmarks/peers/fsanet.json")
     ap.add_argument("--root", default="../shared/data/aflw2000-dev")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--fit-mesh", default="", help="also fit this 3D face model to the labels' own 68 points")
     args = ap.parse_args()
     print("| model | \\|yaw\\| | faces | Euler MAE | median | geodesic | \\|along\\| | \\|across\\| | MAE without along | slope |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -70,6 +100,10 @@ def main() -> int:
         with Runtime("cpu", model=model) as rt:
             _, pred, truth = evaluate(rt, "aflw2000", args.root, limit=args.limit, progress=False)
         print("\n".join(report(model or "default", pred, truth)))
+    if args.fit_mesh:
+        fits, truth = mesh_fits(args.fit_mesh, args.root, args.limit)
+        for name, pred in fits.items():
+            print("\n".join(report(f"mean-face fit, {name}", pred, truth)))
     return 0
 
 

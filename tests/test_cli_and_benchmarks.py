@@ -75,3 +75,20 @@ def test_large_yaw_report_splits_the_gimbal_direction(dev_root):
     assert r.returncode == 0, r.stderr
     rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| default |")]
     assert rows and all(len(ln.split("|")) == 12 for ln in rows)
+
+
+def test_large_yaw_mesh_fit_to_the_labels_own_points_reproduces_them_and_the_camera_side_fit_uses_fewer(dev_root):
+    import numpy as np
+
+    from .conftest import SHARED, need
+
+    sys.path.insert(0, "benchmarks")
+    try:
+        from large_yaw import mesh_fits
+    finally:
+        sys.path.pop(0)
+    fits, truth = mesh_fits(str(need(SHARED / "models" / "mesh" / "bfm_mean_3ddfa")), str(dev_root), 40)
+    assert set(fits) == {"all 68", "camera side"} and truth.shape == (40, 3)
+    whole, side = (np.abs(fits[k] - truth).mean() for k in ("all 68", "camera side"))
+    assert whole < 2.5  # the labels are a 3D face fitted to these very points
+    assert side > whole  # half the points (the hidden side dropped) pin the pose down less

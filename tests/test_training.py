@@ -418,6 +418,8 @@ def test_extra_profiled_folders_add_their_views(pool_root, tiny_profiled):
 
 
 def test_select_by_the_profiled_views_picks_best_by_their_exact_labels(tmp_path, pool_root, tiny_profiled):
+    import torch
+
     from edgepose.train.trainer import load_checkpoint, train
 
     base = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.max_steps_per_epoch=2"]
@@ -427,12 +429,17 @@ def test_select_by_the_profiled_views_picks_best_by_their_exact_labels(tmp_path,
         train(load_recipe(RECIPE, base + ["train.select_by=dev"]), tmp_path / "b")
     out = tmp_path / "views"
     train(load_recipe(RECIPE, base + [f"data.profiled={tiny_profiled}", "data.holdout=0.5", "train.epochs=3",
-                                      "train.select_by=holdout_views"]), out)
+                                      "train.select_by=holdout_views", "train.keep_epochs=true"]), out)
     log = list(csv.DictReader(open(out / "log.csv")))
     views = [float(r["holdout_views_mae"]) for r in log]
     assert len(log) == 3 and all(float(r["holdout_pool_mae"]) > 0 for r in log)
     best = load_checkpoint(out / "best.pt")["metrics"]
     assert best["holdout_views_mae"] == pytest.approx(min(views), abs=1e-6)
+    kept = [load_checkpoint(out / f"epoch_{i}.pt") for i in (1, 2, 3)]  # train.keep_epochs: one file per epoch
+    assert [k["metrics"]["holdout_views_mae"] for k in kept] == pytest.approx(views, abs=1e-6)
+    assert "optimizer" not in kept[0] and kept[2]["ema"].keys() == load_checkpoint(out / "last.pt")["ema"].keys()
+    assert all(torch.equal(kept[2]["ema"][k], v) for k, v in load_checkpoint(out / "last.pt")["ema"].items())
+    assert not (out / "epoch_4.pt").exists()
 
 
 def test_profiled_relabel_composes_the_labels_file_source_pose_with_each_views_turn(tmp_path, pool_root,
@@ -468,6 +475,33 @@ def test_profiled_relabel_composes_the_labels_file_source_pose_with_each_views_t
     assert np.allclose(moved.matrices[-n:], euler_to_matrix(*moved.angles[-n:].T), atol=1e-5)
     with pytest.raises(ConfigError, match="profiled_relabel takes the views' source labels from data.labels"):
         PoolData(DataConfig(root=str(pool_root), profiled=str(tiny_profiled), profiled_relabel=True))
+
+
+def test_pool_max_abs_yaw_leaves_out_real_rows_beyond_it_but_their_views_keep_their_relabelled_turns(
+        tmp_path, pool_root, tiny_profiled):
+    from edgepose.datasets.faces_pool import read_pool_index
+    from edgepose.train.pool_data import PoolData
+    from edgepose.train.profile_pool import load_profiled
+    from edgepose.train.recipe import DataConfig
+
+    sources = set(load_profiled(tiny_profiled)["source_path"])
+    paths = read_pool_index(pool_root).paths[:80]
+    far = {p for i, p in enumerate(paths) if i % 3 == 0} | sources  # the views' sources are beyond the bound too
+    rows = ["path,yaw,pitch,roll,confidence,spread,votes,keep"]
+    rows += [f"{p},{75.0 if p in far else -20.0},5.0,-3.0,1.0,0.0,2,1" for p in sorted(set(paths) | sources)]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    cfg = {"root": str(pool_root), "profiled": str(tiny_profiled), "labels": str(labels), "profiled_relabel": True}
+    everything, near = PoolData(DataConfig(**cfg)), PoolData(DataConfig(**cfg, pool_max_abs_yaw=60))
+    n = near.profiled
+    assert n == everything.profiled > 0
+    real = near.angles[:-n]
+    assert len(real) == len(everything.angles) - n - len(far) and len(real) > 0
+    assert np.all(np.abs(real[:, 0]) <= 60)
+    np.testing.assert_allclose(near.angles[-n:], everything.angles[-n:])  # views: still relabelled from 75 deg sources
+    assert len(near.train_idx) + len(near.holdout_idx) == len(near.angles) == len(near.images)
+    with pytest.raises(ConfigError, match="data.pool_max_abs_yaw is -5"):
+        PoolData(DataConfig(**cfg, pool_max_abs_yaw=-5))
 
 
 def test_average_is_the_mean_of_the_weights_and_bundles_and_cards_name_its_members(tmp_path):

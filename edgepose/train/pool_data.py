@@ -57,6 +57,11 @@ class PoolData:
             raise ConfigError("data.profiled_relabel takes the views' source labels from data.labels, which is empty; "
                               "set data.labels to a file made by `edgepose label`, or drop profiled_relabel")
         rows = np.flatnonzero(keep)
+        if cfg.pool_max_abs_yaw < 0:
+            raise ConfigError(f"data.pool_max_abs_yaw is {cfg.pool_max_abs_yaw}; give a bound in degrees (e.g. 60), "
+                              "or 0 to keep every pool row")
+        if cfg.pool_max_abs_yaw:
+            rows = rows[np.abs(labels[rows, 0]) <= cfg.pool_max_abs_yaw]
         if cfg.limit:
             rows = rows[np.random.default_rng(0).permutation(len(rows))[: cfg.limit]]
             rows.sort()

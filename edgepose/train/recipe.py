@@ -34,6 +34,8 @@ class DataConfig:
     labels_min_confidence: float = 0.0  # with labels: also drop rows below this confidence
     profiled_relabel: bool = False  # with labels and profiled: a view's label = its source face's label in the labels
     # file composed with the view's turn (views and pool rows agree on the source pose); False = as rendered
+    pool_max_abs_yaw: float = 0.0  # leave out pool (real) rows whose label |yaw| exceeds this, so larger yaw is taught
+    # only by the profiled views' exact turns (their sources still relabel them); 0 = keep every row
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class TrainConfig:
     curriculum: tuple = ()  # [[start_epoch, max_abs_deg], ...]: e.g. [[0, 30], [2, 60], [4, 99]] (small angles first)
     patience: int = 0  # early stopping on the pool-holdout MAE (never the dev set); 0 = off
     min_delta: float = 0.0  # degrees the holdout MAE must improve by to count as an improvement
+    keep_epochs: bool = False  # also keep every epoch's checkpoint as epoch_<N>.pt (for `edgepose average`)
     checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (exact mid-epoch resume); 0 = epochs only
     landmark_weight: float = 0.3  # with model.landmarks: loss = (1 - w) * pose + w * landmarks (0.7 / 0.3)
     tensorboard: bool = False  # also write TensorBoard scalars to <out>/tensorboard (needs the tensorboard package)

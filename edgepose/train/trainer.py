@@ -308,7 +308,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
 
     Files: last.pt (end of every epoch and every `train.checkpoint_every` steps, atomic), best.pt (EMA weights of
     the epoch with the lowest holdout MAE, or the part of it `train.select_by` names), recipe.yaml (resolved),
-    log.csv (one row per epoch).
+    log.csv (one row per epoch), and with `train.keep_epochs` epoch_<N>.pt (each epoch's EMA weights, for averaging).
     resume=True continues from last.pt exactly where it stopped, mid-epoch included: same batch order, optimizer,
     schedule, EMA and RNG streams, so a killed and resumed run ends with the weights of an uninterrupted one.
     """
@@ -432,6 +432,9 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
         if improved:
             save_checkpoint(out / "best.pt", state)
         save_checkpoint(ckpt_path, state)
+        if cfg.keep_epochs:  # slim: EMA weights, recipe and metrics, no optimizer state
+            save_checkpoint(out / f"epoch_{run.epoch}.pt", release_state(state["ema"], state["recipe"], metrics,
+                                                                         run.epoch, run.step, **run._qat_config()))
         _append_csv(out / "log.csv", metrics)
         if board is not None:
             for key, value in metrics.items():
