@@ -61,8 +61,6 @@ def report(name: str, pred: np.ndarray, truth: np.ndarray) -> list[str]:
 
 def mesh_fits(mesh: str, root: str, limit: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Angles of `mesh` fitted to every dev face's `pt3d_68` points (all, and the camera-side half) and the labels."""
-    from scipy.io import loadmat
-
     from edgepose.datasets.aflw2000 import read_aflw2000
     from edgepose.datasets.faces_pool import FLIP_68
     from edgepose.train.face_model import fit_pose, load_face_model
@@ -72,8 +70,7 @@ def mesh_fits(mesh: str, root: str, limit: int) -> tuple[dict[str, np.ndarray], 
     fits: dict[str, list] = {"all 68": [], "camera side": []}
     truth = []
     for sample in read_aflw2000(root)[: limit or None]:
-        pts = loadmat(str(sample.image.with_suffix(".mat")))["pt3d_68"]
-        pts = (pts if pts.shape[0] in (2, 3) else pts.T)[:2].T
+        pts = sample.points68
         whole = fit_pose(face, pts, every)
         depth = whole.project(face.landmarks)[:, 2]
         near = np.flatnonzero((FLIP_68 == every) | (depth <= depth[FLIP_68]))

@@ -39,6 +39,7 @@ def test_box68_is_the_box_of_the_68_3d_points_and_is_wider(dev_root, dev_samples
     mat = sorted(dev_root.glob("*.mat"))[0]
     p68 = loadmat(str(mat))["pt3d_68"]
     assert read_mat_sample(mat).box68 == pytest.approx((p68[0].min(), p68[1].min(), p68[0].max(), p68[1].max()))
+    np.testing.assert_allclose(read_mat_sample(mat).points68, p68[:2].T)  # the points the box is made of
     wider = [(s.box68[2] - s.box68[0]) / (s.box[2] - s.box[0]) for s in dev_samples]
     assert np.median(wider) > 1.05  # the 68 points include the jaw line; the visible pt2d points do not
     a, pa, _ = evaluate(runtime, "aflw2000", str(dev_root), limit=20, progress=False, protocol="label")

@@ -7,7 +7,7 @@ included, which is wider and, on profiles, off-centre towards the hidden side.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,15 @@ class PoseSample:
     pitch: float
     roll: float
     pixels: np.ndarray | None = None
-    box68: tuple[float, float, float, float] | None = None  # box of the 68 3D landmarks (AFLW2000-3D / 300W-LP)
+    points68: np.ndarray | None = field(default=None, repr=False)  # (68, 2) image x, y of `pt3d_68` (AFLW2000-3D)
+
+    @property
+    def box68(self) -> tuple[float, float, float, float] | None:
+        """The box of the 68 3D landmarks (occluded ones included), or None when the labels have none."""
+        if self.points68 is None:
+            return None
+        (x1, y1), (x2, y2) = self.points68.min(0), self.points68.max(0)
+        return float(x1), float(y1), float(x2), float(y2)
 
     def load(self) -> np.ndarray:
         """The BGR uint8 image."""
@@ -59,13 +67,12 @@ def read_mat_sample(mat_path: Path) -> PoseSample | None:
     box = (visible[0].min(), visible[1].min(), visible[0].max(), visible[1].max())
     if box[2] <= box[0] or box[3] <= box[1]:
         return None
-    box68 = None
+    points68 = None
     if "pt3d_68" in mat:
         p68 = np.asarray(mat["pt3d_68"], dtype=np.float64)
-        p68 = p68 if p68.shape[0] in (2, 3) else p68.T
-        box68 = (float(p68[0].min()), float(p68[1].min()), float(p68[0].max()), float(p68[1].max()))
+        points68 = (p68 if p68.shape[0] in (2, 3) else p68.T)[:2].T.copy()
     return PoseSample(mat_path.with_suffix(".jpg"), tuple(float(v) for v in box), float(yaw), float(pitch), float(roll),
-                      box68=box68)
+                      points68=points68)
 
 
 def read_aflw2000(root: str | Path) -> list[PoseSample]:

@@ -42,8 +42,7 @@ def create(backbone: str, head: str = "rot6d", width: float = 1.0, landmarks: in
 
 def create_for(model_cfg) -> PoseNet:
     """The network of a recipe's model section (edgepose.train.recipe.ModelConfig)."""
-    m = model_cfg
-    return create(m.backbone, m.head, m.width, m.landmarks, m.attention)
+    return create(model_cfg.backbone, model_cfg.head, model_cfg.width, model_cfg.landmarks, model_cfg.attention)
 
 
 def complexity(model: nn.Module, input_size: int) -> tuple[int, int]:

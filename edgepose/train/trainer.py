@@ -56,10 +56,14 @@ def save_release_weights(checkpoint: str | Path, dst: str | Path) -> Path:
 
     `edgepose export` and `--resume`-free fine-tuning accept it like a full checkpoint.
     """
-    state = load_checkpoint(checkpoint)
-    save_checkpoint(Path(dst), release_state(state["ema"], state["recipe"], state.get("metrics", {}), state["epoch"],
-                                             state["step"]))
+    save_checkpoint(Path(dst), slim_state(load_checkpoint(checkpoint)))
     return Path(dst)
+
+
+def slim_state(state: dict) -> dict:
+    """A training state in the shipping layout: EMA weights, recipe, metrics (and a QAT run's NNCF config)."""
+    qat = {"nncf_config": state["nncf_config"]} if "nncf_config" in state else {}
+    return release_state(state["ema"], state["recipe"], state.get("metrics", {}), state["epoch"], state["step"], **qat)
 
 
 def release_state(weights: dict, recipe_yaml: str, metrics: dict, epoch: int, step: int, **extra) -> dict:
@@ -432,9 +436,8 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
         if improved:
             save_checkpoint(out / "best.pt", state)
         save_checkpoint(ckpt_path, state)
-        if cfg.keep_epochs:  # slim: EMA weights, recipe and metrics, no optimizer state
-            save_checkpoint(out / f"epoch_{run.epoch}.pt", release_state(state["ema"], state["recipe"], metrics,
-                                                                         run.epoch, run.step, **run._qat_config()))
+        if cfg.keep_epochs:
+            save_checkpoint(out / f"epoch_{run.epoch}.pt", slim_state(state))
         _append_csv(out / "log.csv", metrics)
         if board is not None:
             for key, value in metrics.items():
