@@ -228,22 +228,25 @@ def _cmd_card(args) -> int:
     return 0
 
 
-def _vote_weight(text: str) -> tuple[str, float]:
+def _name_value(text: str, flag: str, example: str) -> tuple[str, float]:
+    """NAME=VALUE of a repeatable vote option, VALUE a finite number >= 0."""
     name, _, value = text.partition("=")
     try:
-        weight = float(value)
+        number = float(value)
     except ValueError:
-        weight = -1.0
-    if not name or not 0 <= weight < float("inf"):  # also refuses nan
-        raise ConfigError(f"--vote-weight '{text}': give NAME=WEIGHT with a finite weight >= 0, e.g. mp_trusted=2")
-    return name, weight
+        number = -1.0
+    if not name or not 0 <= number < float("inf"):  # also refuses nan
+        raise ConfigError(f"{flag} '{text}': give NAME=VALUE with a finite value >= 0, e.g. {example}")
+    return name, number
 
 
 def _cmd_label(args) -> int:
     from .data_engine import LabelSettings, label_folder, label_pool
 
     settings = LabelSettings(flip=not args.no_flip, max_spread=args.max_spread, coarse_filter=not args.no_coarse_filter,
-                             weights=tuple(_vote_weight(v) for v in args.vote_weight))
+                             weights=tuple(_name_value(v, "--vote-weight", "mp_trusted=2") for v in args.vote_weight),
+                             max_yaw=tuple(_name_value(v, "--vote-max-yaw", "student_mbv3l_128_ft3=60")
+                                           for v in args.vote_max_yaw))
     if args.index:
         summary = label_pool(args.index, args.out, args.teacher, [v for v in args.index_votes.split(",") if v],
                              args.face_model, settings, limit=args.limit)
@@ -366,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vote-weight", action="append", default=[], metavar="NAME=W",
                    help="weight of one vote in the consensus (default 1), e.g. mp_trusted=2; names as in the labels "
                         "file's columns (index votes, 'landmarks', teachers by file stem or run folder); repeatable")
+    p.add_argument("--vote-max-yaw", action="append", default=[], metavar="NAME=DEG",
+                   help="count one vote only where the other votes' consensus |yaw| is at most DEG, e.g. a teacher "
+                        "that is weaker at large yaw; names as for --vote-weight; repeatable")
     p.add_argument("--max-spread", type=float, default=12.0, help="drop faces whose votes disagree more (deg)")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored-crop vote of each teacher")
     p.add_argument("--no-coarse-filter", action="store_true", help="keep faces whose yaw sign contradicts coarse_yaw")

@@ -38,6 +38,8 @@ class LabelSettings:
     coarse_filter: bool = True
     confidence_scale: float = 10.0
     weights: tuple = ()  # (vote name, weight) pairs for the consensus; votes not named weigh 1
+    max_yaw: tuple = ()  # (vote name, degrees) pairs: that vote counts only where the other votes' consensus |yaw|
+    # is at most this (a teacher trusted in its own range, e.g. a larger student that is weaker at large yaw)
 
 
 def consensus(votes: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -161,12 +163,16 @@ def _label(out, paths, images, boxes, teachers, columns, coarse, settings: Label
             gaps = np.maximum(gaps, gap)
     if not columns:
         raise ConfigError("no votes: give --teacher, --index-votes or --face-model")
-    weights = dict(settings.weights)
-    unknown = sorted(set(weights) - set(columns))
-    if unknown:
-        raise ConfigError(f"vote weight for {', '.join(unknown)}, which is not a vote here; votes: {', '.join(columns)}")
+    weights, max_yaw = dict(settings.weights), dict(settings.max_yaw)
+    for what, named in (("vote weight", weights), ("vote yaw bound", max_yaw)):
+        unknown = sorted(set(named) - set(columns))
+        if unknown:
+            raise ConfigError(f"{what} for {', '.join(unknown)}, which is not a vote here; votes: {', '.join(columns)}")
+    w = np.array([weights.get(name, 1.0) for name in columns])
     votes = np.stack(list(columns.values()), 1)
-    angles, spread = consensus(votes, np.array([weights.get(name, 1.0) for name in columns]))
+    if max_yaw:
+        votes = _gate_votes(votes, w, [max_yaw.get(name, np.inf) for name in columns])
+    angles, spread = consensus(votes, w)
     spread = np.maximum(spread, gaps / 2)
     keep = np.isfinite(spread) & (spread <= settings.max_spread)
     if settings.coarse_filter:
@@ -176,7 +182,22 @@ def _label(out, paths, images, boxes, teachers, columns, coarse, settings: Label
     confidence = np.exp(-np.nan_to_num(spread, nan=99.0) / settings.confidence_scale)
     _write_labels(Path(out), paths, angles, confidence, spread, np.isfinite(votes).all(-1).sum(1), keep, columns)
     return {"rows": len(paths), "kept": int(keep.sum()), "median_spread": float(np.nanmedian(spread)),
-            "votes": {name: weights.get(name, 1.0) for name in columns}}
+            "votes": {name: weights.get(name, 1.0) for name in columns},
+            **({"vote_max_yaw": max_yaw} if max_yaw else {})}
+
+
+def _gate_votes(votes: np.ndarray, weights: np.ndarray, bounds: list[float]) -> np.ndarray:
+    """Votes with a finite yaw bound blanked (NaN) on rows where the consensus of the unbounded votes has a larger
+    |yaw|; rows without any unbounded vote keep every vote."""
+    bounds = np.asarray(bounds, float)
+    free = ~np.isfinite(bounds)
+    if not free.any():
+        raise ConfigError("every vote has a yaw bound, so none is left to decide the yaw; leave at least one unbounded")
+    reference = consensus(votes[:, free], weights[free])[0][:, 0]
+    out = votes.copy()
+    for k in np.flatnonzero(~free):
+        out[np.abs(reference) > bounds[k], k] = np.nan  # NaN reference (no unbounded vote) compares False: kept
+    return out
 
 
 def _write_labels(path: Path, paths, angles, confidence, spread, count, keep, columns) -> None:

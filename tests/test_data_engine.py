@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from edgepose.data_engine import LabelSettings, consensus, label_folder, label_pool, read_labels
+from edgepose.errors import ConfigError
 
 FSANET = str(Path(__file__).resolve().parent.parent / "benchmarks" / "peers" / "fsanet.json")
 
@@ -140,9 +141,49 @@ def test_vote_weights_from_the_command_line(tmp_path, pool_root, capsys):
         assert np.abs(got["9"] - mesh).sum() <= np.abs(got["1"] - mesh).sum() + 0.03
     for bad in ("mp_trusted", "mp_trusted=-1", "mp_trusted=nan", "=2"):
         assert main(base + ["--vote-weight", bad, "--out", str(tmp_path / "x.csv")]) == 2
-        assert "give NAME=WEIGHT" in capsys.readouterr().err
+        assert "give NAME=VALUE" in capsys.readouterr().err
     assert main(base + ["--vote-weight", "whenet=2", "--out", str(tmp_path / "x.csv")]) == 2
     assert "vote weight for whenet, which is not a vote here" in capsys.readouterr().err
+
+
+def test_a_vote_with_a_yaw_bound_counts_only_inside_it():
+    from edgepose.data_engine import _gate_votes
+
+    # rows: frontal, large yaw, and a row the unbounded vote misses (NaN): the bounded vote stays there
+    votes = np.array([[[10.0, 0, 0], [14.0, 0, 0]], [[70.0, 5, 0], [50.0, 5, 0]], [[np.nan] * 3, [20.0, 0, 0]]])
+    gated = _gate_votes(votes, np.ones(2), [np.inf, 60.0])
+    np.testing.assert_array_equal(gated[[0, 2]], votes[[0, 2]])
+    assert np.isfinite(gated[1, 0]).all() and np.isnan(gated[1, 1]).all()
+    angles, _ = consensus(gated)
+    assert abs(angles[0, 0] - 12) < 0.2 and abs(angles[1, 0] - 70) < 0.01
+    with pytest.raises(ConfigError, match="leave at least one unbounded"):
+        _gate_votes(votes, np.ones(2), [30.0, 60.0])
+
+
+def test_vote_yaw_bound_from_the_command_line(tmp_path, pool_root, capsys):
+    from edgepose.cli import main
+
+    root = _mini_pool(pool_root, tmp_path / "pool", 12, flip_coarse=False)
+    base = ["label", "--index", str(root), "--index-votes", "fsa,whenet", "--no-coarse-filter", "--max-spread", "90"]
+    out = tmp_path / "bounded.csv"
+    assert main(base + ["--vote-max-yaw", "whenet=17", "--out", str(out)]) == 0
+    assert '"vote_max_yaw": {\n    "whenet": 17.0' in capsys.readouterr().out
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    seen = set()
+    for r in rows:
+        fsa = np.array([float(r[f"fsa_{a}"]) for a in ("yaw", "pitch", "roll")])
+        got = np.array([float(r[a]) for a in ("yaw", "pitch", "roll")])
+        if abs(fsa[0]) > 17:  # beyond the bound only FSA-Net decides
+            np.testing.assert_allclose(got, fsa, atol=0.02)
+            assert r["votes"] == "1" and r["whenet_yaw"]  # one vote counted; WHENet's own output still recorded
+            seen.add("outside")
+        else:
+            seen.add("inside")
+    assert seen == {"inside", "outside"}
+    assert main(base + ["--vote-max-yaw", "mp=17", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "vote yaw bound for mp, which is not a vote here" in capsys.readouterr().err
+    assert main(base + ["--vote-max-yaw", "whenet", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "--vote-max-yaw 'whenet': give NAME=VALUE" in capsys.readouterr().err
 
 
 def test_checkpoint_teachers_are_named_by_their_run():

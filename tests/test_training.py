@@ -477,6 +477,33 @@ def test_profiled_relabel_composes_the_labels_file_source_pose_with_each_views_t
         PoolData(DataConfig(root=str(pool_root), profiled=str(tiny_profiled), profiled_relabel=True))
 
 
+def test_profiled_fit_model_labels_each_view_with_the_geometry_it_was_rendered_from(pool_root, tiny_profiled):
+    from edgepose.angles import euler_to_matrix, geodesic_degrees
+    from edgepose.train.face_model import fit_pose, load_face_model
+    from edgepose.train.pool_data import PoolData
+    from edgepose.train.profile_pool import load_profiled
+    from edgepose.train.recipe import DataConfig
+
+    from .conftest import SHARED, need
+
+    mesh = str(need(SHARED / "models" / "mesh" / "bfm_mean_3ddfa"))
+    views = load_profiled(tiny_profiled)
+    data = PoolData(DataConfig(root=str(pool_root), profiled=str(tiny_profiled), profiled_fit_model=mesh))
+    n = data.profiled
+    assert n == len(views["angles"]) > 0
+    # the mesh fitted to each view's own rendered landmarks finds the view's label: label and pixels agree
+    model = load_face_model(mesh)
+    seen = np.array([fit_pose(model, pts.astype(np.float64)).angles() for pts in views["landmarks"]])
+    off = {name: geodesic_degrees(euler_to_matrix(*a.T), euler_to_matrix(*seen.T))
+           for name, a in (("fit", data.angles[-n:].astype(np.float64)), ("rendered", views["angles"]))}
+    assert off["fit"].mean() < 3.0 and off["fit"].max() < 6.0 and off["fit"].mean() < off["rendered"].mean()
+    with pytest.raises(ConfigError, match="choose one"):
+        PoolData(DataConfig(root=str(pool_root), profiled=str(tiny_profiled), profiled_fit_model=mesh,
+                            profiled_relabel=True, labels="unused.csv"))
+    with pytest.raises(ConfigError, match="data.profiled_fit_model relabels the views of data.profiled"):
+        PoolData(DataConfig(root=str(pool_root), profiled_fit_model=mesh))
+
+
 def test_pool_max_abs_yaw_leaves_out_real_rows_beyond_it_but_their_views_keep_their_relabelled_turns(
         tmp_path, pool_root, tiny_profiled):
     from edgepose.datasets.faces_pool import read_pool_index

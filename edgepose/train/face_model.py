@@ -44,7 +44,7 @@ def load_face_model(path: str | Path) -> FaceModel:
     Raises:
         ConfigError: the path holds no supported layout.
     """
-    p = Path(path)
+    p = Path(path).expanduser()
     if (p / "u_shp.npy").is_file():
         flat = np.load(p / "u_shp.npy").astype(np.float64).ravel()
         if (p / "u_exp.npy").is_file():

@@ -48,6 +48,12 @@ class PoolData:
     """Train / holdout split of the pool with fused labels as rotation matrices."""
 
     def __init__(self, cfg: DataConfig, landmarks: int = 0):
+        if cfg.profiled_fit_model and not cfg.profiled:
+            raise ConfigError("data.profiled_fit_model relabels the views of data.profiled, which is empty; set "
+                              "data.profiled to a folder made by `edgepose profile`")
+        if cfg.profiled_fit_model and cfg.profiled_relabel:
+            raise ConfigError("data.profiled_fit_model and data.profiled_relabel both set the views' source poses; "
+                              "choose one")
         root = Path(cfg.root)
         table = read_pool_index(root)
         labels, keep = fuse_labels(table, FusionRule(mp_max_fit=cfg.mp_max_fit))
@@ -75,15 +81,16 @@ class PoolData:
             raise ConfigError("data.profiled_extra adds to data.profiled, which is empty; set data.profiled to the "
                               "first profiled folder")
         if cfg.profiled:
-            held = self._add_profiled(cfg, table, held, landmarks, (labels, keep) if cfg.profiled_relabel else None)
+            held = self._add_profiled(cfg, table, held, landmarks, labels, keep)
         self.train_idx = np.flatnonzero(~held)
         self.holdout_idx = np.flatnonzero(held)
 
-    def _add_profiled(self, cfg: DataConfig, table, held: np.ndarray, landmarks: int,
-                      relabel: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    def _add_profiled(self, cfg: DataConfig, table, held: np.ndarray, landmarks: int, labels: np.ndarray,
+                      keep: np.ndarray) -> np.ndarray:
         """Append the synthetic views of `cfg.profiled` and `cfg.profiled_extra`; a view is held out when its source
-        face is (no identity leaks between train and holdout). With `relabel` = (pool labels, keep), a view whose
-        source is kept gets that source label composed with its turn. Returns the extended holdout mask."""
+        face is (no identity leaks between train and holdout). With `cfg.profiled_relabel`, a view whose source is
+        kept gets that source's pool label composed with its turn; with `cfg.profiled_fit_model`, its source's 3D-fit
+        pose composed with its turn. Returns the extended holdout mask."""
         from .profile_pool import load_profiled
 
         views = load_profiled(cfg.profiled)
@@ -93,11 +100,14 @@ class PoolData:
         if cfg.limit:
             views = {k: v[: max(1, cfg.limit // 4)] for k, v in views.items()}
         row_of = {p: i for i, p in enumerate(table.paths)}
-        src_held = holdout_mask(table, cfg.holdout)[[row_of[p] for p in views["source_path"]]]
+        rows = [row_of[p] for p in views["source_path"]]
+        src_held = holdout_mask(table, cfg.holdout)[rows]
         self.images = np.concatenate([np.asarray(self.images), views["images"]])
         angles = views["angles"].astype(np.float32)
-        if relabel is not None:
-            angles = _relabel_views(angles, views, [row_of[p] for p in views["source_path"]], *relabel)
+        if cfg.profiled_fit_model:
+            angles = _relabel_views(angles, views, rows, *_fitted_sources(cfg.profiled_fit_model, table, rows))
+        elif cfg.profiled_relabel:
+            angles = _relabel_views(angles, views, rows, labels, keep)
         self.angles = np.concatenate([self.angles, angles])
         self.matrices = np.concatenate([self.matrices, euler_to_matrix(*angles.T).astype(np.float32)])
         if landmarks:
@@ -119,6 +129,17 @@ def _relabel_views(angles: np.ndarray, views: dict, rows: list[int], labels: np.
         if keep[row]:
             out[i] = rotated_label(labels[row].astype(np.float64), *turn)
     return out
+
+
+def _fitted_sources(face_model: str, table, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Pool-row poses of `face_model` fitted to the 68 points of the rows in `rows` (300W-LP labels its views this
+    way) and the mask of rows that have one."""
+    from ..data_engine import landmark_votes
+
+    sources = np.unique(rows)
+    poses = np.full((len(table.paths), 3), np.nan)
+    poses[sources] = landmark_votes(face_model, [table.landmarks[r] for r in sources])
+    return poses, np.isfinite(poses).all(1)
 
 
 def _labels_file(cfg: DataConfig, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:

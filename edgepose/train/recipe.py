@@ -34,6 +34,8 @@ class DataConfig:
     labels_min_confidence: float = 0.0  # with labels: also drop rows below this confidence
     profiled_relabel: bool = False  # with labels and profiled: a view's label = its source face's label in the labels
     # file composed with the view's turn (views and pool rows agree on the source pose); False = as rendered
+    profiled_fit_model: str = ""  # 3D face model folder: a view's label = that model fitted to its source's 68 points
+    # (the pose 300W-LP would give it) composed with the view's turn; instead of profiled_relabel
     pool_max_abs_yaw: float = 0.0  # leave out pool (real) rows whose label |yaw| exceeds this, so larger yaw is taught
     # only by the profiled views' exact turns (their sources still relabel them); 0 = keep every row
 
