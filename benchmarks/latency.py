@@ -7,6 +7,10 @@
 Frame: 640x480 with one face (scikit-image's public-domain astronaut). Prints a markdown table, writes JSON with
 the environment (CPU model and flags, cores, library versions, providers in use) and the peak RSS. Threads 0 = all
 cores. Exits 3 with the reason when no requested platform can run here (e.g. jetson without TensorRT).
+
+Platforms are interleaved: each stage's calls are split into --rounds rounds and every round times every platform
+(and thread count) in turn, so a machine that drifts during the run shifts them all alike; the table's last column is
+the min..max of the round medians.
 """
 from __future__ import annotations
 
@@ -14,12 +18,17 @@ import argparse
 import json
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from edgepose.bench import demo_frame, environment, markdown_table, peak_rss_mb, stage_latency
 from edgepose.errors import EdgePoseError
 
-COLUMNS = ["platform", "threads", "stage", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "per_s"]
+COLUMNS = ["platform", "threads", "stage", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "per_s", "rounds min..max"]
+
+
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.2f}..{max(values):.2f}"
 
 
 def compare(a_path: str, b_path: str) -> int:
@@ -50,28 +59,36 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--min-time", type=float, default=0.0, help="measure each stage for at least this many seconds")
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="split each stage's calls into this many rounds, every round timing every platform in turn")
     ap.add_argument("--out-dir", default="runs/benchmarks")
     ap.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"))
     args = ap.parse_args()
     if args.compare:
         return compare(*args.compare)
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {args.rounds}")
 
     names = platform_names() if args.all else args.platform.split(",")
     runs = [(name, name, args.model) for name in names]
     runs += [(Path(m).stem, args.peer_platform, m) for m in args.peers.split(",") if m]
     frame = demo_frame(640, 480)
-    rows, unavailable, described = [], {}, {}
-    for label, name, model in runs:
-        for threads in (int(t) for t in args.threads.split(",")):
-            try:
-                with Runtime(name, model=model, threads=threads, detector=args.detector) as rt:
-                    described[label] = rt.describe()
-                    for row in stage_latency(rt, frame, args.runs, args.warmup, args.min_time, args.batch):
-                        rows.append({"platform": f"{label} ({rt.manifest.precision})", "threads": threads or "all", **row})
-            except (EdgePoseError, ImportError) as exc:
-                unavailable[label] = str(exc)
-                print(f"platform '{label}' is not usable on this machine: {exc}", file=sys.stderr)
-                break
+    opened, unavailable, described = [], {}, {}
+    with ExitStack() as stack:
+        for label, name, model in runs:
+            for threads in (int(t) for t in args.threads.split(",")):
+                try:
+                    rt = stack.enter_context(Runtime(name, model=model, threads=threads, detector=args.detector))
+                except (EdgePoseError, ImportError) as exc:
+                    unavailable[label] = str(exc)
+                    print(f"platform '{label}' is not usable on this machine: {exc}", file=sys.stderr)
+                    break
+                described[label] = rt.describe()
+                opened.append((f"{label} ({rt.manifest.precision})", threads or "all", rt))
+        timed = stage_latency([rt for _, _, rt in opened], frame, args.runs, args.warmup, args.min_time, args.batch,
+                              args.rounds) if opened else []
+    rows = [{"platform": label, "threads": threads, **row, "rounds min..max": _spread(row["round_p50_ms"])}
+            for (label, threads, _), stages in zip(opened, timed) for row in stages]
     if rows:
         print(markdown_table(rows, COLUMNS))
     out = Path(args.out_dir)

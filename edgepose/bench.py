@@ -9,11 +9,8 @@ from typing import Callable
 import numpy as np
 
 
-def time_calls(fn: Callable[[], object], runs: int, warmup: int, min_time: float = 0.0) -> dict:
-    """Milliseconds per call of `fn` after `warmup` untimed calls, over at least `runs` calls and `min_time` seconds.
-
-    Returns p50/p90/p99, mean, std, min (ms) and calls per second at the median.
-    """
+def sample_calls(fn: Callable[[], object], runs: int, warmup: int, min_time: float = 0.0) -> np.ndarray:
+    """Milliseconds of each call of `fn` after `warmup` untimed calls, over at least `runs` calls and `min_time` s."""
     for _ in range(warmup):
         fn()
     times: list[float] = []
@@ -22,11 +19,21 @@ def time_calls(fn: Callable[[], object], runs: int, warmup: int, min_time: float
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    arr = np.asarray(times)
+    return np.asarray(times)
+
+
+def latency_stats(times: np.ndarray) -> dict:
+    """p50/p90/p99, mean, std, min (ms) of call times and calls per second at the median."""
+    arr = np.asarray(times, float)
     p50 = float(np.percentile(arr, 50))
     return {"runs": len(arr), "p50_ms": p50, "p90_ms": float(np.percentile(arr, 90)),
             "p99_ms": float(np.percentile(arr, 99)), "mean_ms": float(arr.mean()), "std_ms": float(arr.std()),
             "min_ms": float(arr.min()), "per_s": 1e3 / p50 if p50 > 0 else float("inf")}
+
+
+def time_calls(fn: Callable[[], object], runs: int, warmup: int, min_time: float = 0.0) -> dict:
+    """`latency_stats` of `sample_calls`."""
+    return latency_stats(sample_calls(fn, runs, warmup, min_time))
 
 
 def peak_rss_mb() -> float:
@@ -64,9 +71,8 @@ def environment() -> dict:
             "python": host.python_version(), "versions": versions}
 
 
-def stage_latency(rt, frame: np.ndarray, runs: int, warmup: int, min_time: float = 0.0, batch: int = 8) -> list[dict]:
-    """Per-stage latency of a Runtime on one frame: detect, crop, pose model (batch 1 and `batch`), decode, and
-    end to end (with the detector, and with a given box)."""
+def _stage_calls(rt, frame: np.ndarray, batch: int) -> list[tuple[str, Callable[[], object], bool]]:
+    """(stage name, call, slow) for one Runtime on one frame; slow stages run the detector and get fewer calls."""
     from .decode import decode_outputs
     from .preprocess import prepare_batch
 
@@ -77,23 +83,47 @@ def stage_latency(rt, frame: np.ndarray, runs: int, warmup: int, min_time: float
     one = prepare_batch(frame, boxes, crop, spec)
     many = np.repeat(one, batch, axis=0)
     raw = rt.backend.run({spec.name: one})
-    stages = [
-        ("detect", lambda: rt.detector.detect(frame)),
-        ("crop + normalise (1 face)", lambda: prepare_batch(frame, boxes, crop, spec)),
-        ("pose model, batch 1", lambda: [m.run({spec.name: one}) for m in rt.members]),
-        (f"pose model, batch {batch}", lambda: rt.predict(many)),
-        ("decode", lambda: decode_outputs(raw, rt.manifest.output)),
-        ("end to end: infer(frame)", lambda: rt.infer(frame)),
-        ("end to end: infer(frame, boxes)", lambda: rt.infer(frame, boxes=boxes)),
+    return [
+        ("detect", lambda: rt.detector.detect(frame), True),
+        ("crop + normalise (1 face)", lambda: prepare_batch(frame, boxes, crop, spec), False),
+        ("pose model, batch 1", lambda: [m.run({spec.name: one}) for m in rt.members], False),
+        (f"pose model, batch {batch}", lambda: rt.predict(many), False),
+        ("decode", lambda: decode_outputs(raw, rt.manifest.output), False),
+        ("end to end: infer(frame)", lambda: rt.infer(frame), True),
+        ("end to end: infer(frame, boxes)", lambda: rt.infer(frame, boxes=boxes), False),
     ]
-    rows = []
-    for name, fn in stages:
-        slow = name.startswith(("detect", "end to end: infer(frame)"))
-        stats = time_calls(fn, max(10, runs // 10) if slow else runs, max(2, warmup // 5) if slow else warmup, min_time)
-        if name.startswith("pose model, batch") and name != "pose model, batch 1":
-            stats["per_face_ms"] = stats["p50_ms"] / batch
-        rows.append({"stage": name, **stats})
-    return rows
+
+
+def stage_latency(runtimes: list, frame: np.ndarray, runs: int, warmup: int, min_time: float = 0.0, batch: int = 8,
+                  rounds: int = 5) -> list[list[dict]]:
+    """Per-stage latency of each Runtime on one frame: detect, crop, pose model (batch 1 and `batch`), decode, and
+    end to end (with the detector, and with a given box); one list of stage rows per runtime.
+
+    The calls are split into `rounds` rounds, and every round times every runtime in turn, so a machine that speeds
+    up or slows down during the run shifts all runtimes alike instead of favouring whichever ran first. Each row has
+    the statistics of all its calls plus the p50 of each round (`round_p50_ms`, whose min..max shows the drift).
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    calls = [_stage_calls(rt, frame, batch) for rt in runtimes]
+    times: list[list[list[np.ndarray]]] = [[[] for _ in c] for c in calls]
+    for r in range(rounds):
+        for k, stages in enumerate(calls):
+            for j, (_, fn, slow) in enumerate(stages):
+                total, first = (max(10, runs // 10), max(2, warmup // 5)) if slow else (runs, warmup)
+                times[k][j].append(sample_calls(fn, -(-total // rounds), first if r == 0 else min(2, first),
+                                                min_time / rounds))
+    out = []
+    for k, stages in enumerate(calls):
+        rows = []
+        for j, (name, _, _) in enumerate(stages):
+            stats = latency_stats(np.concatenate(times[k][j]))
+            stats["round_p50_ms"] = [float(np.median(t)) for t in times[k][j]]
+            if name.startswith("pose model, batch") and name != "pose model, batch 1":
+                stats["per_face_ms"] = stats["p50_ms"] / batch
+            rows.append({"stage": name, **stats})
+        out.append(rows)
+    return out
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:

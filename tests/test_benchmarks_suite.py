@@ -115,7 +115,8 @@ def test_bench_reproducibility_check(tmp_path):
 
 
 def test_latency_stages_and_compare(tmp_path):
-    cmd = [sys.executable, "benchmarks/latency.py", "--platform", "cpu", "--threads", "1", "--runs", "5", "--warmup", "1"]
+    cmd = [sys.executable, "benchmarks/latency.py", "--platform", "cpu", "--threads", "1,0", "--runs", "6", "--warmup", "1",
+           "--rounds", "3"]
     for name in ("a", "b"):
         r = subprocess.run(cmd + ["--out-dir", str(tmp_path / name)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
@@ -123,6 +124,12 @@ def test_latency_stages_and_compare(tmp_path):
     data = json.loads(a.read_text())
     stages = {row["stage"] for row in data["results"]}
     assert {"detect", "crop + normalise (1 face)", "pose model, batch 1", "decode"} <= stages
+    assert {row["threads"] for row in data["results"]} == {1, "all"}  # both thread counts, interleaved in one run
+    pose = [row for row in data["results"] if row["stage"] == "pose model, batch 1"]
+    assert all(len(row["round_p50_ms"]) == 3 and row["runs"] == 6 for row in pose)
+    assert all(min(row["round_p50_ms"]) <= row["p50_ms"] <= max(row["round_p50_ms"]) for row in pose)
+    r = subprocess.run(cmd[:-2] + ["--rounds", "0"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--rounds must be at least 1" in r.stderr
     assert data["environment"]["cores"] >= 1 and data["peak_rss_mb"] > 0 and "onnxruntime" in data["environment"]["versions"]
     r = subprocess.run([sys.executable, "benchmarks/latency.py", "--compare", str(a), str(b)], capture_output=True, text=True)
     assert r.returncode == 0 and "B/A" in r.stdout and "pose model, batch 1" in r.stdout
