@@ -1,9 +1,12 @@
 """Locating bundles: a model file plus its manifest.json, either packaged ('default') or on disk."""
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ModelFormatError
+from .errors import ConfigError, ModelFormatError
 from .manifest import Manifest, load_manifest, model_files
 
 BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
@@ -38,3 +41,27 @@ def resolve_bundle(model: str | Path) -> tuple[Manifest, list[Path]]:
                                "(a bare model file needs a manifest saying how to feed and decode it)")
     manifest = load_manifest(path)
     return manifest, model_files(manifest, path.parent)
+
+
+@contextmanager
+def checkpoint_bundle(model: str | Path | None, platform: str = "cpu") -> Iterator[str | None]:
+    """`model` as `Runtime(model=...)` takes it. A training checkpoint (.pt) is first exported for `platform` into a
+    temporary bundle, removed on exit (this needs edgepose[train]); bundles, manifests and None pass through.
+
+    Raises:
+        ModelFormatError: the checkpoint file does not exist.
+        ConfigError: torch (edgepose[train]) is not installed.
+    """
+    if model is None or Path(model).suffix != ".pt":
+        yield None if model is None else str(model)
+        return
+    if not Path(model).is_file():
+        raise ModelFormatError(f"checkpoint '{model}' does not exist; give a training checkpoint (.pt), a bundle "
+                               "folder or a manifest JSON")
+    try:
+        from .exporters.export import export_bundle
+    except ImportError as exc:
+        raise ConfigError(f"'{model}' is a training checkpoint: running it exports it first, which needs torch "
+                          "(pip install 'edgepose[train]'); or pass a bundle made by `edgepose export`") from exc
+    with tempfile.TemporaryDirectory(prefix="edgepose-checkpoint-") as tmp:
+        yield str(export_bundle(model, platform, Path(tmp) / Path(model).stem, measure=False).parent)

@@ -25,11 +25,13 @@ def _cmd_infer(args) -> int:
 def _report(frame, args) -> int:
     import cv2
 
+    from .bundle import checkpoint_bundle
     from .draw import draw_pose
     from .runtime import Runtime
 
-    with Runtime(args.platform, model=args.model, threads=args.threads, detector=args.detector,
-                 flip_tta=args.flip_tta) as rt:
+    with checkpoint_bundle(args.model, args.platform) as model, \
+            Runtime(args.platform, model=model, threads=args.threads, detector=args.detector,
+                    flip_tta=args.flip_tta) as rt:
         poses = rt.infer(frame)
     if args.json:
         print(json.dumps([p.to_dict() for p in poses], indent=2))
@@ -48,12 +50,14 @@ def _report(frame, args) -> int:
 
 
 def _cmd_eval(args) -> int:
+    from .bundle import checkpoint_bundle
     from .evaluate import evaluate, evaluate_route
     from .metrics import format_summary, summarize
     from .runtime import Runtime
 
-    with Runtime(args.platform, model=args.model, threads=args.threads, detector=args.detector,
-                 flip_tta=args.flip_tta) as rt:
+    with checkpoint_bundle(args.model, args.platform) as model, \
+            Runtime(args.platform, model=model, threads=args.threads, detector=args.detector,
+                    flip_tta=args.flip_tta) as rt:
         summary, pred, truth = evaluate(rt, args.dataset, args.root, limit=args.limit, protocol=args.protocol)
         desc = rt.describe()
     print(format_summary(summary, f"{args.dataset} ({args.root}) via {desc['platform']} / {desc['backend']} "
@@ -90,6 +94,7 @@ def _cmd_video(args) -> int:
 
     import cv2
 
+    from .bundle import checkpoint_bundle
     from .draw import draw_pose
     from .runtime import Runtime
     from .smoothing import OneEuroConfig
@@ -99,8 +104,9 @@ def _cmd_video(args) -> int:
     options = StreamOptions(smoothing=OneEuroConfig() if args.smooth else None, drop_policy=args.drop_policy)
     writer, frames, faces = None, 0, 0
     t0 = time.perf_counter()
-    with Runtime(args.platform, model=args.model, threads=args.threads, detector=args.detector,
-                 flip_tta=args.flip_tta) as rt:
+    with checkpoint_bundle(args.model, args.platform) as model, \
+            Runtime(args.platform, model=model, threads=args.threads, detector=args.detector,
+                    flip_tta=args.flip_tta) as rt:
         with rt.stream(source, options, keep_frames=bool(args.out)) as stream:
             for result in stream:
                 frames += 1
@@ -272,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def runtime_args(p):
         p.add_argument("--platform", default="cpu", help="platform name (edgepose platforms) or platform YAML path")
-        p.add_argument("--model", default=None, help="bundle folder or manifest JSON (default: the platform's model)")
+        p.add_argument("--model", default=None,
+                       help="bundle folder, manifest JSON, or training checkpoint (.pt: exported for the platform into "
+                            "a temporary bundle first; needs edgepose[train]); default: the platform's model")
         p.add_argument("--threads", type=int, default=None, help="engine threads (0 = all cores)")
         p.add_argument("--detector", default=None,
                        help="face detector: haar, yunet:MODEL.onnx or blazeface:MODEL.tflite (default: the platform's)")

@@ -20,16 +20,23 @@ from __future__ import annotations
 
 import csv
 import io
-import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .angles import euler_to_matrix, flip_euler, geodesic_degrees, matrix_to_euler, mean_rotation
+from .angles import (
+    euler_to_matrix,
+    flip_euler,
+    geodesic_degrees,
+    matrix_to_euler,
+    mean_rotation,
+)
 from .errors import ConfigError
 from .manifest import atomic_write_bytes
+
 
 @dataclass(frozen=True)
 class LabelSettings:
@@ -57,17 +64,17 @@ def consensus(votes: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.
     return angles, np.where(none, np.nan, spread)
 
 
-def _teacher_runtime(spec: str, tmp: Path):
+@contextmanager
+def _teacher_runtime(spec: str):
+    from .bundle import checkpoint_bundle
     from .runtime import Runtime
 
-    path = Path(spec)
-    if path.suffix == ".pt":
-        from .exporters.export import export_bundle
-
-        path = export_bundle(str(path), "cpu", str(tmp / path.stem)).parent
-    if not path.exists():
-        raise ConfigError(f"teacher '{spec}' does not exist; give a bundle folder, a manifest JSON or a .pt checkpoint")
-    return Runtime("cpu", model=str(path), threads=0)
+    with checkpoint_bundle(spec, "cpu") as model:
+        if not Path(model).exists():
+            raise ConfigError(f"teacher '{spec}' does not exist; give a bundle folder, a manifest JSON or a .pt "
+                              "checkpoint")
+        with Runtime("cpu", model=model, threads=0) as rt:
+            yield rt
 
 
 def checkpoint_name(spec: str) -> str:
@@ -77,11 +84,11 @@ def checkpoint_name(spec: str) -> str:
     return path.parent.name if path.suffix == ".pt" and path.stem in ("best", "last") and path.parent.name else path.stem
 
 
-def teacher_votes(spec: str, images: list[np.ndarray], boxes: np.ndarray, flip: bool, tmp: Path):
+def teacher_votes(spec: str, images: list[np.ndarray], boxes: np.ndarray, flip: bool):
     """(N, 3) poses of one teacher and (N,) flip gaps in degrees (0 without flip)."""
     from tqdm import tqdm
 
-    with _teacher_runtime(spec, tmp) as rt:
+    with _teacher_runtime(spec) as rt:
         direct, mirrored = [], []
         for img, box in tqdm(list(zip(images, boxes)), desc=f"labelling with {Path(spec).name}", unit="face",
                              mininterval=5):
@@ -156,11 +163,10 @@ def label_folder(folder: str | Path, out: str | Path, teachers: list[str], detec
 
 def _label(out, paths, images, boxes, teachers, columns, coarse, settings: LabelSettings) -> dict:
     gaps = np.zeros(len(paths))
-    with tempfile.TemporaryDirectory() as tmp:
-        for spec in teachers:
-            angles, gap = teacher_votes(spec, images, boxes, settings.flip, Path(tmp))
-            columns[checkpoint_name(spec)] = angles
-            gaps = np.maximum(gaps, gap)
+    for spec in teachers:
+        angles, gap = teacher_votes(spec, images, boxes, settings.flip)
+        columns[checkpoint_name(spec)] = angles
+        gaps = np.maximum(gaps, gap)
     if not columns:
         raise ConfigError("no votes: give --teacher, --index-votes or --face-model")
     weights, max_yaw = dict(settings.weights), dict(settings.max_yaw)

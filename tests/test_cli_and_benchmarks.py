@@ -26,6 +26,26 @@ def test_eval_prints_table_with_bins(dev_root):
     assert "|yaw| 0-30" in r.stdout and "AUC@5deg" in r.stdout
 
 
+def test_eval_and_infer_take_a_training_checkpoint(tmp_path, dev_root, dev_samples):
+    # the default bundle is exported from these weights, so the checkpoint route must score the same
+    scores = {}
+    for name, model in (("checkpoint", "weights/student_mbv3s_128_soup.pt"), ("bundle", "edgepose/bundles/default")):
+        out = tmp_path / f"{name}.json"
+        r = run("-m", "edgepose", "eval", "--root", str(dev_root), "--limit", "24", "--threads", "1", "--model", model,
+                "--json", str(out))
+        assert r.returncode == 0, r.stderr
+        scores[name] = json.loads(out.read_text())["summary"]
+    assert scores["checkpoint"]["n"] == 24
+    for key in ("yaw", "pitch", "roll", "mean"):
+        assert abs(scores["checkpoint"][key] - scores["bundle"][key]) < 0.01
+    s = next(s for s in dev_samples if abs(s.yaw) < 20)
+    r = run("-m", "edgepose", "infer", str(s.image), "--json", "--model", "weights/student_mbv3s_128_soup.pt")
+    assert r.returncode == 0, r.stderr
+    assert abs(json.loads(r.stdout)[0]["yaw"] - s.yaw) < 15
+    r = run("-m", "edgepose", "eval", "--root", str(dev_root), "--model", str(tmp_path / "missing.pt"))
+    assert r.returncode == 2 and "checkpoint" in r.stderr and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_cli_errors_are_messages_not_tracebacks(tmp_path):
     r = run("-m", "edgepose", "infer", str(tmp_path / "missing.jpg"))
     assert r.returncode == 2 and "cannot read image" in r.stderr and "Traceback" not in r.stderr

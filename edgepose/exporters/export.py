@@ -72,7 +72,7 @@ BUILDERS = {"onnx": _build_onnx, "tflite": _build_tflite, "tensorrt": _build_ten
 def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | Path | None = None, *,
                   precision: str | None = None, calibration: str | None = None,
                   calibration_size: int = DEFAULT_CALIBRATION_SIZE, dev_root: str | None = None,
-                  qat_format: str = "weights", quantizer: str | None = None) -> Path:
+                  qat_format: str = "weights", quantizer: str | None = None, measure: bool = True) -> Path:
     """Export a training checkpoint for a platform; returns the manifest path.
 
     Args:
@@ -83,6 +83,7 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
             recipe's eval root). Measured only when this machine can run the platform's backend.
         qat_format: for quantization-aware checkpoints: "weights" (QAT weights + the target's static
             quantizer, the default: fastest here) or "nncf-qdq" (ONNX only: NNCF's own QDQ graph).
+        measure: record the dev accuracy and PyTorch parity in the manifest (skipped for throwaway exports).
     """
     plat = load_platform(platform)
     precision = precision or plat.precision
@@ -153,9 +154,9 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
                                    sha256=sha256_file(final), source=source)
     save_manifest(manifest, out / "manifest.json")
     usable, why = backend_available(plat.backend)
-    if usable:
+    if usable and measure:
         measure_bundle(out, plat.name, model, recipe, dev_root or recipe.eval.aflw2000_root)
-    else:
+    elif measure:
         print(f"not measured here: {why}")
     return out / "manifest.json"
 
