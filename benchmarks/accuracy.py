@@ -18,12 +18,14 @@ from edgepose.errors import BackendUnavailableError
 
 def main() -> int:
     from edgepose import Runtime
+    from edgepose.bundle import checkpoint_bundle
     from edgepose.evaluate import evaluate
     from edgepose.metrics import format_summary
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--platform", default="cpu")
-    ap.add_argument("--model", default=None, help="bundle for every --platform (default: each platform's own)")
+    ap.add_argument("--model", default=None, help="bundle for every --platform, or a training checkpoint exported "
+                    "for each (default: each platform's own)")
     ap.add_argument("--peers", default="", help="comma-separated manifests of other models, run on --peer-platform")
     ap.add_argument("--peer-platform", default="cpu")
     ap.add_argument("--dataset", default="aflw2000")
@@ -37,7 +39,7 @@ def main() -> int:
     runs += [(Path(m).stem, args.peer_platform, m) for m in args.peers.split(",") if m]
     for label, name, model in runs:
         try:
-            with Runtime(name, model=model) as rt:
+            with checkpoint_bundle(model, name) as bundle, Runtime(name, model=bundle) as rt:
                 summary, _, _ = evaluate(rt, args.dataset, args.root, limit=args.limit)
                 desc = rt.describe()
                 size_mb = sum(p.stat().st_size for p in rt.model_paths) / 1e6

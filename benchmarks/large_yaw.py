@@ -1,7 +1,7 @@
 """Where the large-yaw error comes from: Euler MAE against rotation (geodesic) error per |yaw| bin, and the part of
 the pitch/roll error that lies along the gimbal direction.
 
-    python benchmarks/large_yaw.py [--model BUNDLE_OR_MANIFEST ...] [--root ../shared/data/aflw2000-dev]
+    python benchmarks/large_yaw.py [--model BUNDLE_MANIFEST_OR_CHECKPOINT ...] [--root ../shared/data/aflw2000-dev]
 
 Near |yaw| = 90 deg, pitch and roll (R = Rz(roll) Ry(yaw) Rx(pitch)) turn about nearly the same axis, so a change of
 pitch and sign(yaw) * roll together by the same amount moves the face very little (at yaw 81, pitch = roll = 55 is
@@ -82,10 +82,12 @@ def mesh_fits(mesh: str, root: str, limit: int) -> tuple[dict[str, np.ndarray], 
 
 def main() -> int:
     from edgepose import Runtime
+    from edgepose.bundle import checkpoint_bundle
     from edgepose.evaluate import evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", action="append", default=[], help="bundle folder or manifest (default: the cpu bundle); "
+    ap.add_argument("--model", action="append", default=[],
+                    help="bundle folder, manifest or training checkpoint (default: the cpu bundle); "
                     "repeatable, e.g. benchmarks/peers/fsanet.json")
     ap.add_argument("--root", default="../shared/data/aflw2000-dev")
     ap.add_argument("--limit", type=int, default=0)
@@ -94,7 +96,7 @@ def main() -> int:
     print("| model | \\|yaw\\| | faces | Euler MAE | median | geodesic | \\|along\\| | \\|across\\| | MAE without along | slope |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for model in args.model or [None]:
-        with Runtime("cpu", model=model) as rt:
+        with checkpoint_bundle(model, "cpu") as bundle, Runtime("cpu", model=bundle) as rt:
             _, pred, truth = evaluate(rt, "aflw2000", args.root, limit=args.limit, progress=False)
         print("\n".join(report(model or "default", pred, truth)))
     if args.fit_mesh:

@@ -45,12 +45,14 @@ def compare(a_path: str, b_path: str) -> int:
 
 def main() -> int:
     from edgepose import Runtime
+    from edgepose.bundle import checkpoint_bundle
     from edgepose.platform import platform_names
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--platform", default="cpu", help="comma-separated platform names or YAML paths")
     ap.add_argument("--all", action="store_true", help="every packaged platform (unusable ones are reported)")
-    ap.add_argument("--model", default=None)
+    ap.add_argument("--model", default=None, help="bundle for every --platform, or a training checkpoint exported "
+                    "for each (default: each platform's own)")
     ap.add_argument("--detector", default=None, help="override the platforms' detector, e.g. blazeface:MODEL")
     ap.add_argument("--peers", default="", help="comma-separated manifests of other models, run on --peer-platform")
     ap.add_argument("--peer-platform", default="cpu")
@@ -76,6 +78,12 @@ def main() -> int:
     opened, unavailable, described = [], {}, {}
     with ExitStack() as stack:
         for label, name, model in runs:
+            try:
+                model = stack.enter_context(checkpoint_bundle(model, name))
+            except (EdgePoseError, ImportError) as exc:
+                unavailable[label] = str(exc)
+                print(f"platform '{label}': {exc}", file=sys.stderr)
+                continue
             for threads in (int(t) for t in args.threads.split(",")):
                 try:
                     rt = stack.enter_context(Runtime(name, model=model, threads=threads, detector=args.detector))

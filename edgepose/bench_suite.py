@@ -9,11 +9,12 @@ one. `reproducibility` checks a re-run against an earlier result.
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from contextlib import ExitStack
 
 import numpy as np
 
 from .bench import demo_frame, environment, time_calls
+from .bundle import checkpoint_bundle, model_name
 from .errors import BackendUnavailableError, EdgePoseError
 
 RAN, EVAL_FAILED, UNAVAILABLE = "✅ ran", "❎ eval failed", "❌ unavailable"
@@ -27,13 +28,15 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 1] + "…"
 
 
-def _open(label, platform, model, threads, detector, flip_tta=False):
-    """(row, runtime or None): backend, precision and size of one entry, or why it is unavailable."""
+def _open(stack: ExitStack, label, platform, model, threads, detector, flip_tta=False):
+    """(row, runtime or None): backend, precision and size of one entry, or why it is unavailable. A training
+    checkpoint is exported for `platform` into a temporary bundle; both live as long as `stack`."""
     from .runtime import Runtime
 
     row = {"model": label, "platform": platform}
     try:
-        rt = Runtime(platform, model=model, threads=threads, detector=detector, flip_tta=flip_tta)
+        model = stack.enter_context(checkpoint_bundle(model, platform))
+        rt = stack.enter_context(Runtime(platform, model=model, threads=threads, detector=detector, flip_tta=flip_tta))
     except (BackendUnavailableError, EdgePoseError, ImportError) as exc:
         return {**row, "status": f"{UNAVAILABLE}: {_short(exc)}", "reason": str(exc)}, None
     row.update(backend=rt.backend.name, precision=rt.manifest.precision,
@@ -97,15 +100,6 @@ class _Rounds:
                             "pose rounds ms": pose[:, j].tolist(), "ratio rounds": ratio[:, j].tolist()})
 
 
-def entry_name(model: str) -> str:
-    """A table name for an extra model: its bundle folder for a folder or a bundle's manifest.json, else the file stem
-    (benchmarks/peers/fsanet.json -> fsanet)."""
-    p = Path(model)
-    if p.is_dir():
-        return p.resolve().name
-    return p.resolve().parent.name if p.name == "manifest.json" else p.stem
-
-
 def run_bench(platforms: list[str], models: list[str], dataset: str, root: str, protocol: str = "label",
               threads: int = 1, runs: int = 200, model_platform: str = "cpu", detector=None,
               plots_dir: str | None = None, rounds: int = 15, flip_tta: list[str] = (), span: float = 60.0) -> dict:
@@ -116,12 +110,12 @@ def run_bench(platforms: list[str], models: list[str], dataset: str, root: str, 
     follow, spread evenly so that the rounds cover at least `span` seconds, until there are `rounds` (at least one
     per entry); `runs` calls per entry are split evenly over the rounds.
     """
-    entries = [("default", p, None, False) for p in platforms] + [(entry_name(m), model_platform, m, False) for m in models]
+    entries = [("default", p, None, False) for p in platforms] + [(model_name(m), model_platform, m, False) for m in models]
     entries += [("default + flip TTA", p, None, True) for p in flip_tta]
     rows, curves, opened = [], {}, []
-    try:
+    with ExitStack() as exports:
         for label, platform, model, tta in entries:
-            row, rt = _open(label, platform, model, threads, detector, tta)
+            row, rt = _open(exports, label, platform, model, threads, detector, tta)
             rows.append(row)
             if rt is not None:
                 opened.append((len(rows) - 1, rt))
@@ -140,9 +134,6 @@ def run_bench(platforms: list[str], models: list[str], dataset: str, root: str, 
             timer.run(active)
         if active:
             timer.fill([rows[i] for i, _ in opened], active)
-    finally:
-        for _, rt in opened:
-            rt.close()
     plots = []
     if plots_dir and curves:
         from .plots import plot_errors

@@ -43,6 +43,18 @@ def resolve_bundle(model: str | Path) -> tuple[Manifest, list[Path]]:
     return manifest, model_files(manifest, path.parent)
 
 
+def model_name(model: str | Path) -> str:
+    """A short name for a model given as `--model` takes it (table rows, label-file columns, weight-average members):
+    the bundle folder for a folder or its manifest.json, the run folder for runs/<name>/best.pt and last.pt, else the
+    file stem (benchmarks/peers/fsanet.json -> fsanet)."""
+    p = Path(model)
+    if p.is_dir():
+        return p.resolve().name
+    if p.name == "manifest.json" or (p.suffix == ".pt" and p.stem in ("best", "last")):
+        return p.resolve().parent.name
+    return p.stem
+
+
 @contextmanager
 def checkpoint_bundle(model: str | Path | None, platform: str = "cpu") -> Iterator[str | None]:
     """`model` as `Runtime(model=...)` takes it. A training checkpoint (.pt) is first exported for `platform` into a

@@ -328,9 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     runtime_args(p)
     p.set_defaults(fn=_cmd_video)
 
-    p = sub.add_parser("bench", help="every platform (and --model manifests): status, size, accuracy, latency")
+    p = sub.add_parser("bench", help="every platform (and --model extras): status, size, accuracy, latency")
     p.add_argument("--platform", default="all", help="'all' (packaged platforms) or a comma-separated list")
-    p.add_argument("--model", action="append", default=[], help="extra model manifest (repeatable), run on cpu")
+    p.add_argument("--model", action="append", default=[],
+                   help="extra model (repeatable), run on cpu: a bundle folder, manifest, or training checkpoint "
+                   "(.pt, exported first)")
     p.add_argument("--dataset", default="aflw2000")
     p.add_argument("--root", default="../shared/data/aflw2000-dev")
     p.add_argument("--protocol", choices=["label", "label68", "detector"], default="label")

@@ -34,6 +34,7 @@ from .angles import (
     matrix_to_euler,
     mean_rotation,
 )
+from .bundle import checkpoint_bundle, model_name
 from .errors import ConfigError
 from .manifest import atomic_write_bytes
 
@@ -66,7 +67,6 @@ def consensus(votes: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.
 
 @contextmanager
 def _teacher_runtime(spec: str):
-    from .bundle import checkpoint_bundle
     from .runtime import Runtime
 
     with checkpoint_bundle(spec, "cpu") as model:
@@ -75,13 +75,6 @@ def _teacher_runtime(spec: str):
                               "checkpoint")
         with Runtime("cpu", model=model, threads=0) as rt:
             yield rt
-
-
-def checkpoint_name(spec: str) -> str:
-    """Name of a teacher or checkpoint (label-file columns, weight-average members): its file stem, or the run
-    folder for runs/<name>/best.pt and last.pt."""
-    path = Path(spec)
-    return path.parent.name if path.suffix == ".pt" and path.stem in ("best", "last") and path.parent.name else path.stem
 
 
 def teacher_votes(spec: str, images: list[np.ndarray], boxes: np.ndarray, flip: bool):
@@ -165,7 +158,7 @@ def _label(out, paths, images, boxes, teachers, columns, coarse, settings: Label
     gaps = np.zeros(len(paths))
     for spec in teachers:
         angles, gap = teacher_votes(spec, images, boxes, settings.flip)
-        columns[checkpoint_name(spec)] = angles
+        columns[model_name(spec)] = angles
         gaps = np.maximum(gaps, gap)
     if not columns:
         raise ConfigError("no votes: give --teacher, --index-votes or --face-model")

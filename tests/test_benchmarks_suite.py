@@ -58,25 +58,27 @@ def test_detector_protocol_on_biwi_counts_misses(tmp_path, dev_samples, runtime)
 
 def test_edgepose_bench_one_table(tmp_path, dev_root):
     r = subprocess.run([sys.executable, "-m", "edgepose", "bench", "--platform", "cpu,android,jetson", "--model",
-                        "benchmarks/peers/fsanet.json", "--root", str(dev_root), "--runs", "5", "--plots",
+                        "benchmarks/peers/fsanet.json", "--model", "weights/student_mbv3s_128_soup.pt", "--root", str(dev_root), "--runs", "5", "--plots",
                         str(tmp_path / "plots"), "--json", str(tmp_path / "bench.json"), "--flip-tta", "cpu",
                         "--rounds", "6", "--span", "1"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     lines = [l for l in r.stdout.splitlines() if l.startswith("| ")]
-    assert len(lines) == 1 + 5  # header + cpu, android, jetson, fsanet, cpu with flip TTA
+    assert len(lines) == 1 + 6  # header + cpu, android, jetson, fsanet, the checkpoint, cpu with flip TTA
     assert "✅ ran" in r.stdout and ("❌ unavailable" in r.stdout or "tensorrt" not in r.stdout)
     rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
     fsanet = next(row for row in rows if row["model"] == "fsanet")
     assert fsanet["MAE"] == pytest.approx(5.19, abs=0.3)
     plain = next(row for row in rows if row["model"] == "default" and row["platform"] == "cpu")
+    checkpoint = next(row for row in rows if row["model"] == "student_mbv3s_128_soup")  # exported on the fly
+    assert checkpoint["MAE"] == pytest.approx(plain["MAE"], abs=0.01)  # the default bundle is exported from it
     tta = next(row for row in rows if row["model"] == "default + flip TTA")
     assert tta["platform"] == "cpu" and tta["MAE"] != plain["MAE"] and abs(tta["MAE"] - plain["MAE"]) < 1.0
     for name in ("error_vs_yaw.png", "error_cdf.png"):
         img = cv2.imread(str(tmp_path / "plots" / name))
         assert img is not None and img.shape[0] > 200 and img.std() > 10
     result = json.loads((tmp_path / "bench.json").read_text())
-    assert result["rounds"] == 6  # 4 after the evaluations of the 4 runnable entries, 2 more after them
+    assert result["rounds"] == 6  # 5 after the evaluations of the 5 runnable entries, 1 more after them
     for row in rows:
         if row["status"] == "✅ ran":
             assert len(row["pose rounds ms"]) == 6
@@ -84,14 +86,16 @@ def test_edgepose_bench_one_table(tmp_path, dev_root):
             assert lo <= row["pose p50 ms"] <= hi
 
 
-def test_extra_models_are_named_by_their_bundle_folder_or_file(tmp_path):
-    from edgepose.bench_suite import entry_name
+def test_models_are_named_by_their_bundle_folder_run_or_file(tmp_path):
+    from edgepose.bundle import model_name
 
     bundle = tmp_path / "student_mbv3l_128"
     bundle.mkdir()
     (bundle / "manifest.json").write_text("{}")
-    assert entry_name(str(bundle)) == entry_name(str(bundle / "manifest.json")) == "student_mbv3l_128"
-    assert entry_name("benchmarks/peers/fsanet.json") == "fsanet"
+    assert model_name(str(bundle)) == model_name(str(bundle / "manifest.json")) == "student_mbv3l_128"
+    assert model_name("benchmarks/peers/fsanet.json") == "fsanet"
+    assert model_name("runs/student_r2/best.pt") == model_name("runs/student_r2/last.pt") == "student_r2"
+    assert model_name("weights/student_mbv3s_rot6d.pt") == "student_mbv3s_rot6d"
 
 
 def test_bench_reproducibility_check(tmp_path):

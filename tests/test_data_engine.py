@@ -186,14 +186,6 @@ def test_vote_yaw_bound_from_the_command_line(tmp_path, pool_root, capsys):
     assert "--vote-max-yaw 'whenet': give NAME=VALUE" in capsys.readouterr().err
 
 
-def test_checkpoint_teachers_are_named_by_their_run():
-    from edgepose.data_engine import checkpoint_name
-
-    assert checkpoint_name("runs/student_r2/best.pt") == "student_r2"
-    assert checkpoint_name("weights/student_mbv3s_rot6d.pt") == "student_mbv3s_rot6d"
-    assert checkpoint_name("benchmarks/peers/fsanet.json") == "fsanet"
-
-
 def test_mp_trusted_vote_is_face_mesh_where_the_fusion_rule_trusts_it_fully(pool_root):
     from edgepose.datasets.faces_pool import FusionRule, read_pool_index, trusted_mp
 

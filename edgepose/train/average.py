@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ..data_engine import checkpoint_name
+from ..bundle import model_name
 from ..errors import ConfigError
 from .recipe import recipe_from_yaml, recipe_to_yaml
 from .trainer import load_checkpoint, release_state, save_checkpoint
@@ -47,6 +47,6 @@ def average_checkpoints(paths: list[str], out: str | Path, name: str = "") -> Pa
            if states[0][k].is_floating_point() else states[0][k].clone() for k in keys}
     out = Path(out)
     recipe = dataclasses.replace(recipes[-1], name=name or out.stem)
-    members = [{"checkpoint": str(p), "recipe": checkpoint_name(str(p))} for p in paths]
+    members = [{"checkpoint": str(p), "recipe": model_name(p)} for p in paths]
     save_checkpoint(out, release_state(avg, recipe_to_yaml(recipe), {}, 0, 0, averaged_from=members))
     return out
