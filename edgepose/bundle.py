@@ -36,6 +36,12 @@ def resolve_bundle(model: str | Path) -> tuple[Manifest, list[Path]]:
                                "a bundle folder holding manifest.json, or the path of a manifest JSON. Create one "
                                "with `edgepose export CHECKPOINT --platform NAME` (TensorRT: python export/jetson.py "
                                "on the device)")
+    if path.suffix == ".pt":
+        raise ModelFormatError(f"'{model}' is a training checkpoint; the runtime runs exported bundles. Export it "
+                               f"(`edgepose export {model} --platform NAME`), or open it through a temporary export: "
+                               "`from edgepose.bundle import checkpoint_bundle`, `with checkpoint_bundle(PATH, PLATFORM) as b: "
+                               "Runtime(PLATFORM, model=b)` "
+                               "(needs edgepose[train]; the CLI's --model does this for you)")
     if path.suffix != ".json":
         raise ModelFormatError(f"'{path}' is not a manifest; pass the bundle folder or its manifest.json "
                                "(a bare model file needs a manifest saying how to feed and decode it)")
@@ -56,9 +62,11 @@ def model_name(model: str | Path) -> str:
 
 
 @contextmanager
-def checkpoint_bundle(model: str | Path | None, platform: str = "cpu") -> Iterator[str | None]:
+def checkpoint_bundle(model: str | Path | None, platform: str = "cpu", **export_options) -> Iterator[str | None]:
     """`model` as `Runtime(model=...)` takes it. A training checkpoint (.pt) is first exported for `platform` into a
     temporary bundle, removed on exit (this needs edgepose[train]); bundles, manifests and None pass through.
+    `export_options` go to `edgepose.exporters.export.export_bundle` (e.g. calibration=DIR for int8 platforms, whose
+    default is the recipe's training pool, relative to where it was trained).
 
     Raises:
         ModelFormatError: the checkpoint file does not exist.
@@ -67,7 +75,8 @@ def checkpoint_bundle(model: str | Path | None, platform: str = "cpu") -> Iterat
     if model is None or Path(model).suffix != ".pt":
         yield None if model is None else str(model)
         return
-    if not Path(model).is_file():
+    model = Path(model).expanduser()
+    if not model.is_file():
         raise ModelFormatError(f"checkpoint '{model}' does not exist; give a training checkpoint (.pt), a bundle "
                                "folder or a manifest JSON")
     try:
@@ -76,4 +85,5 @@ def checkpoint_bundle(model: str | Path | None, platform: str = "cpu") -> Iterat
         raise ConfigError(f"'{model}' is a training checkpoint: running it exports it first, which needs torch "
                           "(pip install 'edgepose[train]'); or pass a bundle made by `edgepose export`") from exc
     with tempfile.TemporaryDirectory(prefix="edgepose-checkpoint-") as tmp:
-        yield str(export_bundle(model, platform, Path(tmp) / Path(model).stem, measure=False).parent)
+        yield str(export_bundle(model, platform, Path(tmp) / model.stem, measure=False,
+                                **export_options).parent)
