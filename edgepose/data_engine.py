@@ -216,7 +216,8 @@ def read_labels(path: str | Path, min_confidence: float = 0.0) -> dict[str, np.n
     """{pool path: (yaw, pitch, roll)} of the kept rows of a labels file at or above `min_confidence`."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise ConfigError(f"labels file '{path}' does not exist; make one with `edgepose label`")
+        raise ConfigError(f"labels file '{path}' does not exist; make one with `edgepose label` (each recipe that "
+                          "reads one names the command in its header comment)")
     out = {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):

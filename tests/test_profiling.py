@@ -100,8 +100,12 @@ def profiled_set(tmp_path_factory, pool_root):
     return generate(pool_root, need(MESH / "bfm_mean_3ddfa"), out, ProfileSettings(views=2), limit=12)
 
 
-def test_profiled_set_has_large_yaw_exact_labels_and_resumes(profiled_set, pool_root):
+def test_profiled_set_has_large_yaw_exact_labels_and_resumes(profiled_set, pool_root, tmp_path):
+    from edgepose.errors import ConfigError
     from edgepose.train.profile_pool import ProfileSettings, generate, load_profiled
+
+    with pytest.raises(ConfigError, match="no finished profiled set.*edgepose profile"):
+        load_profiled(tmp_path / "missing")
 
     d = load_profiled(profiled_set)
     n = len(d["images"])

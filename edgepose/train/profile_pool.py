@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..datasets.faces_pool import FusionRule, fuse_labels, mp_fit_ok, read_pool_index
+from ..errors import ConfigError
 from .face_model import fit_pose, load_face_model
 from .profiling import profile_view, rotated_label
 
@@ -131,7 +132,8 @@ def load_profiled(folder: str | Path) -> dict:
     folder = Path(folder).expanduser()
     shards = sorted(folder.glob("profiled_*.npz"))
     if not (folder / "meta.json").is_file() or not shards:
-        raise FileNotFoundError(f"no finished profiled set in '{folder}'; make one with `edgepose profile`")
+        raise ConfigError(f"no finished profiled set in '{folder}'; make one with `edgepose profile` (a recipe that "
+                          "reads one names the command in its header comment; an interrupted run resumes)")
     parts = [dict(np.load(p)) for p in shards]
     parts = [p for p in parts if len(p["images"])]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
