@@ -65,11 +65,15 @@ def test_recipe_errors_are_clear(tmp_path):
         load_recipe(tmp_path / "none.yaml")
 
 
-def test_resume_without_checkpoint_is_clear(tmp_path, pool_root):
+def test_resume_without_checkpoint_or_missing_inputs_are_clear(tmp_path, pool_root):
     from edgepose.train.trainer import train
 
-    with pytest.raises(FileNotFoundError, match="without --resume"):
+    with pytest.raises(ConfigError, match="without --resume"):
         train(load_recipe(RECIPE, SMOKE + [f"data.root={pool_root}"]), tmp_path, resume=True)
+    run = tmp_path / "run"
+    with pytest.raises(ConfigError, match="labels file .* does not exist; make one with `edgepose label`"):
+        train(load_recipe(RECIPE, SMOKE + [f"data.root={pool_root}", f"data.labels={tmp_path / 'none.csv'}"]), run)
+    assert not run.exists()  # nothing written for a run that cannot start
 
 
 def test_every_recipe_parses():

@@ -340,16 +340,17 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     if cfg.select_by != "holdout" and not recipe.data.profiled:
         raise ConfigError(f"train.select_by={cfg.select_by} splits the holdout into pool rows and profiled views; "
                           "set data.profiled, or use train.select_by=holdout")
+    ckpt_path = out / "last.pt"
+    if resume and not ckpt_path.is_file():
+        raise ConfigError(f"--resume: no checkpoint at '{ckpt_path}'; run without --resume to start fresh")
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // dist.world))
+    torch.manual_seed(cfg.seed)
+    data = PoolData(recipe.data, recipe.model.landmarks)  # first: a missing input leaves no run folder behind
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / "recipe.yaml", recipe_to_yaml(recipe).encode())
-    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // dist.world))
-    torch.manual_seed(cfg.seed)
-    run = _Run(recipe, PoolData(recipe.data, recipe.model.landmarks), dist.world)
-    ckpt_path = out / "last.pt"
+    run = _Run(recipe, data, dist.world)
     if resume:
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at '{ckpt_path}'; run without --resume to start fresh")
         run.restore(load_checkpoint(ckpt_path))
 
     spec = input_spec(recipe)
