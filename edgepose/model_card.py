@@ -10,6 +10,7 @@ import json
 import time
 from pathlib import Path
 
+from .errors import ConfigError
 from .manifest import atomic_write_bytes, load_manifest
 
 DATA_TERMS = """\
@@ -31,7 +32,7 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path, recipes_dir: str
     ours = [r for r in ran if r["model"] == "default"]
     peers = [r for r in ran if r["model"] != "default"]
     if not ours:
-        raise ValueError(f"'{bench_json}' has no measured row of the default model; run edgepose bench first")
+        raise ConfigError(f"'{bench_json}' has no measured row of the default model; run edgepose bench first")
     manifest = load_manifest(Path(bundles_dir) / "default" / "manifest.json")
     recipe_name = manifest.source.get("recipe", manifest.name)
     env = bench.get("environment", {})

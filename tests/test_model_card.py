@@ -6,6 +6,7 @@ import json
 import pytest
 
 from edgepose.cli import main
+from edgepose.errors import ConfigError
 
 
 def _row(model, platform, mae, p50):
@@ -34,7 +35,7 @@ def test_card_without_a_default_row_is_an_error(tmp_path):
 
     from edgepose.model_card import build_card
 
-    with pytest.raises(ValueError, match="no measured row of the default model"):
+    with pytest.raises(ConfigError, match="no measured row of the default model"):
         build_card(path, files("edgepose") / "bundles")
 
 

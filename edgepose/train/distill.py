@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..angles import euler_to_matrix
+from ..errors import ConfigError
 from ..manifest import sha256_file
 from .heads import BIN_COUNT, geodesic_loss
 from .pool_data import PoolData, augment_batch, cache_dir
@@ -43,7 +44,7 @@ class Distiller(nn.Module):
                 t_ch = teacher.backbone.forward_features(torch.zeros(1, 3, self.teacher_size, self.teacher_size)).shape[1]
             self.adapter = nn.Conv2d(s_ch, t_ch, 1)
         if cfg.kl_weight > 0 and not (_is_bins(student) and _is_bins(teacher)):
-            raise ValueError("distill.kl_weight needs 'bins' heads on both student and teacher; use pose_weight otherwise")
+            raise ConfigError("distill.kl_weight needs 'bins' heads on both student and teacher; use pose_weight otherwise")
 
     def _cached_poses(self, teacher_path: str, data: PoolData) -> np.ndarray:
         from .trainer import predict_degrees

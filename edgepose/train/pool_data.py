@@ -33,7 +33,8 @@ def load_pool_images(root: Path, paths: list[str]) -> np.ndarray:
     for i, rel in enumerate(tqdm(paths, desc="decoding faces pool", unit="img", mininterval=2)):
         img = cv2.imread(str(root / rel), cv2.IMREAD_COLOR)
         if img is None:
-            raise FileNotFoundError(f"cannot read pool image '{root / rel}'")
+            raise ConfigError(f"cannot read pool image '{root / rel}' listed in {root / 'index.csv'}; check data.root "
+                              "points at an intact copy of the pool")
         if img.shape[:2] != (POOL_SIDE, POOL_SIDE):
             img = cv2.resize(img, (POOL_SIDE, POOL_SIDE), interpolation=cv2.INTER_CUBIC)
         images[i] = img
