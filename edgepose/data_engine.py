@@ -27,13 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .angles import (
-    euler_to_matrix,
-    flip_euler,
-    geodesic_degrees,
-    matrix_to_euler,
-    mean_rotation,
-)
+from .angles import euler_to_matrix, flip_euler, geodesic_degrees, matrix_to_euler, mean_rotation
 from .bundle import checkpoint_bundle, model_name
 from .errors import ConfigError
 from .manifest import atomic_write_bytes
