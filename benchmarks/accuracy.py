@@ -17,8 +17,7 @@ from edgepose.errors import BackendUnavailableError
 
 
 def main() -> int:
-    from edgepose import Runtime
-    from edgepose.bundle import checkpoint_bundle
+    from edgepose.bundle import open_runtime
     from edgepose.evaluate import evaluate
     from edgepose.metrics import format_summary
 
@@ -39,7 +38,7 @@ def main() -> int:
     runs += [(Path(m).stem, args.peer_platform, m) for m in args.peers.split(",") if m]
     for label, name, model in runs:
         try:
-            with checkpoint_bundle(model, name) as bundle, Runtime(name, model=bundle) as rt:
+            with open_runtime(name, model) as rt:
                 summary, _, _ = evaluate(rt, args.dataset, args.root, limit=args.limit)
                 desc = rt.describe()
                 size_mb = sum(p.stat().st_size for p in rt.model_paths) / 1e6

@@ -81,8 +81,7 @@ def mesh_fits(mesh: str, root: str, limit: int) -> tuple[dict[str, np.ndarray], 
 
 
 def main() -> int:
-    from edgepose import Runtime
-    from edgepose.bundle import checkpoint_bundle
+    from edgepose.bundle import open_runtime
     from edgepose.evaluate import evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -96,7 +95,7 @@ def main() -> int:
     print("| model | \\|yaw\\| | faces | Euler MAE | median | geodesic | \\|along\\| | \\|across\\| | MAE without along | slope |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for model in args.model or [None]:
-        with checkpoint_bundle(model, "cpu") as bundle, Runtime("cpu", model=bundle) as rt:
+        with open_runtime("cpu", model) as rt:
             _, pred, truth = evaluate(rt, "aflw2000", args.root, limit=args.limit, progress=False)
         print("\n".join(report(model or "default", pred, truth)))
     if args.fit_mesh:

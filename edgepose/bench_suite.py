@@ -14,7 +14,7 @@ from contextlib import ExitStack
 import numpy as np
 
 from .bench import demo_frame, environment, time_calls
-from .bundle import checkpoint_bundle, model_name
+from .bundle import model_name, open_runtime
 from .errors import BackendUnavailableError, EdgePoseError
 
 RAN, EVAL_FAILED, UNAVAILABLE = "✅ ran", "❎ eval failed", "❌ unavailable"
@@ -31,12 +31,9 @@ def _short(exc: BaseException) -> str:
 def _open(stack: ExitStack, label, platform, model, threads, detector, flip_tta=False):
     """(row, runtime or None): backend, precision and size of one entry, or why it is unavailable. A training
     checkpoint is exported for `platform` into a temporary bundle; both live as long as `stack`."""
-    from .runtime import Runtime
-
     row = {"model": label, "platform": platform}
     try:
-        model = stack.enter_context(checkpoint_bundle(model, platform))
-        rt = stack.enter_context(Runtime(platform, model=model, threads=threads, detector=detector, flip_tta=flip_tta))
+        rt = stack.enter_context(open_runtime(platform, model, threads=threads, detector=detector, flip_tta=flip_tta))
     except (BackendUnavailableError, EdgePoseError, ImportError) as exc:
         return {**row, "status": f"{UNAVAILABLE}: {_short(exc)}", "reason": str(exc)}, None
     row.update(backend=rt.backend.name, precision=rt.manifest.precision,

@@ -87,3 +87,13 @@ def checkpoint_bundle(model: str | Path | None, platform: str = "cpu", **export_
     with tempfile.TemporaryDirectory(prefix="edgepose-checkpoint-") as tmp:
         yield str(export_bundle(model, platform, Path(tmp) / model.stem, measure=False,
                                 **export_options).parent)
+
+
+@contextmanager
+def open_runtime(platform: str, model: str | Path | None = None, **runtime_options) -> Iterator:
+    """`Runtime(platform, model=..., **runtime_options)` for any model the command line takes: a training checkpoint
+    is exported for `platform` first (`checkpoint_bundle`) and its temporary bundle removed after the runtime closes."""
+    from .runtime import Runtime
+
+    with checkpoint_bundle(model, platform) as bundle, Runtime(platform, model=bundle, **runtime_options) as rt:
+        yield rt

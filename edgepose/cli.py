@@ -22,16 +22,20 @@ def _cmd_infer(args) -> int:
     return _report(frame, args)
 
 
+def _runtime(args):
+    """The runtime of a command's --platform/--model/--threads/--detector/--flip-tta (a .pt is exported first)."""
+    from .bundle import open_runtime
+
+    return open_runtime(args.platform, args.model, threads=args.threads, detector=args.detector,
+                        flip_tta=args.flip_tta)
+
+
 def _report(frame, args) -> int:
     import cv2
 
-    from .bundle import checkpoint_bundle
     from .draw import draw_pose
-    from .runtime import Runtime
 
-    with checkpoint_bundle(args.model, args.platform) as model, \
-            Runtime(args.platform, model=model, threads=args.threads, detector=args.detector,
-                    flip_tta=args.flip_tta) as rt:
+    with _runtime(args) as rt:
         poses = rt.infer(frame)
     if args.json:
         print(json.dumps([p.to_dict() for p in poses], indent=2))
@@ -50,21 +54,18 @@ def _report(frame, args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .bundle import checkpoint_bundle
+    from .bundle import open_runtime
     from .evaluate import evaluate, evaluate_route
     from .metrics import format_summary, summarize
-    from .runtime import Runtime
 
-    with checkpoint_bundle(args.model, args.platform) as model, \
-            Runtime(args.platform, model=model, threads=args.threads, detector=args.detector,
-                    flip_tta=args.flip_tta) as rt:
+    with _runtime(args) as rt:
         summary, pred, truth = evaluate(rt, args.dataset, args.root, limit=args.limit, protocol=args.protocol)
         desc = rt.describe()
     print(format_summary(summary, f"{args.dataset} ({args.root}) via {desc['platform']} / {desc['backend']} "
                                   f"{desc['precision']}"))
     rows = [("this model", summary)]
     for manifest in args.compare:
-        with Runtime("cpu", model=manifest, threads=args.threads) as peer:
+        with open_runtime("cpu", manifest, threads=args.threads) as peer:
             rows.append((peer.manifest.name or manifest, evaluate(peer, args.dataset, args.root, limit=args.limit,
                                                                   protocol=args.protocol)[0]))
     if args.compare_facemesh:
@@ -94,9 +95,7 @@ def _cmd_video(args) -> int:
 
     import cv2
 
-    from .bundle import checkpoint_bundle
     from .draw import draw_pose
-    from .runtime import Runtime
     from .smoothing import OneEuroConfig
     from .video import StreamOptions
 
@@ -104,9 +103,7 @@ def _cmd_video(args) -> int:
     options = StreamOptions(smoothing=OneEuroConfig() if args.smooth else None, drop_policy=args.drop_policy)
     writer, frames, faces = None, 0, 0
     t0 = time.perf_counter()
-    with checkpoint_bundle(args.model, args.platform) as model, \
-            Runtime(args.platform, model=model, threads=args.threads, detector=args.detector,
-                    flip_tta=args.flip_tta) as rt:
+    with _runtime(args) as rt:
         with rt.stream(source, options, keep_frames=bool(args.out)) as stream:
             for result in stream:
                 frames += 1

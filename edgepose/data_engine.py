@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import cv2
 import numpy as np
 
 from .angles import euler_to_matrix, flip_euler, geodesic_degrees, matrix_to_euler, mean_rotation
-from .bundle import checkpoint_bundle, model_name
+from .bundle import model_name, open_runtime
 from .errors import ConfigError
 from .manifest import atomic_write_bytes
 
@@ -59,23 +58,11 @@ def consensus(votes: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.
     return angles, np.where(none, np.nan, spread)
 
 
-@contextmanager
-def _teacher_runtime(spec: str):
-    from .runtime import Runtime
-
-    with checkpoint_bundle(spec, "cpu") as model:
-        if not Path(model).exists():
-            raise ConfigError(f"teacher '{spec}' does not exist; give a bundle folder, a manifest JSON or a .pt "
-                              "checkpoint")
-        with Runtime("cpu", model=model, threads=0) as rt:
-            yield rt
-
-
 def teacher_votes(spec: str, images: list[np.ndarray], boxes: np.ndarray, flip: bool):
     """(N, 3) poses of one teacher and (N,) flip gaps in degrees (0 without flip)."""
     from tqdm import tqdm
 
-    with _teacher_runtime(spec) as rt:
+    with open_runtime("cpu", spec, threads=0) as rt:
         direct, mirrored = [], []
         for img, box in tqdm(list(zip(images, boxes)), desc=f"labelling with {Path(spec).name}", unit="face",
                              mininterval=5):
