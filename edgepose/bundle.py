@@ -38,10 +38,9 @@ def resolve_bundle(model: str | Path) -> tuple[Manifest, list[Path]]:
                                "on the device)")
     if path.suffix == ".pt":
         raise ModelFormatError(f"'{model}' is a training checkpoint; the runtime runs exported bundles. Export it "
-                               f"(`edgepose export {model} --platform NAME`), or open it through a temporary export: "
-                               "`from edgepose.bundle import checkpoint_bundle`, `with checkpoint_bundle(PATH, PLATFORM) as b: "
-                               "Runtime(PLATFORM, model=b)` "
-                               "(needs edgepose[train]; the CLI's --model does this for you)")
+                               f"(`edgepose export {model} --platform NAME`), or open it through a temporary export with "
+                               "`edgepose.bundle.open_runtime(PLATFORM, PATH)` (needs edgepose[train]; the CLI's "
+                               "--model does this for you)")
     if path.suffix != ".json":
         raise ModelFormatError(f"'{path}' is not a manifest; pass the bundle folder or its manifest.json "
                                "(a bare model file needs a manifest saying how to feed and decode it)")
