@@ -85,8 +85,10 @@ def _cmd_eval(args) -> int:
             print(f"| {name} | {s['n']} | {s['yaw']:.2f} | {s['pitch']:.2f} | {s['roll']:.2f} | {s['mean']:.2f} | "
                   + " | ".join(f"{s['bins'][k]['mean']:.2f}" for k in bins) + " |")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"runtime": desc, "summary": summary, "compare": {name: s for name, s in rows[1:]}}, f, indent=2)
+        from .manifest import atomic_write_bytes
+
+        result = {"runtime": desc, "summary": summary, "compare": {name: s for name, s in rows[1:]}}
+        atomic_write_bytes(args.json, json.dumps(result, indent=2).encode())
     return 0
 
 

@@ -1,6 +1,7 @@
 """Bundle manifests: the JSON beside every model file that says how to feed it, decode it, and what it scored."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -125,21 +126,28 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file and rename, so readers never see half a file."""
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """A temporary path beside `path` (unique to this writer) that becomes `path` by rename when the block succeeds
+    and is removed when it fails, so readers never see half a file and concurrent writers never collide."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; bundles are meant to be shared
+        yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; bundles and caches are meant to be shared
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and rename, so readers never see half a file."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_manifest(manifest: Manifest, path: str | Path) -> None:

@@ -81,3 +81,21 @@ def test_user_platform_file_and_bad_key(tmp_path):
         load_platform(bad)
     with pytest.raises(PlatformError, match="does not exist"):
         load_platform(tmp_path / "none.yaml")
+
+
+def test_atomic_writes_never_collide_and_never_leave_half_a_file(tmp_path):
+    from pathlib import Path
+
+    from edgepose.manifest import atomic_path
+
+    target = tmp_path / "cache" / "faces.npy"
+    # two writers of the same file at once (two training runs building one cache): each has its own temporary file
+    with atomic_path(target) as first, atomic_path(target) as second:
+        assert first != second
+        Path(first).write_bytes(b"first")
+        Path(second).write_bytes(b"second")
+    assert target.read_bytes() == b"first"  # the outer writer finished last; neither rename failed
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "cache" / "broken.npy") as tmp:
+        Path(tmp).write_bytes(b"half")
+        raise RuntimeError("killed mid-write")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["faces.npy"]

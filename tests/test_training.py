@@ -165,6 +165,21 @@ def test_every_head_trains_and_exports_with_one_decoding(head, tmp_path, pool_ro
         assert angle_errors(rt.infer_crops(crops[:50]), predict_degrees(model, crops[:50])).max() < 0.1
 
 
+def test_large_yaw_emphasis_repeats_the_large_yaw_rows(tmp_path, pool_root):
+    from edgepose.errors import ConfigError
+    from edgepose.train.trainer import train
+
+    base = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=1", "train.max_steps_per_epoch=1"]
+    rows = {}
+    for repeat, deg in [(1, 60), (3, 0), (3, 60)]:
+        recipe = load_recipe(RECIPE, base + [f"train.large_yaw_repeat={repeat}", f"train.large_yaw_deg={deg}"])
+        rows[repeat, deg] = train(recipe, tmp_path / f"r{repeat}_{deg}")["epoch_rows"]
+    assert rows[3, 0] == 3 * rows[1, 60]  # every row beyond 0 deg: each seen three times
+    assert rows[1, 60] < rows[3, 60] < rows[3, 0]  # the pool has some faces beyond 60 deg, not only those
+    with pytest.raises(ConfigError, match="large_yaw_repeat"):
+        train(load_recipe(RECIPE, base + ["train.large_yaw_repeat=0"]), tmp_path / "bad")
+
+
 def test_early_stopping_on_the_holdout(tmp_path, pool_root):
     from edgepose.train.trainer import train
 

@@ -1,7 +1,6 @@
 """PyTorch -> ONNX (fp32), and ONNX -> fp16 / int8 (ONNX Runtime static quantization, QDQ)."""
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelFormatError
-from ..manifest import InputSpec
+from ..manifest import InputSpec, atomic_path
 from ..train.models import create_for
 from ..train.recipe import Recipe, recipe_from_yaml
 from ..train.trainer import load_checkpoint
@@ -50,15 +49,10 @@ def write_onnx(model: torch.nn.Module, spec: InputSpec, path: Path, opset: int =
 
     if qat.is_quantized(model):  # NNCF fake quantizers -> QuantizeLinear/DequantizeLinear pairs
         model = qat.strip(model, spec.size[0])
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.onnx.export(model, (torch.zeros(1, 3, *spec.size),), tmp, dynamo=False, opset_version=opset,
                           input_names=[spec.name], output_names=[OUTPUT_NAME],
                           dynamic_axes={spec.name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 

@@ -6,15 +6,13 @@ camera pipelines hand over; the manifest says so.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import BackendUnavailableError
-from ..manifest import InputSpec
+from ..manifest import InputSpec, atomic_path
 
 
 def _litert_torch():
@@ -61,13 +59,8 @@ def torch_to_tflite(model: torch.nn.Module, spec: InputSpec, precision: str, dst
         edge = litert_torch.convert(graph, sample, quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer))
     else:
         raise ValueError(f"unsupported TFLite precision '{precision}'")
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(dst) as tmp:
         edge.export(tmp)
-        os.replace(tmp, dst)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     input_name, output_name = _io_names(dst)
     return dst, dataclasses.replace(spec, name=input_name, layout="NHWC", batch=1), output_name
 

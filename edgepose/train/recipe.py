@@ -70,6 +70,9 @@ class TrainConfig:
     accumulate: int = 1  # gradient accumulation: optimizer step every N batches
     label_noise_deg: float = 0.0  # label smoothing: Gaussian noise on the target angles (sigma, degrees)
     curriculum: tuple = ()  # [[start_epoch, max_abs_deg], ...]: e.g. [[0, 30], [2, 60], [4, 99]] (small angles first)
+    large_yaw_repeat: int = 1  # large-angle emphasis: rows whose label |yaw| >= large_yaw_deg are seen this many
+    # times per epoch (1 = off)
+    large_yaw_deg: float = 60.0
     patience: int = 0  # early stopping on the pool-holdout MAE (never the dev set); 0 = off
     min_delta: float = 0.0  # degrees the holdout MAE must improve by to count as an improvement
     keep_epochs: bool = False  # also keep every epoch's checkpoint as epoch_<N>.pt (for `edgepose average`)

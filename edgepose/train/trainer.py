@@ -260,7 +260,12 @@ class _Run:
     def rows_for(self, epoch: int) -> np.ndarray:
         limit = curriculum_limit(self.cfg.curriculum, epoch)
         idx = self.data.train_idx
-        return idx if limit == float("inf") else idx[np.abs(self.data.angles[idx]).max(1) <= limit]
+        if limit != float("inf"):
+            idx = idx[np.abs(self.data.angles[idx]).max(1) <= limit]
+        if self.cfg.large_yaw_repeat > 1:  # large-angle emphasis: the large-yaw rows repeated within the epoch
+            large = idx[np.abs(self.data.angles[idx, 0]) >= self.cfg.large_yaw_deg]
+            idx = np.concatenate([idx, *[large] * (self.cfg.large_yaw_repeat - 1)])
+        return idx
 
     def steps_for(self, rows: int) -> int:
         n = rows // (self.cfg.batch_size * self.world)
@@ -335,6 +340,8 @@ def _holdout_metrics(pred: np.ndarray, truth: np.ndarray, views: np.ndarray) -> 
 
 def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     cfg = recipe.train
+    if cfg.large_yaw_repeat < 1:
+        raise ConfigError(f"train.large_yaw_repeat must be a whole number >= 1 (1 = off), not {cfg.large_yaw_repeat}")
     if cfg.select_by not in SELECT_BY:
         raise ConfigError(f"train.select_by '{cfg.select_by}' is not one of {', '.join(SELECT_BY)}")
     if cfg.select_by != "holdout" and not recipe.data.profiled:
@@ -423,6 +430,7 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
         metrics = {"epoch": run.epoch + 1, "step": run.step, "train_loss": train_loss, "world_size": dist.world,
                    "ranks_identical": identical,
                    "curriculum_max_deg": curriculum_limit(cfg.curriculum, run.epoch),
+                   "epoch_rows": len(run.epoch_rows[run.epoch]),
                    "epoch_seconds": round(time.time() - t0, 1)}
         metrics.update(_holdout_metrics(predict_degrees(run.ema.model, hold_imgs), hold_truth, hold_views))
         if dev is not None:
