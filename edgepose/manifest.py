@@ -142,12 +142,19 @@ def atomic_path(path: str | Path):
         Path(tmp).unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file and rename, so readers never see half a file."""
+@contextlib.contextmanager
+def atomic_open(path: str | Path):
+    """A binary file to write that appears at `path` only once the block succeeds (see `atomic_path`)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
+        yield f
         f.flush()
         os.fsync(f.fileno())
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and rename, so readers never see half a file."""
+    with atomic_open(path) as f:
+        f.write(data)
 
 
 def save_manifest(manifest: Manifest, path: str | Path) -> None:

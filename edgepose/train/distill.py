@@ -15,7 +15,7 @@ from torch import nn
 
 from ..angles import euler_to_matrix
 from ..errors import ConfigError
-from ..manifest import atomic_path, sha256_file
+from ..manifest import atomic_open, sha256_file
 from .heads import BIN_COUNT, geodesic_loss
 from .pool_data import PoolData, augment_batch, cache_dir
 from .recipe import DistillConfig
@@ -61,7 +61,7 @@ class Distiller(nn.Module):
             degs.append(predict_degrees(self.teacher[0], crops))
         d = np.concatenate(degs)
         mats = euler_to_matrix(d[:, 0], d[:, 1], d[:, 2]).astype(np.float32)
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a killed run leaves no half cache behind
+        with atomic_open(path) as f:  # a killed run leaves no half cache behind
             np.save(f, mats)
         return mats
 

@@ -13,7 +13,7 @@ from ..angles import euler_to_matrix, flip_matrix, rotate_in_plane
 from ..datasets.faces_pool import (FLIP_5, FLIP_68, FusionRule, five_from_68, fuse_labels, holdout_mask,
                                    landmark_targets, read_pool_index)
 from ..errors import ConfigError
-from ..manifest import atomic_path
+from ..manifest import atomic_open
 from .recipe import AugmentConfig, DataConfig
 
 POOL_SIDE = 128  # crops are stored at 128 px (HIIT at 50 px, upscaled into the cache)
@@ -39,7 +39,7 @@ def load_pool_images(root: Path, paths: list[str]) -> np.ndarray:
         if img.shape[:2] != (POOL_SIDE, POOL_SIDE):
             img = cv2.resize(img, (POOL_SIDE, POOL_SIDE), interpolation=cv2.INTER_CUBIC)
         images[i] = img
-    with atomic_path(cache) as tmp, open(tmp, "wb") as f:  # runs started together may both build it
+    with atomic_open(cache) as f:  # runs started together may both build it
         np.save(f, images)
     return images
 

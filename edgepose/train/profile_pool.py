@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..datasets.faces_pool import FusionRule, fuse_labels, mp_fit_ok, read_pool_index
 from ..errors import ConfigError
-from ..manifest import atomic_path, atomic_write_bytes
+from ..manifest import atomic_open, atomic_write_bytes
 from .face_model import fit_pose, load_face_model
 from .profiling import profile_view, rotated_label
 
@@ -115,7 +115,7 @@ def generate(pool_root: str | Path, model_path: str | Path, out_dir: str | Path,
         results = pool.map(_render_shard, jobs) if pool else map(_render_shard, jobs)
         for name, shard in tqdm(zip(names, results), total=len(jobs), desc="profiling faces", unit="shard"):
             shard["source_path"] = np.array([table.paths[i] for i in shard["source_row"]])
-            with atomic_path(name) as tmp, open(tmp, "wb") as f:
+            with atomic_open(name) as f:
                 np.savez(f, **shard)
     finally:
         if pool:
