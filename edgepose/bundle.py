@@ -21,11 +21,16 @@ def bundled_names() -> list[str]:
     return sorted(p.name for p in BUNDLES_DIR.iterdir() if (p / "manifest.json").is_file())
 
 
-def resolve_bundle(model: str | Path) -> tuple[Manifest, list[Path]]:
+def resolve_bundle(model: str | Path, models_dir: str | Path | None = None) -> tuple[Manifest, list[Path]]:
     """(manifest, model file paths) for a packaged bundle, a bundle folder, or a manifest JSON; checksums verified.
 
+    Args:
+        models_dir: a folder to look for the model files in when they are not beside the manifest (third-party
+            models kept outside the repository, e.g. ../shared/models/peers for benchmarks/peers/*.json).
+
     Raises:
-        ModelFormatError: nothing there, no manifest, or the model file is missing or fails its checksum.
+        ModelFormatError: nothing there, no manifest, a model file name escaping its folder, or a model file that
+            is missing, has no checksum, or fails it.
     """
     text = str(model)
     path = bundled_dir(text) if (bundled_dir(text) / "manifest.json").is_file() else Path(text).expanduser()
@@ -44,8 +49,11 @@ def resolve_bundle(model: str | Path) -> tuple[Manifest, list[Path]]:
     if path.suffix != ".json":
         raise ModelFormatError(f"'{path}' is not a manifest; pass the bundle folder or its manifest.json "
                                "(a bare model file needs a manifest saying how to feed and decode it)")
+    if models_dir is not None and not Path(models_dir).expanduser().is_dir():
+        raise ModelFormatError(f"models folder '{models_dir}' does not exist; give the folder holding the model files "
+                               "the manifest names")
     manifest = load_manifest(path)
-    return manifest, model_files(manifest, path.parent)
+    return manifest, model_files(manifest, path.parent, models_dir, f"manifest '{path}'")
 
 
 def model_name(model: str | Path) -> str:

@@ -61,3 +61,63 @@ def _output(outputs: dict[str, np.ndarray], name: str) -> np.ndarray:
         raise ModelFormatError(f"the manifest decodes output '{name}' but the model produced {sorted(outputs)}; "
                                "fix output names in the manifest")
     return np.asarray(outputs[name])
+
+
+ANGLES = ("yaw", "pitch", "roll")
+# the keys each decoding reads besides "type"; (required, optional)
+_DECODING_KEYS = {"rot6d": ({"name"}, set()), "euler_degrees": ({"name"}, {"order"}), "sincos": ({"name"}, set()),
+                  "bins_packed": ({"name", "bins", "width", "offset"}, set()), "bins": (set(ANGLES), set())}
+
+
+def check_decoding(decoding) -> None:
+    """Validate a manifest's `output` section before any model runs (see `decode_outputs` for the forms).
+
+    Raises:
+        ModelFormatError: unknown type, missing or unknown keys, a wrongly typed name, a bad order, bins or width.
+    """
+    from .errors import did_you_mean
+
+    if not isinstance(decoding, dict) or decoding.get("type") not in DECODINGS:
+        kind = decoding.get("type") if isinstance(decoding, dict) else decoding
+        raise ModelFormatError(f"manifest.output.type '{kind}' must be one of {DECODINGS}")
+    required, optional = _DECODING_KEYS[decoding["type"]]
+    for key in set(decoding) - required - optional - {"type"}:
+        raise ModelFormatError(f"unknown key 'manifest.output.{key}' for output type '{decoding['type']}'."
+                               f"{did_you_mean(str(key), required | optional)} Valid keys: {sorted(required | optional)}")
+    for key in sorted(required - set(decoding)):
+        raise ModelFormatError(f"manifest.output of type '{decoding['type']}' needs '{key}'")
+    if decoding["type"] == "bins":
+        for angle in ANGLES:
+            _check_bins(decoding[angle], f"manifest.output.{angle}", {"name", "width", "offset"})
+        return
+    if not isinstance(decoding["name"], str) or not decoding["name"]:
+        raise ModelFormatError(f"manifest.output.name must be the output tensor's name, got {decoding['name']!r}")
+    if "order" in decoding and (not isinstance(decoding["order"], (list, tuple))
+                                or sorted(map(str, decoding["order"])) != sorted(ANGLES)):
+        raise ModelFormatError(f"manifest.output.order must list yaw, pitch and roll once each, got {decoding['order']!r}")
+    if decoding["type"] == "bins_packed":
+        _check_bins(decoding, "manifest.output", {"type", "name", "bins", "width", "offset"})
+        if isinstance(decoding["bins"], bool) or not isinstance(decoding["bins"], int) or not 1 <= decoding["bins"] <= 4096:
+            raise ModelFormatError(f"manifest.output.bins must be a whole number 1..4096, got {decoding['bins']!r}")
+
+
+def _check_bins(spec, where: str, keys: set) -> None:
+    import math
+
+    if not isinstance(spec, dict) or set(spec) != keys:
+        raise ModelFormatError(f"{where} must be a mapping with keys {sorted(keys)}, got {spec!r}")
+    if not isinstance(spec["name"], str) or not spec["name"]:
+        raise ModelFormatError(f"{where}.name must be the output tensor's name, got {spec['name']!r}")
+    for key, low in (("width", 0.0), ("offset", None)):
+        value = spec[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or (low is not None and value <= low):
+            raise ModelFormatError(f"{where}.{key} must be a finite number{' > 0' if low is not None else ''}, "
+                                   f"got {value!r}")
+
+
+def output_names(decoding: dict) -> list[str]:
+    """The model outputs a (validated) decoding reads."""
+    if decoding["type"] == "bins":
+        return [decoding[a]["name"] for a in ANGLES]
+    return [decoding["name"]]

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, PlatformError, did_you_mean
-from .typed import from_mapping
+from .typed import at_least, from_mapping
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Platform:
     precision: str = "fp32"
     description: str = ""
     model: str = "default"
-    threads: int = 0
+    threads: int = field(default=0, metadata=at_least(0, whole=True))
     backend_options: dict = field(default_factory=dict)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     requires: str = ""
@@ -61,7 +61,17 @@ def platform_names() -> list[str]:
 
 
 def platform_from_dict(data: dict, where: str) -> Platform:
-    return from_mapping(Platform, data, f"platform file {where}", ConfigError)
+    """Validate and build a Platform; backend options are checked against what its backend accepts.
+
+    Raises:
+        ConfigError: unknown keys or wrongly typed values. PlatformError: an unknown backend option.
+    """
+    from .backends import BACKENDS, check_backend_options
+
+    platform = from_mapping(Platform, data, f"platform file {where}", ConfigError)
+    if platform.backend in BACKENDS:  # an unknown backend is reported (with suggestions) when the Runtime builds it
+        check_backend_options(platform.backend, platform.backend_options, f"platform file {where}")
+    return platform
 
 
 def load_platform(name_or_path: str | Path) -> Platform:

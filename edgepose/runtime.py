@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import dataclasses
 
-
 import numpy as np
 
 from .angles import euler_to_matrix, flip_matrix, matrix_to_euler, mean_rotation, rotate_in_plane
-from .backends import create_backend
+from .backends import check_backend_options, create_backend
 from .bundle import resolve_bundle
 from .crop import clip_box, validate_frame
 from .decode import decode_outputs
-from .errors import ModelFormatError
+from .detectors import check_detector
+from .errors import ConfigError, EdgePoseError, ModelFormatError
+from .model_check import check_model_io
 from .platform import Platform, load_platform
 from .pose import FacePose
 from .preprocess import eye_line_angle, prepare_batch, to_input
@@ -32,6 +33,15 @@ class Runtime:
             manifest says crop.aligned are always run this way.
         flip_tta: test-time augmentation: also run each crop mirrored, mirror that pose back (F R F) and return the
             rotation mean of the two. Twice the pose-model compute (one batch of 2N) for a lower error.
+        models_dir: a folder to look for the model files in when they are not beside the manifest (third-party
+            models kept elsewhere; a manifest itself can only name files inside its own folder).
+
+    Raises:
+        PlatformError, ConfigError: unknown platform, bad platform file, unknown backend option or detector.
+        BackendUnavailableError: the platform's engine is not installed (the message names the extra).
+        ModelFormatError: bundle missing or invalid, a model file outside its folder, without or failing its
+            checksum, or not matching its manifest (input name/shape/layout/dtype, output names); a detector model
+            file missing or of the wrong format.
 
     Example:
         >>> with Runtime("cpu") as rt:
@@ -39,25 +49,31 @@ class Runtime:
     """
 
     def __init__(self, platform: str = "cpu", model: str | None = None, *, threads: int | None = None,
-                 backend_options: dict | None = None, detector=None, align: bool = False, flip_tta: bool = False):
+                 backend_options: dict | None = None, detector=None, align: bool = False, flip_tta: bool = False,
+                 models_dir: str | None = None):
+        self.members: list = []
+        self._closed = False
         self.platform: Platform = load_platform(platform)
         if detector is not None:
             from .detectors import parse_detector
 
             self.platform = dataclasses.replace(self.platform, detector=parse_detector(detector))
+        check_detector(self.platform.detector)  # unknown type, missing or wrong-format file: now, not at first frame
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+            raise ConfigError(f"threads must be a whole number >= 0 (0 = all cores), got {threads!r}")
+        check_backend_options(self.platform.backend, backend_options or {}, "backend_options")
         self.backend = create_backend(self.platform.backend)  # a missing engine is reported before a missing model
-        self.manifest, self.model_paths = resolve_bundle(model or self.platform.model)
+        self.manifest, self.model_paths = resolve_bundle(model or self.platform.model, models_dir)
         self.model_path = self.model_paths[0]
         options = {**self.platform.backend_options, **(backend_options or {})}
         options["threads"] = self.platform.threads if threads is None else threads
         if self.manifest.format == "tensorrt":
             options.update(expect_trt_version=self.manifest.source.get("tensorrt"), expect_gpu=self.manifest.source.get("gpu"))
-        self.backend.load(str(self.model_path), options)
-        self.members = [self.backend]
-        for path in self.model_paths[1:]:  # ensemble members (e.g. FSA-Net's two variants)
-            member = create_backend(self.platform.backend)
+        for i, path in enumerate(self.model_paths):  # ensemble members (e.g. FSA-Net's two variants) after the first
+            member = self.backend if i == 0 else create_backend(self.platform.backend)
             member.load(str(path), options)
             self.members.append(member)
+            check_model_io(self.manifest, member.io(), str(path))
         self._detector = None
         self.batch_size = self.manifest.input.batch
         self.align = align or self.manifest.crop.aligned
@@ -87,7 +103,9 @@ class Runtime:
 
         Raises:
             InputError: malformed frame or box.
+            EdgePoseError: the runtime is closed.
         """
+        self._check_open()
         frame = validate_frame(frame)
         h, w = frame.shape[:2]
         levels = None
@@ -116,6 +134,7 @@ class Runtime:
         """
         from .video import PoseStream, StreamOptions
 
+        self._check_open()
         return PoseStream(self, source, options or StreamOptions(), keep_frames)
 
     def infer_crops(self, crops: np.ndarray) -> np.ndarray:
@@ -125,6 +144,7 @@ class Runtime:
     def predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Decoded ((N, 3) degrees, (N, 3, 3) matrices) for a preprocessed input batch (with flip_tta: the rotation
         mean of each crop's pose and its mirrored crop's pose mirrored back)."""
+        self._check_open()
         if not self.flip_tta:
             return self._predict(batch)
         width_axis = self.manifest.input.layout.index("W")
@@ -150,7 +170,14 @@ class Runtime:
             return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return backend.run({name: batch})
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EdgePoseError("this Runtime is closed (close() was called, or its `with` block ended); create a new "
+                                "Runtime to run more frames")
+
     def close(self) -> None:
+        """Release the engines; later calls raise EdgePoseError. Closing twice is harmless."""
+        self._closed = True
         for member in self.members:
             member.close()
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError, ModelFormatError, did_you_mean
 from ..platform import DetectorConfig
 
 
@@ -75,17 +75,41 @@ DETECTORS = {
     "yunet": ("edgepose.detectors.yunet", "YuNetDetector"),
     "blazeface": ("edgepose.detectors.blazeface", "BlazeFaceDetector"),
 }
+# the model file format each detector that needs one reads: (suffix, description)
+DETECTOR_FILES = {"yunet": (".onnx", "YuNet ONNX model (face_detection_yunet_*.onnx)"),
+                  "blazeface": (".tflite", "BlazeFace LiteRT model (blazeface_short_range.tflite / _full_range)")}
 
 
 def model_path(cfg: DetectorConfig) -> str:
-    """The detector's model file, checked to exist."""
+    """The detector's model file, checked to exist and to be of the detector's format."""
     from pathlib import Path
 
+    suffix, what = DETECTOR_FILES[cfg.type]
+    if not cfg.model:
+        raise ConfigError(f"detector '{cfg.type}' needs `detector.model`, the path of its {what}; it is not shipped "
+                          f"with edgepose (e.g. --detector {cfg.type}:/models/model{suffix})")
     path = Path(cfg.model).expanduser()
-    if not cfg.model or not path.is_file():
-        raise ConfigError(f"detector '{cfg.type}' needs `detector.model`, the path of its model file "
-                          f"(got '{cfg.model}'); it is not shipped with edgepose")
+    if not path.is_file():
+        raise ModelFormatError(f"detector '{cfg.type}' model file '{cfg.model}' not found; give the path of its {what}")
+    with open(path, "rb") as f:
+        is_tflite = f.read(8)[4:8] == b"TFL3"  # the FlatBuffers identifier of every .tflite file
+    if path.suffix.lower() != suffix or is_tflite != (suffix == ".tflite"):
+        raise ModelFormatError(f"detector '{cfg.type}' reads a {what}; '{cfg.model}' is "
+                               f"{'a LiteRT/TFLite file' if is_tflite else 'not one'}. Give the {suffix} file")
     return str(path)
+
+
+def check_detector(cfg: DetectorConfig) -> None:
+    """Validate a detector section without building it (when a Runtime is built, not at its first frame).
+
+    Raises:
+        ConfigError: unknown detector type, or a missing `detector.model`.
+        ModelFormatError: the model file does not exist or is not the detector's format.
+    """
+    if cfg.type not in DETECTORS:
+        raise ConfigError(f"unknown detector '{cfg.type}'.{did_you_mean(cfg.type, DETECTORS)} Available: {sorted(DETECTORS)}")
+    if cfg.type in DETECTOR_FILES:
+        model_path(cfg)
 
 
 def parse_detector(spec) -> DetectorConfig | None:
@@ -104,7 +128,6 @@ def create_detector(cfg: DetectorConfig):
     """Build the detector named by a platform's `detector` section."""
     import importlib
 
-    if cfg.type not in DETECTORS:
-        raise ConfigError(f"unknown detector '{cfg.type}'.{did_you_mean(cfg.type, DETECTORS)} Available: {sorted(DETECTORS)}")
+    check_detector(cfg)
     module, cls = DETECTORS[cfg.type]
     return getattr(importlib.import_module(module), cls)(cfg)

@@ -25,7 +25,7 @@ from .heads import landmark_loss
 from .models import create_for
 from .pool_data import PoolData, augment_batch, color_jitter
 from .protocol_box import training_frames
-from .recipe import Recipe, recipe_to_yaml
+from .recipe import Recipe, check_recipe, recipe_to_yaml
 
 INPUT_MEAN = 127.5
 INPUT_STD = 127.5
@@ -321,6 +321,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
     resume=True continues from last.pt exactly where it stopped, mid-epoch included: same batch order, optimizer,
     schedule, EMA and RNG streams, so a killed and resumed run ends with the weights of an uninterrupted one.
     """
+    check_recipe(recipe)  # recipes built in Python too: nothing is written for an out-of-range value
     dist = _Distributed()
     try:
         return _train(recipe, Path(out_dir), resume, dist)
