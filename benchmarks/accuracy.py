@@ -27,6 +27,8 @@ def main() -> int:
                     "for each (default: each platform's own)")
     ap.add_argument("--peers", default="", help="comma-separated manifests of other models, run on --peer-platform")
     ap.add_argument("--peer-platform", default="cpu")
+    ap.add_argument("--models-dir", default="../shared/models/peers",
+                    help="folder holding the model files the --peers manifests name (benchmarks/peers/*.json)")
     ap.add_argument("--dataset", default="aflw2000")
     ap.add_argument("--root", default="../shared/data/aflw2000-dev")
     ap.add_argument("--limit", type=int, default=0)
@@ -34,11 +36,11 @@ def main() -> int:
     args = ap.parse_args()
 
     rows, details = [], {}
-    runs = [(name, name, args.model) for name in args.platform.split(",")]
-    runs += [(Path(m).stem, args.peer_platform, m) for m in args.peers.split(",") if m]
-    for label, name, model in runs:
+    runs = [(name, name, args.model, None) for name in args.platform.split(",")]
+    runs += [(Path(m).stem, args.peer_platform, m, args.models_dir) for m in args.peers.split(",") if m]
+    for label, name, model, models_dir in runs:
         try:
-            with open_runtime(name, model) as rt:
+            with open_runtime(name, model, models_dir=models_dir) as rt:
                 summary, _, _ = evaluate(rt, args.dataset, args.root, limit=args.limit)
                 desc = rt.describe()
                 size_mb = sum(p.stat().st_size for p in rt.model_paths) / 1e6

@@ -88,6 +88,8 @@ def main() -> int:
     ap.add_argument("--model", action="append", default=[],
                     help="bundle folder, manifest or training checkpoint (default: the cpu bundle); "
                     "repeatable, e.g. benchmarks/peers/fsanet.json")
+    ap.add_argument("--models-dir", default=None,
+                    help="folder holding the model files of --model manifests kept elsewhere, e.g. ../shared/models/peers")
     ap.add_argument("--root", default="../shared/data/aflw2000-dev")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--fit-mesh", default="", help="also fit this 3D face model to the labels' own 68 points")
@@ -95,7 +97,7 @@ def main() -> int:
     print("| model | \\|yaw\\| | faces | Euler MAE | median | geodesic | \\|along\\| | \\|across\\| | MAE without along | slope |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for model in args.model or [None]:
-        with open_runtime("cpu", model) as rt:
+        with open_runtime("cpu", model, models_dir=args.models_dir) as rt:
             _, pred, truth = evaluate(rt, "aflw2000", args.root, limit=args.limit, progress=False)
         print("\n".join(report(model or "default", pred, truth)))
     if args.fit_mesh:

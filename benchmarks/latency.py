@@ -1,7 +1,8 @@
 """Per-stage latency of platforms on this machine (detect, crop, pose model batch 1 and N, decode, end to end).
 
     python benchmarks/latency.py [--platform cpu,android | --all] [--threads 1,0] [--runs 300] [--min-time 1]
-                                 [--peers benchmarks/peers/fsanet.json,...] [--detector blazeface:MODEL]
+                                 [--peers benchmarks/peers/fsanet.json,...] [--models-dir ../shared/models/peers]
+                                 [--detector blazeface:MODEL]
     python benchmarks/latency.py --compare A.json B.json      # ratios B / A per platform and stage
 
 Frame: 640x480 with one face (scikit-image's public-domain astronaut). Prints a markdown table, writes JSON with
@@ -56,6 +57,8 @@ def main() -> int:
     ap.add_argument("--detector", default=None, help="override the platforms' detector, e.g. blazeface:MODEL")
     ap.add_argument("--peers", default="", help="comma-separated manifests of other models, run on --peer-platform")
     ap.add_argument("--peer-platform", default="cpu")
+    ap.add_argument("--models-dir", default="../shared/models/peers",
+                    help="folder holding the model files the --peers manifests name (benchmarks/peers/*.json)")
     ap.add_argument("--threads", default="1,0", help="comma-separated thread counts; 0 = all cores")
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
@@ -72,12 +75,12 @@ def main() -> int:
         ap.error(f"--rounds must be at least 1, got {args.rounds}")
 
     names = platform_names() if args.all else args.platform.split(",")
-    runs = [(name, name, args.model) for name in names]
-    runs += [(Path(m).stem, args.peer_platform, m) for m in args.peers.split(",") if m]
+    runs = [(name, name, args.model, None) for name in names]
+    runs += [(Path(m).stem, args.peer_platform, m, args.models_dir) for m in args.peers.split(",") if m]
     frame = demo_frame(640, 480)
     opened, unavailable, described = [], {}, {}
     with ExitStack() as stack:
-        for label, name, model in runs:
+        for label, name, model, models_dir in runs:
             try:
                 model = stack.enter_context(checkpoint_bundle(model, name))
             except (EdgePoseError, ImportError) as exc:
@@ -86,7 +89,8 @@ def main() -> int:
                 continue
             for threads in (int(t) for t in args.threads.split(",")):
                 try:
-                    rt = stack.enter_context(Runtime(name, model=model, threads=threads, detector=args.detector))
+                    rt = stack.enter_context(Runtime(name, model=model, threads=threads, detector=args.detector,
+                                                     models_dir=models_dir))
                 except (EdgePoseError, ImportError) as exc:
                     unavailable[label] = str(exc)
                     print(f"platform '{label}' is not usable on this machine: {exc}", file=sys.stderr)

@@ -143,7 +143,10 @@ def demo_frame(width: int = 640, height: int = 480) -> np.ndarray:
     try:
         from skimage import data
     except ImportError as exc:
-        raise ImportError("the demo frame needs scikit-image: pip install 'edgepose[demo]'") from exc
+        from .errors import BackendUnavailableError
+
+        raise BackendUnavailableError("the demo frame needs scikit-image, which is not installed here: "
+                                      "pip install 'edgepose[demo]'") from exc
     img = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     scale = min(width / img.shape[1], height / img.shape[0])
     img = cv2.resize(img, (int(img.shape[1] * scale), int(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)

@@ -7,10 +7,18 @@ import sys
 
 from .errors import ConfigError, EdgePoseError
 
+# optional packages the commands import, and the extra that brings each (a missing one is a one-line error)
+EXTRAS = {"torch": "train", "onnx": "train", "onnxconverter_common": "train", "skimage": "demo",
+          "ai_edge_litert": "tflite", "litert_torch": "tflite-export", "nncf": "qat", "torchao": "qat",
+          "matplotlib": "bench", "tensorboard": "dev"}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+
 
 def _cmd_infer(args) -> int:
     import cv2
 
+    _check_suffix(args.out, IMAGE_SUFFIXES, "image")
     if args.command == "demo":
         from .bench import demo_frame
 
@@ -27,7 +35,16 @@ def _runtime(args):
     from .bundle import open_runtime
 
     return open_runtime(args.platform, args.model, threads=args.threads, detector=args.detector,
-                        flip_tta=args.flip_tta)
+                        flip_tta=args.flip_tta, models_dir=args.models_dir)
+
+
+def _check_suffix(path: str | None, suffixes: tuple, what: str) -> None:
+    """Refuse an output path OpenCV cannot write, before any work is done."""
+    from pathlib import Path
+
+    if path and Path(path).suffix.lower() not in suffixes:
+        raise ConfigError(f"--out '{path}': unknown {what} extension '{Path(path).suffix}'; use one of "
+                          f"{', '.join(suffixes)}")
 
 
 def _report(frame, args) -> int:
@@ -65,7 +82,7 @@ def _cmd_eval(args) -> int:
                                   f"{desc['precision']}"))
     rows = [("this model", summary)]
     for manifest in args.compare:
-        with open_runtime("cpu", manifest, threads=args.threads) as peer:
+        with open_runtime("cpu", manifest, threads=args.threads, models_dir=args.models_dir) as peer:
             rows.append((peer.manifest.name or manifest, evaluate(peer, args.dataset, args.root, limit=args.limit,
                                                                   protocol=args.protocol)[0]))
     if args.compare_facemesh:
@@ -101,7 +118,8 @@ def _cmd_video(args) -> int:
     from .smoothing import OneEuroConfig
     from .video import StreamOptions
 
-    source = int(args.source) if args.source.isdigit() else args.source
+    _check_suffix(args.out, VIDEO_SUFFIXES, "video")
+    source = int(args.source) if args.source.lstrip("-").isdigit() else args.source  # the stream refuses -1
     options = StreamOptions(smoothing=OneEuroConfig() if args.smooth else None, drop_policy=args.drop_policy)
     writer, frames, faces = None, 0, 0
     t0 = time.perf_counter()
@@ -117,7 +135,7 @@ def _cmd_video(args) -> int:
                     for p in result.poses:
                         draw_pose(frame, p)
                     if writer is None:
-                        writer = cv2.VideoWriter(args.out, cv2.VideoWriter_fourcc(*"mp4v"), args.fps,
+                        writer = cv2.VideoWriter(args.out, cv2.VideoWriter_fourcc(*"mp4v"), args.fps or stream.fps,
                                                  (frame.shape[1], frame.shape[0]))
                         if not writer.isOpened():
                             raise EdgePoseError(f"cannot write video '{args.out}'; use an .mp4 or .avi path")
@@ -135,7 +153,8 @@ def _cmd_bench(args) -> int:
     from .bench import markdown_table
     from .bench_suite import COLUMNS, reproducibility, run_bench
     from .manifest import atomic_write_bytes
-    from .platform import platform_names
+    from .bench_suite import RAN
+    from .platform import load_platform, platform_names
 
     previous = None
     if args.against:
@@ -144,10 +163,15 @@ def _cmd_bench(args) -> int:
                 previous = json.load(f)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--against {args.against}: cannot read an earlier `edgepose bench --json` result ({exc})")
-    platforms = platform_names() if args.platform == "all" else args.platform.split(",")
+    platforms = platform_names() if args.platform == "all" else [p for p in args.platform.split(",") if p]
+    flip_tta = [p for p in args.flip_tta.split(",") if p]
+    for name in platforms + flip_tta:
+        load_platform(name)  # an unknown name is a usage error, not an 'unavailable' row
+    if not platforms and not args.model:
+        raise ConfigError("--platform names no platform and no --model is given: nothing to bench")
     result = run_bench(platforms, args.model, args.dataset, args.root, args.protocol, args.threads, args.runs,
                        detector=args.detector, plots_dir=args.plots, rounds=args.rounds, span=args.span,
-                       flip_tta=[p for p in args.flip_tta.split(",") if p])
+                       flip_tta=flip_tta, models_dir=args.models_dir)
     env = result["environment"]
     print(f"{args.dataset} ({args.root}), {args.protocol} boxes; pose latency batch 1, {args.threads} thread(s), "
           f"{result['rounds']} rounds interleaved across entries over {result['rounds_span_s']:.0f} s; "
@@ -164,6 +188,10 @@ def _cmd_bench(args) -> int:
         if rows:
             print(markdown_table(rows, list(rows[0])))
         print(f"\n{verdict}")
+    if not any(r.get("status") == RAN for r in result["rows"]):
+        print("edgepose: error: nothing ran: every entry was unavailable or failed (see the status column); install "
+              "the engine a platform needs, or pick usable ones (`edgepose platforms`)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -228,6 +256,12 @@ def _cmd_card(args) -> int:
 
     from .model_card import write_card
 
+    from pathlib import Path
+
+    if not Path(args.bench).is_file():
+        raise ConfigError(f"--bench '{args.bench}' does not exist; write it first with `edgepose bench --model "
+                          "benchmarks/peers/fsanet.json --model benchmarks/peers/whenet.json --models-dir "
+                          "../shared/models/peers --json FILE`")
     bundles = args.bundles or str(files("edgepose") / "bundles")
     print(f"model card written to {write_card(args.bench, bundles, args.out, args.recipes)}")
     return 0
@@ -254,9 +288,10 @@ def _cmd_label(args) -> int:
                                            for v in args.vote_max_yaw))
     if args.index:
         summary = label_pool(args.index, args.out, args.teacher, [v for v in args.index_votes.split(",") if v],
-                             args.face_model, settings, limit=args.limit)
+                             args.face_model, settings, limit=args.limit, models_dir=args.models_dir)
     else:
-        summary = label_folder(args.images, args.out, args.teacher, args.detector, settings, limit=args.limit)
+        summary = label_folder(args.images, args.out, args.teacher, args.detector, settings, limit=args.limit,
+                               models_dir=args.models_dir)
     print(json.dumps(summary, indent=2))
     print(f"labels written to {args.out} (train on them with data.labels={args.out})")
     return 0
@@ -271,6 +306,40 @@ def _cmd_profile(args) -> int:
     return 0
 
 
+def _cmd_manifest(args) -> int:
+    from .manifest import hash_manifest
+
+    for path in hash_manifest(args.manifest, args.models_dir):
+        print(f"sha256 written for {path}")
+    print(f"manifest updated: {args.manifest}")
+    return 0
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got '{text}'")
+    return value
+
+
+def _positive(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got '{text}'")
+    return value
+
+
+def _models_dir_arg(p) -> None:
+    p.add_argument("--models-dir", default=None, metavar="FOLDER",
+                   help="folder holding the model files of manifests that name files not beside them, e.g. "
+                        "../shared/models/peers for benchmarks/peers/*.json")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgepose", description="Head-pose estimation: train, export, run, measure.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -280,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default=None,
                        help="bundle folder, manifest JSON, or training checkpoint (.pt: exported for the platform into "
                             "a temporary bundle first; needs edgepose[train]); default: the platform's model")
-        p.add_argument("--threads", type=int, default=None, help="engine threads (0 = all cores)")
+        p.add_argument("--threads", type=_count, default=None, help="engine threads (0 = all cores)")
+        _models_dir_arg(p)
         p.add_argument("--detector", default=None,
                        help="face detector: haar, yunet:MODEL.onnx or blazeface:MODEL.tflite (default: the platform's)")
         p.add_argument("--flip-tta", action="store_true",
@@ -302,13 +372,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="accuracy on a labelled dataset (face boxes from the labels)")
     p.add_argument("--dataset", default="aflw2000")
     p.add_argument("--root", required=True)
-    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--limit", type=_count, default=0, help="evaluate the first N images only (0 = all)")
     p.add_argument("--protocol", choices=["label", "label68", "detector"], default="label",
                    help="label: face boxes from the labels (published protocol); label68: the box of the 68 3D "
                         "landmarks (AFLW2000-3D); detector: the runtime's detector")
     p.add_argument("--json", help="also write the summary to this JSON file")
     p.add_argument("--compare", action="append", default=[], metavar="MANIFEST",
-                   help="also score this model manifest (e.g. benchmarks/peers/fsanet.json) in the same run; repeatable")
+                   help="also score this model manifest (e.g. benchmarks/peers/fsanet.json with --models-dir "
+                        "../shared/models/peers) in the same run; repeatable")
     p.add_argument("--compare-facemesh", default=None, metavar="FOLDER",
                    help="also score MediaPipe's Face Mesh route (BlazeFace, Face Mesh, canonical-face fit; its misses "
                         "counted) from the face_landmark.tflite, blazeface_short_range.tflite and "
@@ -319,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("video", help="poses over a video file or camera, threaded; optional annotated output")
     p.add_argument("source", help="video file, or a camera index (0, 1, ...)")
     p.add_argument("--out", help="write the annotated video here (.mp4)")
-    p.add_argument("--fps", type=float, default=30.0, help="frame rate of the written video")
+    p.add_argument("--fps", type=float, default=None, help="frame rate of the written video (default: the source's)")
     p.add_argument("--smooth", action="store_true", help="One-Euro temporal smoothing of the angles")
     p.add_argument("--drop-policy", choices=["block", "drop_oldest"], default=None,
                    help="when the pipeline falls behind (default: drop_oldest for cameras, block for files)")
@@ -336,13 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default="../shared/data/aflw2000-dev")
     p.add_argument("--protocol", choices=["label", "label68", "detector"], default="label")
     p.add_argument("--detector", default=None, help="detector for --protocol detector, e.g. blazeface:MODEL")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--runs", type=int, default=200)
+    _models_dir_arg(p)
+    p.add_argument("--threads", type=_count, default=1)
+    p.add_argument("--runs", type=_positive, default=200)
     p.add_argument("--plots", default=None, help="folder for error_vs_yaw.png and error_cdf.png")
     p.add_argument("--json", default=None, help="write the full results here")
     p.add_argument("--flip-tta", default="", metavar="PLATFORMS",
                    help="also bench these platforms (comma-separated) with flip test-time augmentation")
-    p.add_argument("--rounds", type=int, default=15,
+    p.add_argument("--rounds", type=_positive, default=15,
                    help="latency rounds over all entries (at least one per entry; one follows each evaluation)")
     p.add_argument("--span", type=float, default=60.0,
                    help="spread the latency rounds over at least this many seconds, so their spread covers the "
@@ -352,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=_cmd_bench)
 
     p = sub.add_parser("models", help="registered backbones with parameters and MACs (needs edgepose[train])")
-    p.add_argument("--input-size", type=int, default=112)
+    p.add_argument("--input-size", type=_positive, default=112)
     p.add_argument("--head", default="rot6d")
     p.set_defaults(fn=_cmd_models)
 
@@ -384,7 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-spread", type=float, default=12.0, help="drop faces whose votes disagree more (deg)")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored-crop vote of each teacher")
     p.add_argument("--no-coarse-filter", action="store_true", help="keep faces whose yaw sign contradicts coarse_yaw")
-    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--limit", type=_count, default=0)
+    _models_dir_arg(p)
     p.add_argument("--out", required=True, help="labels CSV to write")
     p.set_defaults(fn=_cmd_label)
 
@@ -400,12 +473,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="3D face model: a 3DDFA BFM folder or an .obj with ibug_to_sfm.txt (not shipped: see README)")
     p.add_argument("--pool", default="../shared/data/faces", help="training pool folder (index.csv)")
     p.add_argument("--out", required=True, help="folder for the shards (resumes when it holds some)")
-    p.add_argument("--views", type=int, default=2, help="renders per source face")
+    p.add_argument("--views", type=_positive, default=2, help="renders per source face")
     p.add_argument("--yaw-min", type=float, default=35.0)
     p.add_argument("--yaw-max", type=float, default=88.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="processes")
-    p.add_argument("--limit", type=int, default=0, help="use only the first N source faces (0 = all)")
+    p.add_argument("--workers", type=_positive, default=1, help="processes")
+    p.add_argument("--limit", type=_count, default=0, help="use only the first N source faces (0 = all)")
     p.set_defaults(fn=_cmd_profile)
 
     p = sub.add_parser("export", help="export a checkpoint for a platform (needs edgepose[train])")
@@ -414,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default=None, help="override the platform's precision (fp32/fp16/int8)")
     p.add_argument("--out", default=None, help="bundle folder to write (default runs/export/<platform>-<precision>)")
     p.add_argument("--calibration", default=None, help="int8 calibration images (default: the recipe's training pool)")
-    p.add_argument("--calibration-size", type=int, default=256)
+    p.add_argument("--calibration-size", type=_positive, default=256)
     p.add_argument("--dev-root", default=None, help="AFLW2000 folder to measure parity and accuracy on")
     p.add_argument("--qat-format", default="weights", choices=["weights", "nncf-qdq"],
                    help="QAT checkpoints: QAT weights + the target's static quantizer, or NNCF's QDQ graph (ONNX)")
@@ -429,13 +502,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="checkpoint to write, e.g. weights/NAME.pt")
     p.add_argument("--name", default="", help="recipe name it carries into bundles (default: the --out file stem)")
     p.set_defaults(fn=_cmd_average)
+
+    p = sub.add_parser("manifest", help="manifest tools: `manifest hash MANIFEST` writes the sha256 of its model files")
+    p.add_argument("action", choices=["hash"], help="hash: fill in the sha256 of every model file the manifest names")
+    p.add_argument("manifest", help="the manifest JSON to update (atomically)")
+    _models_dir_arg(p)
+    p.set_defaults(fn=_cmd_manifest)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit status: 0 done; 1 nothing ran (every bench entry unavailable); 2 a user error (bad
+    option, file or value, a missing optional package), reported on one line naming the problem and the fix."""
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
     except EdgePoseError as exc:
         print(f"edgepose: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        root = (exc.name or "").split(".")[0]
+        if root not in EXTRAS:
+            raise
+        print(f"edgepose: error: `edgepose {args.command}` needs the '{root}' package, which is not installed here; "
+              f"install it with: pip install 'edgepose[{EXTRAS[root]}]'", file=sys.stderr)
         return 2

@@ -58,11 +58,12 @@ def consensus(votes: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.
     return angles, np.where(none, np.nan, spread)
 
 
-def teacher_votes(spec: str, images: list[np.ndarray], boxes: np.ndarray, flip: bool):
-    """(N, 3) poses of one teacher and (N,) flip gaps in degrees (0 without flip)."""
+def teacher_votes(spec: str, images: list[np.ndarray], boxes: np.ndarray, flip: bool, models_dir: str | None = None):
+    """(N, 3) poses of one teacher and (N,) flip gaps in degrees (0 without flip). `models_dir`: where its model
+    files are when they are not beside its manifest."""
     from tqdm import tqdm
 
-    with open_runtime("cpu", spec, threads=0) as rt:
+    with open_runtime("cpu", spec, threads=0, models_dir=models_dir) as rt:
         direct, mirrored = [], []
         for img, box in tqdm(list(zip(images, boxes)), desc=f"labelling with {Path(spec).name}", unit="face",
                              mininterval=5):
@@ -94,7 +95,8 @@ def landmark_votes(face_model: str, landmarks: list) -> np.ndarray:
 
 
 def label_pool(root: str | Path, out: str | Path, teachers: list[str], index_votes: list[str] = (),
-               face_model: str | None = None, settings: LabelSettings = LabelSettings(), limit: int = 0) -> dict:
+               face_model: str | None = None, settings: LabelSettings = LabelSettings(), limit: int = 0,
+               models_dir: str | None = None) -> dict:
     """Label the rows of a pool index (boxes, coarse classes and landmarks from the index)."""
     from .datasets.faces_pool import POOL_VOTES, read_pool_index
 
@@ -108,11 +110,12 @@ def label_pool(root: str | Path, out: str | Path, teachers: list[str], index_vot
     if face_model:
         columns["landmarks"] = landmark_votes(face_model, table.landmarks[:n])
     images = [cv2.imread(str(Path(root) / p), cv2.IMREAD_COLOR) for p in table.paths[:n]] if teachers else []
-    return _label(out, table.paths[:n], images, table.boxes[:n], teachers, columns, table.coarse_yaw[:n], settings)
+    return _label(out, table.paths[:n], images, table.boxes[:n], teachers, columns, table.coarse_yaw[:n], settings,
+                  models_dir)
 
 
 def label_folder(folder: str | Path, out: str | Path, teachers: list[str], detector: str | None = None,
-                 settings: LabelSettings = LabelSettings(), limit: int = 0) -> dict:
+                 settings: LabelSettings = LabelSettings(), limit: int = 0, models_dir: str | None = None) -> dict:
     """Label every image under `folder` (jpg/png); the largest face a detector finds in each is labelled."""
     from .runtime import Runtime
 
@@ -130,15 +133,15 @@ def label_folder(folder: str | Path, out: str | Path, teachers: list[str], detec
             paths.append(str(f.relative_to(folder)))
             images.append(img)
     summary = _label(out, paths, images, np.array(boxes).reshape(-1, 4), teachers, {}, np.full(len(paths), np.nan),
-                     settings)
+                     settings, models_dir)
     summary["images"], summary["no_face"] = len(files), len(files) - len(paths)
     return summary
 
 
-def _label(out, paths, images, boxes, teachers, columns, coarse, settings: LabelSettings) -> dict:
+def _label(out, paths, images, boxes, teachers, columns, coarse, settings: LabelSettings, models_dir=None) -> dict:
     gaps = np.zeros(len(paths))
     for spec in teachers:
-        angles, gap = teacher_votes(spec, images, boxes, settings.flip)
+        angles, gap = teacher_votes(spec, images, boxes, settings.flip, models_dir)
         columns[model_name(spec)] = angles
         gaps = np.maximum(gaps, gap)
     if not columns:

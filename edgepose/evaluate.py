@@ -30,6 +30,8 @@ def evaluate(runtime, dataset: str, root: str, limit: int = 0, progress: bool = 
     """
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol '{protocol}'; use one of {PROTOCOLS}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ConfigError(f"limit must be a whole number >= 0 (0 = every image), got {limit!r}")
     samples = _samples(dataset, root, limit, LABEL_BOXES.get(protocol))
     preds, truth, missed = [], [], 0
     for s in tqdm(samples, desc=f"eval {dataset}", unit="img", disable=not progress, mininterval=2):

@@ -246,7 +246,7 @@ def locate_model_file(name: str, roots: list[Path], where: str = "the manifest")
     searched = " or ".join(f"'{r}'" for r in roots)
     hint = "" if len(roots) > 1 else "; if the model files live elsewhere, pass their folder as --models-dir FOLDER " \
                                       "(Runtime(..., models_dir=FOLDER))"
-    raise ModelFormatError(f"model file '{name}' named by {where} is not in {searched}{hint}")
+    raise ModelFormatError(f"model file '{name}' named by {where} does not exist in {searched}{hint}")
 
 
 def verify_model_file(model_path: Path, digest: str) -> None:

@@ -56,6 +56,7 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path, recipes_dir: str
     lines += ["", "Per |yaw| bin (default bundle, degrees): "
               + ", ".join(f"{k}: {v:.2f}" for k, v in bins.items()) + " (200 / 58 / 42 faces).", "",
               f"Reproduce: `edgepose bench --model benchmarks/peers/fsanet.json --model benchmarks/peers/whenet.json "
+              "--models-dir ../shared/models/peers "
               f"{_tta_flag(rows)}--json {bench_json}` then `edgepose card --bench {bench_json}`.", "",
               "## Artifacts", "", "| bundle | format | precision | quantization | calibration |", "|---|---|---|---|---|"]
     for folder in sorted(Path(bundles_dir).iterdir()):

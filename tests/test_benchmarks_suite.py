@@ -58,7 +58,8 @@ def test_detector_protocol_on_biwi_counts_misses(tmp_path, dev_samples, runtime)
 
 def test_edgepose_bench_one_table(tmp_path, dev_root):
     r = subprocess.run([sys.executable, "-m", "edgepose", "bench", "--platform", "cpu,android,jetson", "--model",
-                        "benchmarks/peers/fsanet.json", "--model", "weights/student_mbv3s_128_soup.pt", "--root", str(dev_root), "--runs", "5", "--plots",
+                        "benchmarks/peers/fsanet.json", "--models-dir", "../shared/models/peers", "--model",
+                        "weights/student_mbv3s_128_soup.pt", "--root", str(dev_root), "--runs", "5", "--plots",
                         str(tmp_path / "plots"), "--json", str(tmp_path / "bench.json"), "--flip-tta", "cpu",
                         "--rounds", "6", "--span", "1"],
                        capture_output=True, text=True)

@@ -70,7 +70,9 @@ def test_eval_compare_scores_peers_in_the_same_run(dev_root, capsys):
     from edgepose.cli import main
 
     peer = Path(__file__).resolve().parent.parent / "benchmarks" / "peers" / "fsanet.json"
-    assert main(["eval", "--root", str(dev_root), "--limit", "12", "--compare", str(peer), "--threads", "1"]) == 0
+    models = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "peers"
+    assert main(["eval", "--root", str(dev_root), "--limit", "12", "--compare", str(peer), "--threads", "1",
+                 "--models-dir", str(models)]) == 0
     out = capsys.readouterr().out
     ours = next(ln for ln in out.splitlines() if ln.startswith("| this model | 12 |"))
     theirs = next(ln for ln in out.splitlines() if ln.startswith("| FSA-Net"))

@@ -13,6 +13,7 @@ from edgepose.data_engine import LabelSettings, consensus, label_folder, label_p
 from edgepose.errors import ConfigError
 
 FSANET = str(Path(__file__).resolve().parent.parent / "benchmarks" / "peers" / "fsanet.json")
+PEER_MODELS = str(Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "peers")
 
 
 def test_consensus_of_agreeing_votes_is_the_vote_and_missing_votes_are_skipped():
@@ -59,7 +60,8 @@ def test_label_pool_with_a_teacher_index_votes_and_landmarks(pool_root, tmp_path
 
     root = _mini_pool(pool_root, tmp_path / "pool", 12, flip_coarse=True)
     out = tmp_path / "labels.csv"
-    summary = label_pool(root, out, [FSANET], ["fsa", "whenet"], str(need(SHARED / "models" / "mesh" / "bfm_mean_3ddfa")))
+    summary = label_pool(root, out, [FSANET], ["fsa", "whenet"], str(need(SHARED / "models" / "mesh" / "bfm_mean_3ddfa")),
+                         models_dir=PEER_MODELS)
     assert summary["rows"] == 12
     assert summary["votes"] == {"fsa": 1.0, "whenet": 1.0, "landmarks": 1.0, "fsanet": 1.0}
     rows = list(csv.DictReader(open(out)))
@@ -103,10 +105,10 @@ def test_fused_vote_is_the_default_training_label(pool_root, tmp_path):
 def test_label_folder_runs_the_detector_and_counts_faceless_images(tmp_path, astronaut_bgr):
     from .conftest import SHARED, need
 
-    need(SHARED / "models" / "peers")  # the FSA-Net manifest points there
+    need(SHARED / "models" / "peers")  # the FSA-Net model files are there
     cv2.imwrite(str(tmp_path / "astronaut.jpg"), astronaut_bgr)
     cv2.imwrite(str(tmp_path / "blank.png"), np.full((240, 320, 3), 128, np.uint8))
-    summary = label_folder(tmp_path, tmp_path / "out" / "labels.csv", [FSANET])
+    summary = label_folder(tmp_path, tmp_path / "out" / "labels.csv", [FSANET], models_dir=PEER_MODELS)
     assert summary["images"] == 2 and summary["no_face"] == 1 and summary["rows"] == 1
     row = next(csv.DictReader(open(tmp_path / "out" / "labels.csv")))
     assert row["path"] == "astronaut.jpg" and abs(float(row["yaw"])) < 45

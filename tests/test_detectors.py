@@ -5,7 +5,7 @@ import pytest
 
 from edgepose.detectors import create_detector, parse_detector
 from edgepose.detectors.blazeface import ssd_anchors
-from edgepose.errors import ConfigError
+from edgepose.errors import ConfigError, ModelFormatError
 from edgepose.platform import DetectorConfig
 from edgepose.tracking import box_iou as iou
 
@@ -59,8 +59,10 @@ def test_blank_frame_has_no_faces():
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match="needs `detector.model`"):
+    with pytest.raises(ModelFormatError, match="none.onnx' not found"):
         create_detector(DetectorConfig(type="yunet", model=str(tmp_path / "none.onnx")))
+    with pytest.raises(ConfigError, match="needs `detector.model`"):
+        create_detector(DetectorConfig(type="yunet"))
     with pytest.raises(ConfigError, match="Did you mean 'yunet'"):
         create_detector(DetectorConfig(type="yunett"))
 

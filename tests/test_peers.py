@@ -15,6 +15,6 @@ def test_peer_reproduces_its_accuracy(manifest, expected, dev_root):
 
     if not MODELS.is_dir():
         pytest.skip(f"{MODELS} is absent")
-    with Runtime("cpu", model=str(PEERS / manifest), threads=1) as rt:
+    with Runtime("cpu", model=str(PEERS / manifest), threads=1, models_dir=str(MODELS)) as rt:
         summary, _, _ = evaluate(rt, "aflw2000", str(dev_root), progress=False)
     assert summary["mean"] == pytest.approx(expected, abs=0.3)

@@ -13,7 +13,7 @@ import numpy as np
 from .. import __version__
 from ..backends import backend_available
 from ..errors import ConfigError
-from ..manifest import CropSpec, InputSpec, Manifest, save_manifest, sha256_file
+from ..manifest import CropSpec, InputSpec, Manifest, atomic_path, save_manifest, sha256_file
 from ..platform import load_platform
 from .calibration import calibration_inputs
 from .formats import ExportFormat, format_for
@@ -62,7 +62,7 @@ def _build_tensorrt(ctx: dict) -> tuple[Path, InputSpec, str]:
         inputs = ctx["calibration"]()
         calib = inputs[: len(inputs) // 8 * 8].reshape(-1, 8, *inputs.shape[1:])
     manifest_path = build_engine(ctx["manifest"], ctx["onnx32"], ctx["work"] / "trt", ctx["precision"], calib,
-                                 timing_cache=Path(ctx["work"]).parent / "edgepose-trt-timing.cache")
+                                 timing_cache=ctx["out"] / "edgepose-trt-timing.cache")
     return manifest_path.parent / "model.engine", dataclasses.replace(ctx["spec"], batch=0), OUTPUT_NAME
 
 
@@ -129,18 +129,20 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
                             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             "host": host_platform.machine(), "platform": plat.name,
                             **_provenance(state)})
-    with tempfile.TemporaryDirectory(dir=out) as tmp:
+    remove_stale_work(out)
+    # the work folder lives in the system's temporary folder, never in the bundle folder: a killed export leaves
+    # nothing there but, at most, one hidden .model*.tmp that the next export removes
+    with tempfile.TemporaryDirectory(prefix="edgepose-export-") as tmp:
         work = Path(tmp)
         onnx32 = write_onnx(model, spec, work / "fp32.onnx")
         base = dataclasses.replace(base, sha256=sha256_file(onnx32))
         ctx = {"model": model, "spec": spec, "precision": precision, "work": work, "onnx32": onnx32,
-               "calibration": calibration_batch, "manifest": base,
+               "calibration": calibration_batch, "manifest": base, "out": out,
                "qat": qat_format if quantized else "", "quantizer": quantizer}
         artifact, artifact_spec, output_name = BUILDERS[fmt.name](ctx)
         final = out / f"model{fmt.suffix}"
-        staged = work / f"staged{fmt.suffix}"
-        shutil.copyfile(artifact, staged)
-        staged.replace(final)
+        with atomic_path(final) as staged:
+            shutil.copyfile(artifact, staged)
     source = dict(base.source)
     if "x" in calib_cache:
         source["calibration"] = {"source": str(calib_source), "images": int(len(calib_cache["x"]))}
@@ -159,6 +161,17 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     elif measure:
         print(f"not measured here: {why}")
     return out / "manifest.json"
+
+
+def remove_stale_work(out: Path) -> list[Path]:
+    """Remove what a killed export left in bundle folder `out`: the hidden temporary files of its atomic writes
+    (.model.*.tmp, .manifest.json.*.tmp) and the tmpXXXXXXXX work folders older versions made there (recognised by
+    their fp32.onnx). Returns what was removed."""
+    stale = [p for p in out.glob(".model.*.tmp") if p.is_file()] + [p for p in out.glob(".manifest.json.*.tmp")]
+    stale += [p for p in out.glob("tmp*") if p.is_dir() and len(p.name) == 11 and (p / "fp32.onnx").exists()]
+    for path in stale:
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    return stale
 
 
 def _provenance(state: dict) -> dict:
