@@ -50,11 +50,12 @@ def _coerce(value, default, where: str, error: type[Exception]):
             raise error(f"'{where}' must be a list, got {value!r}")
         return tuple(value)
     if isinstance(default, (int, float)):
-        if isinstance(value, bool) or (isinstance(default, int) and isinstance(value, float) and value != int(value)):
+        if isinstance(value, bool) or (isinstance(default, int) and isinstance(value, float)
+                                       and (not math.isfinite(value) or value != int(value))):
             raise error(f"'{where}' must be a {'whole number' if isinstance(default, int) else 'number'}, got {value!r}")
         try:
             return type(default)(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise error(f"'{where}' must be a number, got {value!r}") from None
     if isinstance(default, str) and not isinstance(value, str):
         raise error(f"'{where}' must be a string, got {value!r}")
