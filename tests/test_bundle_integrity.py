@@ -10,7 +10,7 @@ from edgepose import Runtime
 from edgepose.bundle import bundled_dir, resolve_bundle
 from edgepose.cli import main
 from edgepose.errors import ModelFormatError
-from edgepose.manifest import hash_manifest, load_manifest
+from edgepose.manifest import load_manifest
 
 from .conftest import SHARED
 
@@ -62,6 +62,8 @@ def test_checksum_is_required_and_the_error_names_the_command_that_writes_it(tmp
 
 
 def test_hash_refuses_a_manifest_pointing_outside(tmp_path):
+    from edgepose.manifest import hash_manifest
+
     _, path = _bundle(tmp_path, model_file="../default/model.onnx")
     before = path.read_text()
     with pytest.raises(ModelFormatError, match="inside the manifest's folder"):

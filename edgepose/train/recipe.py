@@ -152,7 +152,13 @@ def _apply_override(data: dict, assignment: str) -> None:
     parts = dotted.split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{assignment}': '{part}' is a value, not a section; use section.key=value")
+    try:
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{assignment}': the value is not valid YAML ({exc}); quote strings, "
+                          "e.g. data.root='my folder'") from None
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
@@ -173,6 +179,8 @@ def recipe_from_yaml(text: str, overrides: list[str] = (), where: str = "recipe"
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping of sections (model, data, train, ...), got {type(data).__name__}")
     for assignment in overrides:
         _apply_override(data, assignment)
     recipe = from_mapping(Recipe, data, "", ConfigError)
