@@ -341,8 +341,6 @@ def _holdout_metrics(pred: np.ndarray, truth: np.ndarray, views: np.ndarray) -> 
 
 def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     cfg = recipe.train
-    if cfg.large_yaw_repeat < 1:
-        raise ConfigError(f"train.large_yaw_repeat must be a whole number >= 1 (1 = off), not {cfg.large_yaw_repeat}")
     if cfg.select_by not in SELECT_BY:
         raise ConfigError(f"train.select_by '{cfg.select_by}' is not one of {', '.join(SELECT_BY)}")
     if cfg.select_by != "holdout" and not recipe.data.profiled:
