@@ -226,10 +226,11 @@ def _cmd_average(args) -> int:
 def _cmd_card(args) -> int:
     from importlib.resources import files
 
-    from .model_card import write_card
+    from .model_card import RECIPE_DIRS, write_card
 
     bundles = args.bundles or str(files("edgepose") / "bundles")
-    print(f"model card written to {write_card(args.bench, bundles, args.out, args.recipes)}")
+    recipes = tuple(args.recipes.split(",")) if args.recipes else RECIPE_DIRS
+    print(f"model card written to {write_card(args.bench, bundles, args.out, recipes)}")
     return 0
 
 
@@ -391,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("card", help="generate the model card from a bench JSON and the packaged bundles")
     p.add_argument("--bench", required=True, help="edgepose bench --json output (with the public models)")
     p.add_argument("--bundles", default=None, help="bundles folder (default: the packaged ones)")
-    p.add_argument("--recipes", default="recipes")
+    p.add_argument("--recipes", default="", help="comma-separated recipe folders to look the chain up in "
+                   "(default: recipes,research/ladder,research/ablations)")
     p.add_argument("--out", default="MODEL_CARD.md")
     p.set_defaults(fn=_cmd_card)
 

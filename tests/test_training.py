@@ -588,7 +588,7 @@ def test_average_is_the_mean_of_the_weights_and_bundles_and_cards_name_its_membe
                                            "× first": 1.0}]}))
     card = build_card(bench, bundles, recipes)
     assert f"edgepose average {a} {b} --out weights/soup.pt" in card
-    assert card.index("### `recipes/round2.yaml`") < card.index("### `recipes/round1.yaml`")
+    assert card.index(f"- `{recipes.as_posix()}/round2.yaml`: round two") < card.index(f"`{recipes.as_posix()}/round1.yaml`")
 
     with pytest.raises(ConfigError, match="at least two"):
         main_average([str(a)], tmp_path / "x.pt")
