@@ -147,7 +147,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"recipe '{path}' does not exist; recipes live in recipes/*.yaml")
+        raise ConfigError(f"recipe '{path}' does not exist; recipes live in recipes/*.yaml (research/ holds the default model's ladder)")
     return recipe_from_yaml(path.read_text(), overrides, where=f"recipe '{path}'")
 
 
