@@ -33,6 +33,7 @@ def reference(dev_root):
     return crops, truth, pred, summarize(pred, truth)["mean"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("platform, precision, quantizer", CASES)
 def test_export_parity(platform, precision, quantizer, reference, tmp_path, dev_root, pool_root):
     from edgepose import Runtime
@@ -87,6 +88,7 @@ def test_quantizer_choice_is_checked(tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_torch_dynamic_int8_keeps_the_pose(reference):
     from edgepose.exporters.onnx_export import load_trained, torch_dynamic_int8
     from edgepose.metrics import angle_errors

@@ -9,7 +9,8 @@ PEERS = Path(__file__).resolve().parent.parent / "benchmarks" / "peers"
 MODELS = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "peers"
 
 
-@pytest.mark.parametrize("manifest, expected", [("fsanet.json", 5.19), ("whenet.json", 5.47)])
+@pytest.mark.parametrize("manifest, expected", [("fsanet.json", 5.19),
+                                                pytest.param("whenet.json", 5.47, marks=pytest.mark.slow)])
 def test_peer_reproduces_its_accuracy(manifest, expected, dev_root):
     from edgepose import Runtime
 

@@ -28,6 +28,7 @@ def trained(tmp_path_factory, pool_root, dev_root):
     return out, first, resumed
 
 
+@pytest.mark.slow
 def test_training_writes_checkpoint_log_and_recipe(trained):
     out, first, resumed = trained
     assert first["epoch"] == 2 and resumed["epoch"] == 3 and resumed["step"] == 9
@@ -40,6 +41,7 @@ def test_training_writes_checkpoint_log_and_recipe(trained):
     assert (out / "best.pt").is_file()
 
 
+@pytest.mark.slow
 def test_export_onnx_parity_with_torch(trained, tmp_path, dev_root, dev_samples):
     from edgepose import Runtime
     from edgepose.exporters.export import export_bundle
@@ -68,6 +70,7 @@ def test_recipe_errors_are_clear(tmp_path):
         load_recipe(tmp_path / "none.yaml")
 
 
+@pytest.mark.slow
 def test_resume_without_checkpoint_or_missing_inputs_are_clear(tmp_path, pool_root):
     from edgepose.train.trainer import train
 
@@ -88,6 +91,7 @@ def test_every_recipe_parses():
         load_recipe(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", sorted(__import__("edgepose.train.models", fromlist=["BACKBONES"]).BACKBONES))
 def test_every_backbone_builds_trains_a_step_and_exports(backbone, tmp_path):
     from edgepose.manifest import InputSpec
@@ -123,6 +127,7 @@ t.train(load_recipe(sys.argv[1], sys.argv[3:]), sys.argv[2], resume="--resume" i
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, pool_root):
     import subprocess
     import sys
@@ -146,6 +151,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, poo
         assert torch.equal(a["ema"][key], b["ema"][key]), key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", ["rot6d", "euler", "sincos", "bins"])
 def test_every_head_trains_and_exports_with_one_decoding(head, tmp_path, pool_root, dev_root):
     import json
@@ -168,6 +174,7 @@ def test_every_head_trains_and_exports_with_one_decoding(head, tmp_path, pool_ro
         assert angle_errors(rt.infer_crops(crops[:50]), predict_degrees(model, crops[:50])).max() < 0.1
 
 
+@pytest.mark.slow
 def test_large_yaw_emphasis_repeats_the_large_yaw_rows(tmp_path, pool_root):
     from edgepose.errors import ConfigError
     from edgepose.train.trainer import train
@@ -183,6 +190,7 @@ def test_large_yaw_emphasis_repeats_the_large_yaw_rows(tmp_path, pool_root):
         train(load_recipe(RECIPE, base + ["train.large_yaw_repeat=0"]), tmp_path / "bad")
 
 
+@pytest.mark.slow
 def test_early_stopping_on_the_holdout(tmp_path, pool_root):
     from edgepose.train.trainer import train
 
@@ -192,6 +200,7 @@ def test_early_stopping_on_the_holdout(tmp_path, pool_root):
     assert metrics["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_models_table_lists_params_and_macs():
     import subprocess
     import sys
@@ -225,6 +234,7 @@ def tiny_profiled(tmp_path_factory, pool_root):
                     tmp_path_factory.mktemp("profiled"), ProfileSettings(views=1), limit=6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", RECIPE_FILES)
 def test_every_recipe_runs_a_smoke(recipe, tmp_path, pool_root, tiny_teacher, tiny_profiled):
     from edgepose.train.trainer import train
@@ -272,6 +282,7 @@ def test_warm_start_from_another_network_is_refused_clearly():
         load_weights(create("mobilenetv3_large", "rot6d"), "weights/student_mbv3s_rot6d.pt", "train.init")
 
 
+@pytest.mark.slow
 def test_distillation_caches_teacher_poses_and_resumes(tmp_path, pool_root, tiny_teacher, monkeypatch):
     from edgepose.train.trainer import load_checkpoint, train
 
@@ -287,6 +298,7 @@ def test_distillation_caches_teacher_poses_and_resumes(tmp_path, pool_root, tiny
     assert resumed["epoch"] == 2 and len(list((tmp_path / "cache").glob("teacher_poses_*.npy"))) == 1
 
 
+@pytest.mark.slow
 def test_kl_distillation_needs_bins_heads_on_both(tmp_path, pool_root, tiny_teacher):
     from edgepose.train.trainer import train
 
@@ -296,6 +308,7 @@ def test_kl_distillation_needs_bins_heads_on_both(tmp_path, pool_root, tiny_teac
         train(load_recipe(RECIPE, overrides), tmp_path)
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_hold_identical_weights(tmp_path, pool_root):
     """torchrun --nproc_per_node=2 (gloo on CPU): sharded batches, averaged gradients, rank-0 files."""
     import csv
@@ -340,6 +353,7 @@ def cv2_smooth(images):
     return np.stack([cv2.GaussianBlur(i, (0, 0), 4) for i in images])
 
 
+@pytest.mark.slow
 def test_tensorboard_scalars(tmp_path, pool_root):
     pytest.importorskip("torch.utils.tensorboard", reason="needs tensorboard")
     from edgepose.train.trainer import train
@@ -350,6 +364,7 @@ def test_tensorboard_scalars(tmp_path, pool_root):
     assert events and events[0].stat().st_size > 100
 
 
+@pytest.mark.slow
 def test_landmark_branch_and_attention(tmp_path, pool_root, dev_root):
     """5-point landmark branch trained with the pose (0.7 / 0.3), spatial attention on; the export stays pose-only."""
     from edgepose import Runtime
@@ -406,6 +421,7 @@ def test_euler_term_sees_what_the_geodesic_loss_barely_sees():
     assert np.rad2deg(both - geodesic) == pytest.approx(20.0, abs=0.05)  # mean |error| over yaw, pitch, roll
 
 
+@pytest.mark.slow
 def test_warm_start_and_euler_weight(tmp_path, pool_root):
     import torch
 
@@ -425,6 +441,7 @@ def test_warm_start_and_euler_weight(tmp_path, pool_root):
         train(load_recipe(RECIPE, base + ["train.euler_weight=1", "model.head=euler"]), tmp_path / "c")
 
 
+@pytest.mark.slow
 def test_extra_profiled_folders_add_their_views(pool_root, tiny_profiled):
     from edgepose.errors import ConfigError
     from edgepose.train.pool_data import PoolData
@@ -439,6 +456,7 @@ def test_extra_profiled_folders_add_their_views(pool_root, tiny_profiled):
         PoolData(DataConfig(root=str(pool_root), limit=80, profiled_extra=(str(tiny_profiled),)))
 
 
+@pytest.mark.slow
 def test_select_by_the_profiled_views_picks_best_by_their_exact_labels(tmp_path, pool_root, tiny_profiled):
     import torch
 
@@ -464,6 +482,7 @@ def test_select_by_the_profiled_views_picks_best_by_their_exact_labels(tmp_path,
     assert not (out / "epoch_4.pt").exists()
 
 
+@pytest.mark.slow
 def test_profiled_relabel_composes_the_labels_file_source_pose_with_each_views_turn(tmp_path, pool_root,
                                                                                      tiny_profiled):
     from edgepose.angles import euler_to_matrix
@@ -499,6 +518,7 @@ def test_profiled_relabel_composes_the_labels_file_source_pose_with_each_views_t
         PoolData(DataConfig(root=str(pool_root), profiled=str(tiny_profiled), profiled_relabel=True))
 
 
+@pytest.mark.slow
 def test_profiled_fit_model_labels_each_view_with_the_geometry_it_was_rendered_from(pool_root, tiny_profiled):
     from edgepose.angles import euler_to_matrix, geodesic_degrees
     from edgepose.train.face_model import fit_pose, load_face_model
@@ -526,6 +546,7 @@ def test_profiled_fit_model_labels_each_view_with_the_geometry_it_was_rendered_f
         PoolData(DataConfig(root=str(pool_root), profiled_fit_model=mesh))
 
 
+@pytest.mark.slow
 def test_pool_max_abs_yaw_leaves_out_real_rows_beyond_it_but_their_views_keep_their_relabelled_turns(
         tmp_path, pool_root, tiny_profiled):
     from edgepose.datasets.faces_pool import read_pool_index
@@ -553,6 +574,7 @@ def test_pool_max_abs_yaw_leaves_out_real_rows_beyond_it_but_their_views_keep_th
         PoolData(DataConfig(**cfg, pool_max_abs_yaw=-5))
 
 
+@pytest.mark.slow
 def test_average_is_the_mean_of_the_weights_and_bundles_and_cards_name_its_members(tmp_path):
     import shutil
 
