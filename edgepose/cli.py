@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra model (repeatable), run on cpu: a bundle folder, manifest, or training checkpoint "
                    "(.pt, exported first)")
     p.add_argument("--dataset", default="aflw2000")
-    p.add_argument("--root", default="../shared/data/aflw2000-dev")
+    p.add_argument("--root", required=True, help="dataset folder, e.g. your AFLW2000-3D copy")
     p.add_argument("--protocol", choices=["label", "label68", "detector"], default="label")
     p.add_argument("--detector", default=None, help="detector for --protocol detector, e.g. blazeface:MODEL")
     p.add_argument("--threads", type=int, default=1)
@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("profile", help="synthetic large-yaw views of the pool's 68-point faces with exact labels")
     p.add_argument("--face-model", required=True,
                    help="3D face model: a 3DDFA BFM folder or an .obj with ibug_to_sfm.txt (not shipped: see README)")
-    p.add_argument("--pool", default="../shared/data/faces", help="training pool folder (index.csv)")
+    p.add_argument("--pool", required=True, help="training pool folder (index.csv)")
     p.add_argument("--out", required=True, help="folder for the shards (resumes when it holds some)")
     p.add_argument("--views", type=int, default=2, help="renders per source face")
     p.add_argument("--yaw-min", type=float, default=35.0)

@@ -115,7 +115,8 @@ def test_bench_reproducibility_check(tmp_path):
     assert rows[0]["inside"] == "NO" and rows[0]["MAE same"] == "NO" and "identical for 0" in verdict
     bad = tmp_path / "broken.json"
     bad.write_text("{not json")
-    r = subprocess.run([sys.executable, "-m", "edgepose", "bench", "--platform", "cpu", "--against", str(bad)],
+    r = subprocess.run([sys.executable, "-m", "edgepose", "bench", "--platform", "cpu", "--root", str(tmp_path),
+                        "--against", str(bad)],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "--against" in r.stderr and "edgepose bench --json" in r.stderr
 

@@ -135,7 +135,7 @@ def test_pool_data_appends_profiled_views_with_source_holdout(profiled_set, pool
 def test_profile_command_rejects_a_bad_face_model(tmp_path):
     from edgepose.cli import main
 
-    assert main(["profile", "--face-model", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert main(["profile", "--face-model", str(tmp_path), "--pool", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
 
 
 def test_augmentation_labels_follow_the_3d_fit_of_the_warped_landmarks(bfm, pool_root):

@@ -82,6 +82,15 @@ def test_resume_without_checkpoint_or_missing_inputs_are_clear(tmp_path, pool_ro
     assert not run.exists()  # nothing written for a run that cannot start
 
 
+def test_data_roots_are_arguments_not_lab_paths():
+    from edgepose.train.pool_data import PoolData
+    from edgepose.train.recipe import DataConfig, EvalConfig
+
+    assert "shared" not in DataConfig().root and EvalConfig().aflw2000_root == ""
+    with pytest.raises(ConfigError, match="data.root is empty: set it to the training pool folder"):
+        PoolData(DataConfig())
+
+
 def test_every_recipe_parses():
     from pathlib import Path
 

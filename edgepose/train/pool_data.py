@@ -54,6 +54,9 @@ class PoolData:
         if cfg.profiled_fit_model and cfg.profiled_relabel:
             raise ConfigError("data.profiled_fit_model and data.profiled_relabel both set the views' source poses; "
                               "choose one")
+        if not cfg.root:
+            raise ConfigError("data.root is empty: set it to the training pool folder (the one holding index.csv), "
+                              "in the recipe or with --set data.root=PATH")
         root = Path(cfg.root)
         table = read_pool_index(root)
         labels, keep = fuse_labels(table, FusionRule(mp_max_fit=cfg.mp_max_fit))
