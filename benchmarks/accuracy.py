@@ -17,7 +17,7 @@ from edgepose.errors import BackendUnavailableError
 
 
 def main() -> int:
-    from edgepose.bundle import open_runtime
+    from edgepose.exporters.checkpoint_runtime import open_runtime
     from edgepose.evaluate import evaluate
     from edgepose.metrics import format_summary
 

@@ -24,7 +24,7 @@ def _cmd_infer(args) -> int:
 
 def _runtime(args):
     """The runtime of a command's --platform/--model/--threads/--detector/--flip-tta (a .pt is exported first)."""
-    from .bundle import open_runtime
+    from .exporters.checkpoint_runtime import open_runtime
 
     return open_runtime(args.platform, args.model, threads=args.threads, detector=args.detector,
                         flip_tta=args.flip_tta)
@@ -54,7 +54,7 @@ def _report(frame, args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .bundle import open_runtime
+    from .exporters.checkpoint_runtime import open_runtime
     from .evaluate import evaluate, evaluate_route
     from .metrics import format_summary, summarize
 
@@ -85,7 +85,7 @@ def _cmd_eval(args) -> int:
             print(f"| {name} | {s['n']} | {s['yaw']:.2f} | {s['pitch']:.2f} | {s['roll']:.2f} | {s['mean']:.2f} | "
                   + " | ".join(f"{s['bins'][k]['mean']:.2f}" for k in bins) + " |")
     if args.json:
-        from .manifest import atomic_write_bytes
+        from .atomic import atomic_write_bytes
 
         result = {"runtime": desc, "summary": summary, "compare": {name: s for name, s in rows[1:]}}
         atomic_write_bytes(args.json, json.dumps(result, indent=2).encode())
@@ -134,7 +134,8 @@ def _cmd_video(args) -> int:
 def _cmd_bench(args) -> int:
     from .bench import markdown_table
     from .bench_suite import COLUMNS, reproducibility, run_bench
-    from .manifest import atomic_write_bytes
+    from .exporters.checkpoint_runtime import open_runtime
+    from .atomic import atomic_write_bytes
     from .platform import platform_names
 
     previous = None
@@ -147,7 +148,7 @@ def _cmd_bench(args) -> int:
     platforms = platform_names() if args.platform == "all" else args.platform.split(",")
     result = run_bench(platforms, args.model, args.dataset, args.root, args.protocol, args.threads, args.runs,
                        detector=args.detector, plots_dir=args.plots, rounds=args.rounds, span=args.span,
-                       flip_tta=[p for p in args.flip_tta.split(",") if p])
+                       flip_tta=[p for p in args.flip_tta.split(",") if p], opener=open_runtime)
     env = result["environment"]
     print(f"{args.dataset} ({args.root}), {args.protocol} boxes; pose latency batch 1, {args.threads} thread(s), "
           f"{result['rounds']} rounds interleaved across entries over {result['rounds_span_s']:.0f} s; "

@@ -27,9 +27,11 @@ import cv2
 import numpy as np
 
 from .angles import euler_to_matrix, flip_euler, geodesic_degrees, matrix_to_euler, mean_rotation
-from .bundle import model_name, open_runtime
+from .atomic import atomic_write_bytes
+from .bundle import model_name
 from .errors import ConfigError
-from .manifest import atomic_write_bytes
+from .exporters.checkpoint_runtime import open_runtime
+from .train.face_model import fitted_poses
 
 
 @dataclass(frozen=True)
@@ -81,18 +83,6 @@ def teacher_votes(spec: str, images: list[np.ndarray], boxes: np.ndarray, flip: 
     return angles, geodesic_degrees(direct, mirrored)
 
 
-def landmark_votes(face_model: str, landmarks: list) -> np.ndarray:
-    """(N, 3) poses from a 3D face fitted to each row's 68 landmarks; NaN where a row has none."""
-    from .train.face_model import fit_pose, load_face_model
-
-    model = load_face_model(face_model)
-    out = np.full((len(landmarks), 3), np.nan)
-    for i, pts in enumerate(landmarks):
-        if pts is not None and len(pts) == 68:
-            out[i] = fit_pose(model, pts).angles()
-    return out
-
-
 def label_pool(root: str | Path, out: str | Path, teachers: list[str], index_votes: list[str] = (),
                face_model: str | None = None, settings: LabelSettings = LabelSettings(), limit: int = 0) -> dict:
     """Label the rows of a pool index (boxes, coarse classes and landmarks from the index)."""
@@ -106,7 +96,7 @@ def label_pool(root: str | Path, out: str | Path, teachers: list[str], index_vot
             raise ConfigError(f"unknown index vote '{name}'; choose from {', '.join(POOL_VOTES)}")
         columns[name] = POOL_VOTES[name](table)[:n].astype(np.float64)
     if face_model:
-        columns["landmarks"] = landmark_votes(face_model, table.landmarks[:n])
+        columns["landmarks"] = fitted_poses(face_model, table.landmarks[:n])
     images = [cv2.imread(str(Path(root) / p), cv2.IMREAD_COLOR) for p in table.paths[:n]] if teachers else []
     return _label(out, table.paths[:n], images, table.boxes[:n], teachers, columns, table.coarse_yaw[:n], settings)
 
@@ -191,17 +181,3 @@ def _write_labels(path: Path, paths, angles, confidence, spread, count, keep, co
                     int(count[i]), int(keep[i])] + extra)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buf.getvalue().encode())
-
-
-def read_labels(path: str | Path, min_confidence: float = 0.0) -> dict[str, np.ndarray]:
-    """{pool path: (yaw, pitch, roll)} of the kept rows of a labels file at or above `min_confidence`."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"labels file '{path}' does not exist; make one with `edgepose label` (each recipe that "
-                          "reads one names the command in its header comment)")
-    out = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            if row["keep"] == "1" and float(row["confidence"]) >= min_confidence:
-                out[row["path"]] = np.array([float(row[a]) for a in ("yaw", "pitch", "roll")], np.float32)
-    return out

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from .errors import ConfigError
-from .manifest import atomic_write_bytes, load_manifest
+from .atomic import atomic_write_bytes
+from .manifest import load_manifest
 
 DATA_TERMS = """\
 | source | what | terms |

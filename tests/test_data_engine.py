@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgepose.data_engine import LabelSettings, consensus, label_folder, label_pool, read_labels
+from edgepose.data_engine import LabelSettings, consensus, label_folder, label_pool
+from edgepose.datasets.labels_csv import read_labels
 from edgepose.errors import ConfigError
 
 FSANET = str(Path(__file__).resolve().parent.parent / "benchmarks" / "peers" / "fsanet.json")

@@ -23,9 +23,8 @@ MAX_ABS = {"fp32": 0.1, "fp16": 0.5}
 
 @pytest.fixture(scope="module")
 def reference(dev_root):
-    from edgepose.exporters.onnx_export import load_trained
     from edgepose.metrics import summarize
-    from edgepose.train.trainer import dev_crops, input_spec, predict_degrees
+    from edgepose.train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees
 
     model, recipe = load_trained(WEIGHTS)
     crops, truth = dev_crops(str(dev_root), input_spec(recipe), recipe.data.crop_scale)
@@ -90,9 +89,9 @@ def test_quantizer_choice_is_checked(tmp_path):
 
 @pytest.mark.slow
 def test_torch_dynamic_int8_keeps_the_pose(reference):
-    from edgepose.exporters.onnx_export import load_trained, torch_dynamic_int8
+    from edgepose.exporters.onnx_export import torch_dynamic_int8
     from edgepose.metrics import angle_errors
-    from edgepose.train.trainer import predict_degrees
+    from edgepose.train.checkpoint import load_trained, predict_degrees
 
     crops, _, torch_pred, _ = reference
     model = torch_dynamic_int8(load_trained(WEIGHTS)[0])

@@ -86,7 +86,7 @@ def test_user_platform_file_and_bad_key(tmp_path):
 def test_atomic_writes_never_collide_and_never_leave_half_a_file(tmp_path):
     from pathlib import Path
 
-    from edgepose.manifest import atomic_path
+    from edgepose.atomic import atomic_path
 
     target = tmp_path / "cache" / "faces.npy"
     # two writers of the same file at once (two training runs building one cache): each has its own temporary file

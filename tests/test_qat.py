@@ -45,7 +45,7 @@ def qat_run(tmp_path_factory, pool_root):
 
 @pytest.mark.slow
 def test_qat_trains_checkpoints_and_reloads_with_its_quantizers(qat_run):
-    from edgepose.exporters.onnx_export import load_trained
+    from edgepose.train.checkpoint import load_trained
 
     out, metrics, _ = qat_run
     assert np.isfinite(metrics["train_loss"])

@@ -45,8 +45,7 @@ def test_training_writes_checkpoint_log_and_recipe(trained):
 def test_export_onnx_parity_with_torch(trained, tmp_path, dev_root, dev_samples):
     from edgepose import Runtime
     from edgepose.exporters.export import export_bundle
-    from edgepose.exporters.onnx_export import load_trained
-    from edgepose.train.trainer import dev_crops, input_spec, predict_degrees
+    from edgepose.train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees
 
     out, _, _ = trained
     manifest_path = export_bundle(out / "last.pt", "cpu", tmp_path / "bundle", dev_root=str(dev_root))
@@ -141,7 +140,8 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, poo
     import subprocess
     import sys
 
-    from edgepose.train.trainer import load_checkpoint, train
+    from edgepose.train.checkpoint import load_checkpoint
+    from edgepose.train.trainer import train
 
     overrides = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=2", "train.max_steps_per_epoch=6",
                          "train.checkpoint_every=2", "train.threads=1", "train.accumulate=2", "train.label_noise_deg=2"]
@@ -167,9 +167,10 @@ def test_every_head_trains_and_exports_with_one_decoding(head, tmp_path, pool_ro
 
     from edgepose import Runtime
     from edgepose.exporters.export import export_bundle
-    from edgepose.exporters.onnx_export import load_trained
+    from edgepose.train.checkpoint import load_trained
     from edgepose.metrics import angle_errors
-    from edgepose.train.trainer import dev_crops, input_spec, predict_degrees, train
+    from edgepose.train.checkpoint import dev_crops, input_spec, predict_degrees
+    from edgepose.train.trainer import train
 
     overrides = SMOKE + [f"data.root={pool_root}", f"eval.aflw2000_root={dev_root}", "train.epochs=1",
                          f"model.head={head}", "train.curriculum=[[0,45]]"]
@@ -285,7 +286,7 @@ def _fresh_weights(recipe, path):
 
 def test_warm_start_from_another_network_is_refused_clearly():
     from edgepose.train.models import create
-    from edgepose.train.trainer import load_weights
+    from edgepose.train.checkpoint import load_weights
 
     with pytest.raises(ConfigError, match="another network.*mobilenetv3_small"):
         load_weights(create("mobilenetv3_large", "rot6d"), "weights/student_mbv3s_rot6d.pt", "train.init")
@@ -293,7 +294,8 @@ def test_warm_start_from_another_network_is_refused_clearly():
 
 @pytest.mark.slow
 def test_distillation_caches_teacher_poses_and_resumes(tmp_path, pool_root, tiny_teacher, monkeypatch):
-    from edgepose.train.trainer import load_checkpoint, train
+    from edgepose.train.checkpoint import load_checkpoint
+    from edgepose.train.trainer import train
 
     monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
     overrides = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", f"distill.teacher={tiny_teacher}",
@@ -324,7 +326,7 @@ def test_ddp_two_cpu_processes_hold_identical_weights(tmp_path, pool_root):
     import subprocess
     import sys
 
-    from edgepose.train.trainer import load_checkpoint
+    from edgepose.train.checkpoint import load_checkpoint
 
     sets = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=2", "train.threads=1"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
@@ -435,7 +437,8 @@ def test_warm_start_and_euler_weight(tmp_path, pool_root):
     import torch
 
     from edgepose.errors import ConfigError
-    from edgepose.train.trainer import load_checkpoint, train
+    from edgepose.train.checkpoint import load_checkpoint
+    from edgepose.train.trainer import train
 
     weights = "weights/student_mbv3s_rot6d.pt"
     base = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=1", "train.max_steps_per_epoch=2",
@@ -469,7 +472,8 @@ def test_extra_profiled_folders_add_their_views(pool_root, tiny_profiled):
 def test_select_by_the_profiled_views_picks_best_by_their_exact_labels(tmp_path, pool_root, tiny_profiled):
     import torch
 
-    from edgepose.train.trainer import load_checkpoint, train
+    from edgepose.train.checkpoint import load_checkpoint
+    from edgepose.train.trainer import train
 
     base = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.max_steps_per_epoch=2"]
     with pytest.raises(ConfigError, match="set data.profiled, or use train.select_by=holdout"):
@@ -590,7 +594,7 @@ def test_average_is_the_mean_of_the_weights_and_bundles_and_cards_name_its_membe
     from edgepose.cli import main
     from edgepose.manifest import load_manifest
     from edgepose.model_card import build_card
-    from edgepose.train.trainer import load_checkpoint
+    from edgepose.train.checkpoint import load_checkpoint
 
     a = tmp_path / "runs" / "round1" / "best.pt"
     b = tmp_path / "runs" / "round2" / "best.pt"

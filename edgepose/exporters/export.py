@@ -15,10 +15,10 @@ from ..backends import backend_available
 from ..errors import ConfigError
 from ..manifest import CropSpec, InputSpec, Manifest, save_manifest, sha256_file
 from ..platform import load_platform
+from ..train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees, read_checkpoint
 from .calibration import calibration_inputs
 from .formats import ExportFormat, format_for
-from .onnx_export import (OUTPUT_NAME, load_trained, onnx_to_fp16, onnx_to_int8, onnx_to_int8_dynamic,
-                          onnx_to_int8_nncf, read_checkpoint, write_onnx)
+from .onnx_export import OUTPUT_NAME, onnx_to_fp16, onnx_to_int8, onnx_to_int8_dynamic, onnx_to_int8_nncf, write_onnx
 
 DEFAULT_CALIBRATION_SIZE = 256
 QAT_FORMATS = ("weights", "nncf-qdq")  # how a QAT checkpoint becomes int8 (see export_bundle)
@@ -92,7 +92,6 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     state = read_checkpoint(checkpoint)
     model, recipe = load_trained(checkpoint, state=state)
     from ..train.qat import is_quantized
-    from ..train.trainer import input_spec
 
     quantized = is_quantized(model)
     if quantized and precision != "int8":
@@ -191,7 +190,6 @@ def measure_bundle(bundle: Path, platform: str, model, recipe, dev_root: str) ->
     from ..manifest import load_manifest
     from ..metrics import angle_errors, manifest_metrics
     from ..runtime import Runtime
-    from ..train.trainer import dev_crops, input_spec, predict_degrees
 
     if not dev_root or not Path(dev_root).is_dir():
         return {}

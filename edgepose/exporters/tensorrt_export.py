@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_bytes
 from ..errors import BackendUnavailableError, ConfigError
-from ..manifest import Manifest, atomic_write_bytes, save_manifest, sha256_file
+from ..manifest import Manifest, save_manifest, sha256_file
 
 WORKSPACE_BYTES = 1 << 30
 
