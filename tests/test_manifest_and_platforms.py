@@ -66,6 +66,20 @@ def test_every_platform_loads_and_names_a_known_backend(name):
     assert p.name == name and p.backend in BACKENDS
 
 
+def test_every_backend_entry_names_its_module_and_a_declared_extra():
+    import importlib.util
+    import tomllib
+    from pathlib import Path
+
+    from edgepose.backends import BACKENDS
+
+    extras = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    for name, entry in BACKENDS.items():
+        assert importlib.util.find_spec(entry.module) is not None, name  # found without importing the engine
+        assert entry.extra in extras and entry.package and entry.cls.endswith("Backend")
+
+
 def test_unknown_platform_lists_known_ones():
     with pytest.raises(PlatformError, match="Did you mean 'cpu'.*Known platforms"):
         load_platform("cpuu")

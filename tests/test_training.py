@@ -161,7 +161,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, poo
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("head", ["rot6d", "euler", "sincos", "bins"])
+@pytest.mark.parametrize("head", sorted(__import__("edgepose.train.heads", fromlist=["HEADS"]).HEADS))
 def test_every_head_trains_and_exports_with_one_decoding(head, tmp_path, pool_root, dev_root):
     import json
 
