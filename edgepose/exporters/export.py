@@ -19,6 +19,7 @@ from ..train.checkpoint import dev_crops, input_spec, load_trained, predict_degr
 from .calibration import calibration_inputs
 from .formats import ExportFormat, format_for
 from .onnx_export import OUTPUT_NAME, write_onnx
+from .record_accuracy import record_accuracy
 
 DEFAULT_CALIBRATION_SIZE = 256
 QAT_FORMATS = ("weights", "nncf-qdq")  # how a QAT checkpoint becomes int8 (see export_bundle)
@@ -139,19 +140,14 @@ def _check_quantizer(fmt: ExportFormat, precision: str, quantizer: str | None) -
 
 def measure_bundle(bundle: Path, platform: str, model, recipe, dev_root: str) -> dict:
     """Record in the manifest: dev accuracy through the platform's Runtime, and max |degrees| vs PyTorch."""
-    from ..evaluate import evaluate
-    from ..manifest import load_manifest
-    from ..metrics import angle_errors, manifest_metrics
-    from ..runtime import Runtime
+    from ..metrics import angle_errors
 
     if not dev_root or not Path(dev_root).is_dir():
         return {}
-    with Runtime(platform, model=str(bundle)) as rt:
-        summary, _, _ = evaluate(rt, "aflw2000", dev_root, progress=False)
+
+    def parity(rt) -> dict:
         crops, _ = dev_crops(dev_root, input_spec(recipe), recipe.data.crop_scale)
         diff = angle_errors(rt.infer_crops(crops), predict_degrees(model, crops))
-    metrics = {"aflw2000-dev": manifest_metrics(summary), "parity_vs_torch_max_abs_deg": float(diff.max()),
-               "parity_vs_torch_mean_abs_deg": float(diff.mean())}
-    manifest = load_manifest(bundle / "manifest.json")
-    save_manifest(dataclasses.replace(manifest, metrics=metrics), bundle / "manifest.json")
-    return metrics
+        return {"parity_vs_torch_max_abs_deg": float(diff.max()), "parity_vs_torch_mean_abs_deg": float(diff.mean())}
+
+    return record_accuracy(bundle, platform, dev_root, parity)

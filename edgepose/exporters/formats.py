@@ -37,12 +37,9 @@ def _build_tflite(ctx: dict) -> tuple[Path, InputSpec, str]:
 
 def _build_tensorrt(ctx: dict) -> tuple[Path, InputSpec, str]:
     from .onnx_export import OUTPUT_NAME
-    from .tensorrt_export import build_engine
+    from .tensorrt_export import build_engine, calibration_batches
 
-    calib = None
-    if ctx["precision"] == "int8":
-        inputs = ctx["calibration"]()
-        calib = inputs[: len(inputs) // 8 * 8].reshape(-1, 8, *inputs.shape[1:])
+    calib = calibration_batches(ctx["calibration"]()) if ctx["precision"] == "int8" else None
     manifest_path = build_engine(ctx["manifest"], ctx["onnx32"], ctx["work"] / "trt", ctx["precision"], calib,
                                  timing_cache=Path(ctx["work"]).parent / "edgepose-trt-timing.cache")
     return manifest_path.parent / "model.engine", dataclasses.replace(ctx["spec"], batch=0), OUTPUT_NAME
