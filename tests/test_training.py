@@ -284,6 +284,24 @@ def _fresh_weights(recipe, path):
     return path
 
 
+@pytest.mark.parametrize("head", sorted(__import__("edgepose.train.heads", fromlist=["HEADS"]).HEADS))
+def test_every_head_names_a_device_decoding_that_matches_its_training_decode(head):
+    """The head's manifest decoding is one the device half knows, and numpy decoding of its raw output gives the
+    angles training computes (so an exported head needs no decoder of its own)."""
+    from edgepose.decode import DECODINGS, decode_outputs
+    from edgepose.train.heads import HEADS
+
+    torch.manual_seed(0)
+    module = HEADS[head](16).eval()
+    decoding = module.decoding("pose")
+    assert decoding["type"] in DECODINGS
+    with torch.no_grad():
+        raw = module(torch.randn(8, 16))
+        expected = module.to_degrees(raw).numpy()
+    degrees, _ = decode_outputs({"pose": raw.numpy()}, decoding)
+    np.testing.assert_allclose(degrees, expected, atol=1e-3)
+
+
 def test_warm_start_from_another_network_is_refused_clearly():
     from edgepose.train.models import create
     from edgepose.train.checkpoint import load_weights
