@@ -248,16 +248,31 @@ def _name_value(text: str, flag: str, example: str) -> tuple[str, float]:
     return name, number
 
 
+def _name_text(text: str, flag: str, example: str, split: str = "=", last: bool = False) -> tuple[str, str]:
+    """NAME=TEXT of a repeatable option (split at the last '=' when `last`, for a path before it)."""
+    name, sep, value = text.rpartition(split) if last else text.partition(split)
+    if not sep or not name or not value:
+        raise ConfigError(f"{flag} '{text}': give NAME=VALUE, e.g. {example}")
+    return name, value
+
+
 def _cmd_label(args) -> int:
     from .data_engine import LabelSettings, label_folder, label_pool
 
     settings = LabelSettings(flip=not args.no_flip, max_spread=args.max_spread, coarse_filter=not args.no_coarse_filter,
                              weights=tuple(_name_value(v, "--vote-weight", "mp_trusted=2") for v in args.vote_weight),
                              max_yaw=tuple(_name_value(v, "--vote-max-yaw", "student_mbv3l_128_ft3=60")
-                                           for v in args.vote_max_yaw))
+                                           for v in args.vote_max_yaw),
+                             skip_sources=tuple(_name_text(v, "--vote-skip-source", "3ddfa_v2=hiit")
+                                                for v in args.vote_skip_source))
     if args.index:
+        stored = tuple((path, names.split(",")) for path, names in
+                       (_name_text(v, "--stored-votes", "labels.csv=3ddfa_v2,fused", split="=", last=True)
+                        for v in args.stored_votes))
         summary = label_pool(args.index, args.out, args.teacher, [v for v in args.index_votes.split(",") if v],
-                             args.face_model, settings, limit=args.limit)
+                             args.face_model, settings, limit=args.limit, stored_votes=stored)
+    elif args.stored_votes or args.vote_skip_source:
+        raise ConfigError("--stored-votes and --vote-skip-source label a pool index: use them with --index")
     else:
         summary = label_folder(args.images, args.out, args.teacher, args.detector, settings, limit=args.limit)
     print(json.dumps(summary, indent=2))
@@ -386,6 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vote-max-yaw", action="append", default=[], metavar="NAME=DEG",
                    help="count one vote only where the other votes' consensus |yaw| is at most DEG, e.g. a teacher "
                         "that is weaker at large yaw; names as for --vote-weight; repeatable")
+    p.add_argument("--vote-skip-source", action="append", default=[], metavar="NAME=SOURCE",
+                   help="with --index: one vote does not count on one pool source's rows, e.g. 3ddfa_v2=hiit (a "
+                        "teacher whose crop does not fit that source's boxes); repeatable")
+    p.add_argument("--stored-votes", action="append", default=[], metavar="CSV=NAME,NAME",
+                   help="with --index: take these votes from an earlier labels file's columns instead of running "
+                        "their teachers again, e.g. labels.csv=3ddfa_v2,student_mbv3s_128_soup; repeatable")
     p.add_argument("--max-spread", type=float, default=12.0, help="drop faces whose votes disagree more (deg)")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored-crop vote of each teacher")
     p.add_argument("--no-coarse-filter", action="store_true", help="keep faces whose yaw sign contradicts coarse_yaw")

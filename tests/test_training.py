@@ -12,7 +12,7 @@ from edgepose.train.recipe import load_recipe  # noqa: E402
 
 RECIPE = "recipes/student_mbv3s_rot6d.yaml"
 # the recipes a user starts from, and the default model's ladder and ablations kept under research/
-RECIPE_FILES = sorted(str(p) for d in ("recipes", "research/ladder", "research/ablations")
+RECIPE_FILES = sorted(str(p) for d in ("recipes", "research/ladder", "research/ablations", "research/labels3ddfa")
                       for p in __import__("pathlib").Path(d).glob("*.yaml"))
 SMOKE = ["data.limit=800", "train.batch_size=16", "train.max_steps_per_epoch=3", "model.input_size=64"]
 
