@@ -3,7 +3,7 @@
 For each image the detection with the highest IoU against the label box (visible pt2d points) is matched when
 IoU >= 0.4; misses are counted separately, and the pose MAE is over matched faces only.
 
-    python benchmarks/detection.py --detector haar,yunet:../shared/models/detectors/yunet.onnx,\\
+    python benchmarks/detection.py --root AFLW2000_DIR --detector haar,yunet:../shared/models/detectors/yunet.onnx,\\
         blazeface:../shared/models/detectors/blazeface_short_range.tflite
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--platform", default="cpu")
-    ap.add_argument("--root", default="../shared/data/aflw2000-dev")
+    ap.add_argument("--root", required=True, help="AFLW2000-3D folder")
     ap.add_argument("--min-iou", type=float, default=0.4)
     ap.add_argument("--detector", default="", help="comma-separated detectors: haar, yunet:MODEL, blazeface:MODEL")
     ap.add_argument("--out-dir", default="runs/benchmarks")

@@ -1,21 +1,19 @@
 """Bundle manifests: the JSON beside every model file that says how to feed it, decode it, and what it scored."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from .atomic import atomic_write_bytes
 from .decode import check_decoding
 from .errors import ModelFormatError
 from .typed import at_least, between, from_mapping
 
 SCHEMA_VERSION = 1
-CROP_PROTOCOLS = ("square", "expand")
+CROP_PROTOCOLS = ("square", "expand", "roi")
 INPUT_DTYPES = ("float32", "uint8", "int8")
 MODEL_FORMATS = ("onnx", "tflite", "tensorrt")
 HASH_COMMAND = "edgepose manifest hash MANIFEST [--models-dir FOLDER]"
@@ -54,11 +52,15 @@ class CropSpec:
     protocol "square": a square of side `scale` * max(w, h) on the box centre, border replicated (edgepose models).
     protocol "expand": the box grown by `margins` (left, top, right, bottom) as fractions of w and h, clipped to the
     frame without padding, coordinates truncated with int() (FSA-Net / WHENet data preparation).
+    protocol "roi": a square of side int(`scale` * (w + h) / 2) centred on the box centre moved by `shift` (dx, dy as
+    fractions of (w + h) / 2), corners rounded, zero padding outside the frame, bilinear resize (3DDFA / 3DDFA_V2's
+    `parse_roi_box_from_bbox` + `crop_img`: scale 1.58, shift (0, 0.14)).
     """
 
     protocol: str = "square"
     scale: float = field(default=1.6, metadata=between(0.0, 10.0, lo_open=True))
     margins: tuple[float, float, float, float] = field(default=(0.0, 0.0, 0.0, 0.0), metadata=between(0.0, 5.0))
+    shift: tuple[float, float] = field(default=(0.0, 0.0), metadata=between(-5.0, 5.0))
     aligned: bool = False  # trained on eye-levelled crops: the runtime must level them (needs detector landmarks)
 
 
@@ -113,6 +115,8 @@ def manifest_from_dict(data: dict) -> Manifest:
     for key, count in (("size", 2), ("mean", 3), ("std", 3)):
         if len(getattr(manifest.input, key)) != count:
             raise ModelFormatError(f"manifest.input.{key} must have {count} entries, got {list(getattr(manifest.input, key))}")
+    if len(manifest.crop.shift) != 2:
+        raise ModelFormatError(f"manifest.crop.shift must have 2 entries (dx, dy), got {list(manifest.crop.shift)}")
     if len(manifest.crop.margins) != 4:
         raise ModelFormatError(f"manifest.crop.margins must have 4 entries (left, top, right, bottom), got "
                                f"{list(manifest.crop.margins)}")
@@ -165,37 +169,6 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path):
-    """A temporary path beside `path` (unique to this writer) that becomes `path` by rename when the block succeeds
-    and is removed when it fails, so readers never see half a file and concurrent writers never collide."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; bundles and caches are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | Path):
-    """A binary file to write that appears at `path` only once the block succeeds (see `atomic_path`)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        yield f
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file and rename, so readers never see half a file."""
-    with atomic_open(path) as f:
-        f.write(data)
 
 
 def save_manifest(manifest: Manifest, path: str | Path) -> None:

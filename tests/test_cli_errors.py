@@ -51,7 +51,7 @@ def test_demo_without_scikit_image_names_the_extra(tmp_path):
                    "scikit-image", "pip install 'edgepose[demo]'")
 
 
-@pytest.mark.parametrize("args", [["train", "recipes/student_mbv3s_128.yaml", "--set", "train.epochs=1"],
+@pytest.mark.parametrize("args", [["train", "recipes/student_mbv3l_128.yaml", "--set", "train.epochs=1"],
                                   ["export", "weights/student_mbv3s_128_soup.pt"], ["models"]])
 def test_host_commands_without_torch_name_the_train_extra(args, tmp_path):
     if args[0] in ("train", "export"):

@@ -8,7 +8,7 @@ from edgepose.cli import main
 from edgepose.errors import ConfigError
 from edgepose.train.recipe import Recipe, load_recipe, recipe_from_yaml
 
-RECIPE = "recipes/student_mbv3s_128.yaml"
+RECIPE = "recipes/student_mbv3l_128.yaml"
 
 
 def numeric_fields():

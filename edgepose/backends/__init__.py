@@ -47,8 +47,8 @@ class Backend(Protocol):
 
 @dataclass(frozen=True)
 class BackendEntry:
-    """A registered engine: where its class lives, the package that provides the engine, the extra that installs
-    it, and the backend options it accepts (platform YAML `backend_options`, Runtime(backend_options=...))."""
+    """A registered engine: the module and class implementing `Backend` (imported only when a platform needs it),
+    the package that provides the engine, and the pip extra that installs it."""
 
     module: str
     cls: str

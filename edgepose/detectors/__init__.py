@@ -70,21 +70,31 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     return keep
 
 
-DETECTORS = {
-    "haar": ("edgepose.detectors.haar", "HaarDetector"),
-    "yunet": ("edgepose.detectors.yunet", "YuNetDetector"),
-    "blazeface": ("edgepose.detectors.blazeface", "BlazeFaceDetector"),
+@dataclass(frozen=True)
+class DetectorEntry:
+    """A registered detector: the module and class offering `detect(frame) -> Detections`, imported when used, and
+    for detectors that read a user-supplied model file its suffix and a description (checked when a Runtime is built)."""
+
+    module: str
+    cls: str
+    model_suffix: str = ""
+    model_kind: str = ""
+
+
+DETECTORS: dict[str, DetectorEntry] = {
+    "haar": DetectorEntry("edgepose.detectors.haar", "HaarDetector"),
+    "yunet": DetectorEntry("edgepose.detectors.yunet", "YuNetDetector", ".onnx",
+                           "YuNet ONNX model (face_detection_yunet_*.onnx)"),
+    "blazeface": DetectorEntry("edgepose.detectors.blazeface", "BlazeFaceDetector", ".tflite",
+                               "BlazeFace LiteRT model (blazeface_short_range.tflite / _full_range)"),
 }
-# the model file format each detector that needs one reads: (suffix, description)
-DETECTOR_FILES = {"yunet": (".onnx", "YuNet ONNX model (face_detection_yunet_*.onnx)"),
-                  "blazeface": (".tflite", "BlazeFace LiteRT model (blazeface_short_range.tflite / _full_range)")}
 
 
 def model_path(cfg: DetectorConfig) -> str:
     """The detector's model file, checked to exist and to be of the detector's format."""
     from pathlib import Path
 
-    suffix, what = DETECTOR_FILES[cfg.type]
+    suffix, what = DETECTORS[cfg.type].model_suffix, DETECTORS[cfg.type].model_kind
     if not cfg.model:
         raise ConfigError(f"detector '{cfg.type}' needs `detector.model`, the path of its {what}; it is not shipped "
                           f"with edgepose (e.g. --detector {cfg.type}:/models/model{suffix})")
@@ -108,7 +118,7 @@ def check_detector(cfg: DetectorConfig) -> None:
     """
     if cfg.type not in DETECTORS:
         raise ConfigError(f"unknown detector '{cfg.type}'.{did_you_mean(cfg.type, DETECTORS)} Available: {sorted(DETECTORS)}")
-    if cfg.type in DETECTOR_FILES:
+    if DETECTORS[cfg.type].model_suffix:
         model_path(cfg)
 
 
@@ -129,5 +139,5 @@ def create_detector(cfg: DetectorConfig):
     import importlib
 
     check_detector(cfg)
-    module, cls = DETECTORS[cfg.type]
-    return getattr(importlib.import_module(module), cls)(cfg)
+    entry = DETECTORS[cfg.type]
+    return getattr(importlib.import_module(entry.module), entry.cls)(cfg)

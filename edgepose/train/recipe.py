@@ -26,7 +26,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    root: str = "../shared/data/faces"
+    root: str = ""  # the training pool folder (index.csv); required: recipes name it, or --set data.root=PATH
     holdout: float = field(default=0.03, metadata=between(0.0, 1.0, lo_open=True, hi_open=True))
     crop_scale: float = field(default=1.6, metadata=between(0.0, 10.0, lo_open=True))
     mp_max_fit: float = field(default=0.6, metadata=at_least(0.0))
@@ -127,7 +127,7 @@ class QATConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    aflw2000_root: str = "../shared/data/aflw2000-dev"
+    aflw2000_root: str = ""  # AFLW2000 folder scored each epoch (reporting only); empty = none
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"recipe '{path}' does not exist; recipes live in recipes/*.yaml")
+        raise ConfigError(f"recipe '{path}' does not exist; recipes live in recipes/*.yaml (research/ holds the default model's ladder)")
     return recipe_from_yaml(path.read_text(), overrides, where=f"recipe '{path}'")
 
 
