@@ -97,8 +97,11 @@ class Runtime:
 
     def describe(self) -> dict:
         """What actually runs: platform, backend and engine details, precision, model file."""
+        from .detectors import resolve_detector
+
         return {"platform": self.platform.name, "backend": self.backend.name, "precision": self.manifest.precision,
-                "model": str(self.model_path), "flip_tta": self.flip_tta, **self.backend.describe()}
+                "model": str(self.model_path), "flip_tta": self.flip_tta,
+                "detector": resolve_detector(self.platform.detector, warn=False).type, **self.backend.describe()}
 
     def infer(self, frame: np.ndarray, boxes=None) -> list[FacePose]:
         """Poses of the faces in a BGR uint8 H x W x 3 frame.
