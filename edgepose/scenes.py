@@ -46,9 +46,10 @@ class SceneMaker:
     def background(self, width: int, height: int) -> np.ndarray:
         """A smooth random colour field with mild noise (no faces in it)."""
         small = self.rng.integers(30, 220, (3, 4, 3)).astype(np.uint8)
-        bg = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
-        noise = self.rng.normal(0, 6, (height, width, 3))
-        return np.clip(bg + noise, 0, 255).astype(np.uint8)
+        w, h = min(width, 1024), min(height, 1024)  # noise drawn at most at 1024 px, then stretched (memory)
+        bg = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+        bg = np.clip(bg + self.rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
+        return bg if (w, h) == (width, height) else cv2.resize(bg, (width, height), interpolation=cv2.INTER_LINEAR)
 
     def scene(self, width: int, height: int, face_sizes) -> Scene:
         """A frame with one face per entry of `face_sizes` (the face box's longer side in pixels), not overlapping."""

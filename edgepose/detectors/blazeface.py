@@ -108,7 +108,8 @@ class BlazeFaceDetector:
         boxes, kept, points = weighted_nms(np.concatenate(boxes), np.concatenate(scores), np.concatenate(points),
                                            NMS_IOU)
         boxes, points = boxes / scale, points / scale
-        big = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= self.cfg.min_size
+        # a face of min_size often gets a box a little smaller than that: keep it (the filter is for tiny false faces)
+        big = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= 0.75 * self.cfg.min_size
         return finish(boxes[big], kept[big], points[big], self.cfg, default_box_map=BLAZEFACE_BOX_MAP)
 
     def _detect_window(self, img: np.ndarray, x: int, y: int, side: int, whole: bool):
