@@ -70,3 +70,15 @@ def test_default_detector_finds_297_of_300_dev_faces(fetched_home, dev_root, pla
         summary, _, truth = evaluate(runtime, "aflw2000", str(DEV), progress=False, protocol="detector")
     assert summary["images"] - summary["missed"] >= 297
     assert (np.abs(truth[:, 0]) >= 60).sum() >= 40  # found among the 42 faces at |yaw| 60-99
+
+
+def test_whole_frame_benchmark_reports_every_stage(rt, pool_root):
+    from edgepose.bench_frames import FACE_COUNTS, boxed_ratio, frame_latency, stream_throughput
+
+    rows = frame_latency(rt, pool_root, runs=2)
+    assert sorted({r["faces"] for r in rows}) == list(FACE_COUNTS)
+    assert all(r["found"] >= r["faces"] - 2 and r["p50_ms"] > 0 for r in rows)
+    assert {r["stage"] for r in rows} >= {"detect", "pose model", "end to end: infer(frame)"}
+    ratio = boxed_ratio(rt, pool_root, runs=3)
+    assert ratio["ratio"] == pytest.approx(ratio["whole_450_p50_ms"] / ratio["boxed_p50_ms"])
+    assert stream_throughput(rt, pool_root, frames=5)["frames"] == 5
