@@ -65,9 +65,10 @@ def _cmd_eval(args) -> int:
                                   f"{desc['precision']}"))
     rows = [("this model", summary)]
     for manifest in args.compare:
-        with open_runtime("cpu", manifest, threads=args.threads) as peer:
-            rows.append((peer.manifest.name or manifest, evaluate(peer, args.dataset, args.root, limit=args.limit,
-                                                                  protocol=args.protocol)[0]))
+        for flip in (False, True) if args.compare_flip_tta else (False,):
+            with open_runtime("cpu", manifest, threads=args.threads, flip_tta=flip) as peer:
+                name = (peer.manifest.name or manifest) + (" + flip TTA" if flip else "")
+                rows.append((name, evaluate(peer, args.dataset, args.root, limit=args.limit, protocol=args.protocol)[0]))
     if args.compare_facemesh:
         from .keypoint_pose import FaceMeshRoute
 
@@ -324,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the summary to this JSON file")
     p.add_argument("--compare", action="append", default=[], metavar="MANIFEST",
                    help="also score this model manifest (e.g. benchmarks/peers/fsanet.json) in the same run; repeatable")
+    p.add_argument("--compare-flip-tta", action="store_true",
+                   help="also score every --compare model with flip test-time augmentation (an extra row each)")
     p.add_argument("--compare-facemesh", default=None, metavar="FOLDER",
                    help="also score MediaPipe's Face Mesh route (BlazeFace, Face Mesh, canonical-face fit; its misses "
                         "counted) from the face_landmark.tflite, blazeface_short_range.tflite and "

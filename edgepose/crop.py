@@ -91,3 +91,23 @@ def square_warp(frame: np.ndarray, box, scale: float, size: int) -> np.ndarray:
     m = np.array([[step, 0.0, x], [0.0, step, y]])
     return cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
+
+
+def roi_crop(frame: np.ndarray, box, scale: float, shift: tuple[float, float], size: tuple[int, int]) -> np.ndarray:
+    """The "roi" protocol: a square of side int(scale * (w + h) / 2) on the box centre moved by shift * (w + h) / 2,
+    corners rounded to pixels, zero-padded where it leaves the frame, bilinear resize to size (height, width).
+
+    This is 3DDFA_V2's crop (`parse_roi_box_from_bbox` with scale 1.58 and shift (0, 0.14), then `crop_img`).
+    """
+    x1, y1, x2, y2 = box
+    mean_side = ((x2 - x1) + (y2 - y1)) / 2
+    cx, cy = (x1 + x2) / 2 + shift[0] * mean_side, (y1 + y2) / 2 + shift[1] * mean_side
+    side = max(1, int(mean_side * scale))
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    right, bottom = int(round(cx - side / 2 + side)), int(round(cy - side / 2 + side))
+    h, w = frame.shape[:2]
+    out = np.zeros((bottom - top, right - left, 3), np.uint8)
+    sx, sy, ex, ey = max(left, 0), max(top, 0), min(right, w), min(bottom, h)
+    if ex > sx and ey > sy:
+        out[sy - top:ey - top, sx - left:ex - left] = frame[sy:ey, sx:ex]
+    return cv2.resize(out, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)

@@ -14,7 +14,7 @@ from .errors import ModelFormatError
 from .typed import from_mapping
 
 SCHEMA_VERSION = 1
-CROP_PROTOCOLS = ("square", "expand")
+CROP_PROTOCOLS = ("square", "expand", "roi")
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,15 @@ class CropSpec:
     protocol "square": a square of side `scale` * max(w, h) on the box centre, border replicated (edgepose models).
     protocol "expand": the box grown by `margins` (left, top, right, bottom) as fractions of w and h, clipped to the
     frame without padding, coordinates truncated with int() (FSA-Net / WHENet data preparation).
+    protocol "roi": a square of side int(`scale` * (w + h) / 2) centred on the box centre moved by `shift` (dx, dy as
+    fractions of (w + h) / 2), corners rounded, zero padding outside the frame, bilinear resize (3DDFA / 3DDFA_V2's
+    `parse_roi_box_from_bbox` + `crop_img`: scale 1.58, shift (0, 0.14)).
     """
 
     protocol: str = "square"
     scale: float = 1.6
     margins: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    shift: tuple[float, float] = (0.0, 0.0)
     aligned: bool = False  # trained on eye-levelled crops: the runtime must level them (needs detector landmarks)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .crop import square_crop, square_warp
+from .crop import roi_crop, square_crop, square_warp
+from .errors import ConfigError
 from .manifest import CropSpec, InputSpec
 
 
@@ -33,6 +34,11 @@ def crop_face(frame: np.ndarray, box, crop: CropSpec, spec: InputSpec, level_ang
         if spec.size[0] != spec.size[1]:
             out = cv2.resize(out, (spec.size[1], spec.size[0]), interpolation=cv2.INTER_LINEAR)
         return out
+    if level_angle:
+        raise ConfigError(f"eye levelling (align) needs a model with the square crop protocol, this one uses "
+                          f"'{crop.protocol}'; run it with align=False")
+    if crop.protocol == "roi":
+        return roi_crop(frame, box, crop.scale, crop.shift, spec.size)
     return expand_crop(frame, box, crop.margins, spec.size)
 
 
