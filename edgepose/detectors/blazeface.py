@@ -86,7 +86,9 @@ class BlazeFaceDetector:
         the side where faces of min_size pixels are large enough for the model."""
         long_side = max(width, height)
         out = [(0, 0, long_side)]
-        tile = int(self.cfg.min_size / MIN_RELATIVE_FACE) if self.size == 128 else long_side
+        # min_size 0 = whole frame only (MediaPipe's behaviour); tiles never go below the model's own input size
+        tile = max(self.size, int(self.cfg.min_size / MIN_RELATIVE_FACE)) if self.size == 128 and self.cfg.min_size > 0 \
+            else long_side
         while tile * 1.5 < long_side:  # coarser windows cover faces down to MIN_RELATIVE_FACE of their side
             def starts(length: int) -> list[int]:  # evenly spread, overlapping by at least TILE_OVERLAP
                 n = int(np.ceil(max(0, length - tile) / (tile * (1 - TILE_OVERLAP)))) + 1
