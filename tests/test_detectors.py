@@ -103,5 +103,5 @@ def test_blazeface_tiles_only_where_faces_of_min_size_need_them(min_size, size, 
     det.cfg = dataclasses.replace(det.cfg, min_size=min_size)
     got = det.windows(*size)
     assert len(got) == windows and got[0] == (0, 0, max(size))
-    for x, y, side in got[1:]:  # tiles lie inside the frame and are at least the model's input size
-        assert 0 <= x and 0 <= y and x + side <= size[0] and y + side <= size[1] and side >= 128
+    for x, y, side in got[1:]:  # tiles lie inside the frame (or span it) and are at least the model's input size
+        assert 0 <= x and 0 <= y and x + side <= max(size[0], side) and y + side <= max(size[1], side) and side >= 128
