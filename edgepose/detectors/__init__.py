@@ -105,9 +105,9 @@ def parse_detector(spec) -> DetectorConfig | None:
 AUTO = "auto"
 _warned_haar = False
 HAAR_WARNING = ("no learned face detector is installed, so `detector: auto` runs OpenCV's Haar cascades, which miss "
-                "faces turned beyond about 45 deg of yaw, rolled and small faces (on AFLW2000 dev: 208 of 300 faces, 11 "
-                "of the 42 beyond 60 deg of yaw) and are ~50x slower. Get MediaPipe's BlazeFace (Apache-2.0) once with: "
-                "edgepose detectors fetch   (offline: edgepose detectors fetch --from FOLDER)")
+                "turned, rolled and small faces (AFLW2000 dev: 219 of 300 faces found, 12 of the 42 beyond 60 deg of "
+                "yaw; BlazeFace: 297 and 41) and are tens of times slower. Get MediaPipe's BlazeFace (Apache-2.0) once "
+                "with: edgepose detectors fetch   (offline: edgepose detectors fetch --from FOLDER)")
 
 
 def resolve_detector(cfg: DetectorConfig, warn: bool = True) -> DetectorConfig:
