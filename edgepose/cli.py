@@ -12,9 +12,9 @@ def _cmd_infer(args) -> int:
     import cv2
 
     if args.command == "demo":
-        from .bench import demo_frame
+        from .bench import demo_scene
 
-        frame, args.image = demo_frame(640, 480), "the demo frame (scikit-image astronaut, public domain)"
+        frame, args.image = demo_scene(), "the demo frame (scikit-image astronaut and cameraman, public domain / CC0)"
     else:
         frame = cv2.imread(args.image)
     if frame is None:

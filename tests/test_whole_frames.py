@@ -82,3 +82,15 @@ def test_whole_frame_benchmark_reports_every_stage(rt, pool_root):
     ratio = boxed_ratio(rt, pool_root, runs=3)
     assert ratio["ratio"] == pytest.approx(ratio["whole_450_p50_ms"] / ratio["boxed_p50_ms"])
     assert stream_throughput(rt, pool_root, frames=5)["frames"] == 5
+
+
+def test_demo_frame_shows_a_turned_face_found_and_posed(fetched_home, capsys, tmp_path):
+    from edgepose.cli import main
+
+    assert main(["demo", "--out", str(tmp_path / "demo.png"), "--json", "--threads", "1"]) == 0
+    import json
+
+    poses = json.loads(capsys.readouterr().out)
+    assert len(poses) == 2
+    frontal, turned = sorted(poses, key=lambda p: p["box"][0])
+    assert abs(frontal["yaw"]) < 15 and turned["yaw"] < -35  # the cameraman faces the image right
