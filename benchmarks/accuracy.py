@@ -1,6 +1,6 @@
 """Accuracy of one or more platforms on AFLW2000 (published protocol), side by side.
 
-    python benchmarks/accuracy.py [--platform cpu[,other]] [--root ../shared/data/aflw2000-dev]
+    python benchmarks/accuracy.py [--platform cpu[,other]] --root AFLW2000_DIR
 
 Prints a markdown table (MAE per angle, AUC@5, failure rate, |yaw| bins, model size) and writes JSON.
 """
@@ -17,7 +17,7 @@ from edgepose.errors import BackendUnavailableError
 
 
 def main() -> int:
-    from edgepose.bundle import open_runtime
+    from edgepose.exporters.checkpoint_runtime import open_runtime
     from edgepose.evaluate import evaluate
     from edgepose.metrics import format_summary
 
@@ -28,7 +28,7 @@ def main() -> int:
     ap.add_argument("--peers", default="", help="comma-separated manifests of other models, run on --peer-platform")
     ap.add_argument("--peer-platform", default="cpu")
     ap.add_argument("--dataset", default="aflw2000")
-    ap.add_argument("--root", default="../shared/data/aflw2000-dev")
+    ap.add_argument("--root", required=True, help="AFLW2000-3D folder")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--out-dir", default="runs/benchmarks")
     args = ap.parse_args()

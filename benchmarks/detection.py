@@ -4,7 +4,7 @@ For each image the detection with the highest IoU against the face box (the box 
 detector boxes are mapped to; the visible-points label box of a profile covers only half the face) is matched when
 IoU >= 0.4; misses are counted separately, and the pose MAE is over matched faces only.
 
-    python benchmarks/detection.py --detector haar,yunet:../shared/models/detectors/yunet.onnx,\\
+    python benchmarks/detection.py --root AFLW2000_DIR --detector haar,yunet:../shared/models/detectors/yunet.onnx,\\
         blazeface:../shared/models/detectors/blazeface_short_range.tflite
     python benchmarks/detection.py --scenes ../shared/data/faces --detector auto   # composed 640x480 frames
 
@@ -35,7 +35,7 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--platform", default="cpu")
-    ap.add_argument("--root", default="../shared/data/aflw2000-dev")
+    ap.add_argument("--root", required=True, help="AFLW2000-3D folder")
     ap.add_argument("--min-iou", type=float, default=0.4)
     ap.add_argument("--detector", default="", help="comma-separated detectors: haar, yunet:MODEL, blazeface:MODEL")
     ap.add_argument("--out-dir", default="runs/benchmarks")

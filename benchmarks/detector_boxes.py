@@ -21,7 +21,7 @@ from edgepose.tracking import box_iou as iou
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root", default="../shared/data/faces")
+    ap.add_argument("--root", required=True, help="training pool folder (index.csv)")
     ap.add_argument("--detector", default="haar")
     ap.add_argument("--model", default="", help="detector model file (yunet / blazeface)")
     ap.add_argument("--n", type=int, default=1500)

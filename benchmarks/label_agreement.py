@@ -94,7 +94,8 @@ def views_report(views_dir: str, teachers: list[str], pool: Path, paths: list[st
                  limit: int) -> tuple[str, dict]:
     import cv2
 
-    from edgepose.bundle import model_name, open_runtime
+    from edgepose.bundle import model_name
+    from edgepose.exporters.checkpoint_runtime import open_runtime
     from edgepose.train.profile_pool import load_profiled
     from edgepose.train.profiling import rotated_label
 
@@ -133,15 +134,15 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
-    from edgepose.data_engine import landmark_votes
+    from edgepose.atomic import atomic_write_bytes
     from edgepose.datasets.faces_pool import read_pool_index
-    from edgepose.manifest import atomic_write_bytes
+    from edgepose.train.face_model import fitted_poses
 
     paths, votes, label = read_votes(Path(args.labels))
     table_ = read_pool_index(args.index)
     order = {p: i for i, p in enumerate(table_.paths)}
     idx = np.array([order[p] for p in paths])
-    fitted = landmark_votes(args.face_model, [table_.landmarks[i] for i in idx]) if args.face_model else None
+    fitted = fitted_poses(args.face_model, [table_.landmarks[i] for i in idx]) if args.face_model else None
     text, result = pool_report(votes, label, table_.source[idx], fitted)
     print(text)
     if args.views:

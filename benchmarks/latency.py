@@ -51,7 +51,7 @@ def compare(a_path: str, b_path: str) -> int:
 
 def main() -> int:
     from edgepose import Runtime
-    from edgepose.bundle import checkpoint_bundle
+    from edgepose.exporters.checkpoint_runtime import checkpoint_bundle
     from edgepose.platform import platform_names
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--face-model", required=True)
-    ap.add_argument("--pool", default=str(HERE.parent.parent / "shared" / "data" / "faces"))
+    ap.add_argument("--pool", required=True, help="training pool folder (index.csv)")
     ap.add_argument("--faces", type=int, default=60)
     ap.add_argument("--out", default="runs/profiling_check")
     args = ap.parse_args()

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 import numpy as np
 
 from .bench import demo_frame, environment, time_calls
-from .bundle import model_name, open_runtime
+from .bundle import model_name
 from .errors import BackendUnavailableError, EdgePoseError
 
 RAN, EVAL_FAILED, UNAVAILABLE = "✅ ran", "❎ eval failed", "❌ unavailable"
@@ -28,12 +28,19 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 1] + "…"
 
 
-def _open(stack: ExitStack, label, platform, model, threads, detector, flip_tta=False):
-    """(row, runtime or None): backend, precision and size of one entry, or why it is unavailable. A training
-    checkpoint is exported for `platform` into a temporary bundle; both live as long as `stack`."""
+def open_bundle(platform: str, model=None, **runtime_options):
+    """The device half's opener: `Runtime(platform, model=...)` for bundles and manifests (a context manager)."""
+    from .runtime import Runtime
+
+    return Runtime(platform, model=model, **runtime_options)
+
+
+def _open(stack: ExitStack, label, platform, model, threads, detector, flip_tta=False, opener=open_bundle):
+    """(row, runtime or None): backend, precision and size of one entry, or why it is unavailable. The runtime (and
+    whatever `opener` made for it, e.g. a checkpoint's temporary export) lives as long as `stack`."""
     row = {"model": label, "platform": platform}
     try:
-        rt = stack.enter_context(open_runtime(platform, model, threads=threads, detector=detector, flip_tta=flip_tta))
+        rt = stack.enter_context(opener(platform, model, threads=threads, detector=detector, flip_tta=flip_tta))
     except (BackendUnavailableError, EdgePoseError, ImportError) as exc:
         return {**row, "status": f"{UNAVAILABLE}: {_short(exc)}", "reason": str(exc)}, None
     row.update(backend=rt.backend.name, precision=rt.manifest.precision,
@@ -99,20 +106,23 @@ class _Rounds:
 
 def run_bench(platforms: list[str], models: list[str], dataset: str, root: str, protocol: str = "label",
               threads: int = 1, runs: int = 200, model_platform: str = "cpu", detector=None,
-              plots_dir: str | None = None, rounds: int = 15, flip_tta: list[str] = (), span: float = 60.0) -> dict:
+              plots_dir: str | None = None, rounds: int = 15, flip_tta: list[str] = (), span: float = 60.0,
+              opener=open_bundle) -> dict:
     """Bench each platform's own bundle, each extra manifest (on `model_platform`) and, for the platforms named in
     `flip_tta`, the bundle again with flip test-time augmentation; returns rows + environment.
 
     Every entry is opened first; then a latency round over all of them follows each evaluation, and further rounds
     follow, spread evenly so that the rounds cover at least `span` seconds, until there are `rounds` (at least one
-    per entry); `runs` calls per entry are split evenly over the rounds.
+    per entry); `runs` calls per entry are split evenly over the rounds. `opener(platform, model, **options)` opens
+    each entry as a context manager: the device half opens bundles; the CLI passes the host-side
+    `edgepose.exporters.checkpoint_runtime.open_runtime`, which also takes training checkpoints.
     """
     entries = [("default", p, None, False) for p in platforms] + [(model_name(m), model_platform, m, False) for m in models]
     entries += [("default + flip TTA", p, None, True) for p in flip_tta]
     rows, curves, opened = [], {}, []
     with ExitStack() as exports:
         for label, platform, model, tta in entries:
-            row, rt = _open(exports, label, platform, model, threads, detector, tta)
+            row, rt = _open(exports, label, platform, model, threads, detector, tta, opener)
             rows.append(row)
             if rt is not None:
                 opened.append((len(rows) - 1, rt))

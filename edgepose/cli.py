@@ -24,7 +24,7 @@ def _cmd_infer(args) -> int:
 
 def _runtime(args):
     """The runtime of a command's --platform/--model/--threads/--detector/--flip-tta (a .pt is exported first)."""
-    from .bundle import open_runtime
+    from .exporters.checkpoint_runtime import open_runtime
 
     return open_runtime(args.platform, args.model, threads=args.threads, detector=args.detector,
                         flip_tta=args.flip_tta)
@@ -54,7 +54,7 @@ def _report(frame, args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .bundle import open_runtime
+    from .exporters.checkpoint_runtime import open_runtime
     from .evaluate import evaluate, evaluate_route
     from .metrics import format_summary, summarize
 
@@ -86,7 +86,7 @@ def _cmd_eval(args) -> int:
             print(f"| {name} | {s['n']} | {s['yaw']:.2f} | {s['pitch']:.2f} | {s['roll']:.2f} | {s['mean']:.2f} | "
                   + " | ".join(f"{s['bins'][k]['mean']:.2f}" for k in bins) + " |")
     if args.json:
-        from .manifest import atomic_write_bytes
+        from .atomic import atomic_write_bytes
 
         result = {"runtime": desc, "summary": summary, "compare": {name: s for name, s in rows[1:]}}
         atomic_write_bytes(args.json, json.dumps(result, indent=2).encode())
@@ -135,7 +135,8 @@ def _cmd_video(args) -> int:
 def _cmd_bench(args) -> int:
     from .bench import markdown_table
     from .bench_suite import COLUMNS, reproducibility, run_bench
-    from .manifest import atomic_write_bytes
+    from .exporters.checkpoint_runtime import open_runtime
+    from .atomic import atomic_write_bytes
     from .platform import platform_names
 
     previous = None
@@ -148,7 +149,7 @@ def _cmd_bench(args) -> int:
     platforms = platform_names() if args.platform == "all" else args.platform.split(",")
     result = run_bench(platforms, args.model, args.dataset, args.root, args.protocol, args.threads, args.runs,
                        detector=args.detector, plots_dir=args.plots, rounds=args.rounds, span=args.span,
-                       flip_tta=[p for p in args.flip_tta.split(",") if p])
+                       flip_tta=[p for p in args.flip_tta.split(",") if p], opener=open_runtime)
     env = result["environment"]
     print(f"{args.dataset} ({args.root}), {args.protocol} boxes; pose latency batch 1, {args.threads} thread(s), "
           f"{result['rounds']} rounds interleaved across entries over {result['rounds_span_s']:.0f} s; "
@@ -227,10 +228,11 @@ def _cmd_average(args) -> int:
 def _cmd_card(args) -> int:
     from importlib.resources import files
 
-    from .model_card import write_card
+    from .model_card import RECIPE_DIRS, write_card
 
     bundles = args.bundles or str(files("edgepose") / "bundles")
-    print(f"model card written to {write_card(args.bench, bundles, args.out, args.recipes)}")
+    recipes = tuple(args.recipes.split(",")) if args.recipes else RECIPE_DIRS
+    print(f"model card written to {write_card(args.bench, bundles, args.out, recipes)}")
     return 0
 
 
@@ -246,16 +248,31 @@ def _name_value(text: str, flag: str, example: str) -> tuple[str, float]:
     return name, number
 
 
+def _name_text(text: str, flag: str, example: str, split: str = "=", last: bool = False) -> tuple[str, str]:
+    """NAME=TEXT of a repeatable option (split at the last '=' when `last`, for a path before it)."""
+    name, sep, value = text.rpartition(split) if last else text.partition(split)
+    if not sep or not name or not value:
+        raise ConfigError(f"{flag} '{text}': give NAME=VALUE, e.g. {example}")
+    return name, value
+
+
 def _cmd_label(args) -> int:
     from .data_engine import LabelSettings, label_folder, label_pool
 
     settings = LabelSettings(flip=not args.no_flip, max_spread=args.max_spread, coarse_filter=not args.no_coarse_filter,
                              weights=tuple(_name_value(v, "--vote-weight", "mp_trusted=2") for v in args.vote_weight),
                              max_yaw=tuple(_name_value(v, "--vote-max-yaw", "student_mbv3l_128_ft3=60")
-                                           for v in args.vote_max_yaw))
+                                           for v in args.vote_max_yaw),
+                             skip_sources=tuple(_name_text(v, "--vote-skip-source", "3ddfa_v2=hiit")
+                                                for v in args.vote_skip_source))
     if args.index:
+        stored = tuple((path, names.split(",")) for path, names in
+                       (_name_text(v, "--stored-votes", "labels.csv=3ddfa_v2,fused", split="=", last=True)
+                        for v in args.stored_votes))
         summary = label_pool(args.index, args.out, args.teacher, [v for v in args.index_votes.split(",") if v],
-                             args.face_model, settings, limit=args.limit)
+                             args.face_model, settings, limit=args.limit, stored_votes=stored)
+    elif args.stored_votes or args.vote_skip_source:
+        raise ConfigError("--stored-votes and --vote-skip-source label a pool index: use them with --index")
     else:
         summary = label_folder(args.images, args.out, args.teacher, args.detector, settings, limit=args.limit)
     print(json.dumps(summary, indent=2))
@@ -351,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra model (repeatable), run on cpu: a bundle folder, manifest, or training checkpoint "
                    "(.pt, exported first)")
     p.add_argument("--dataset", default="aflw2000")
-    p.add_argument("--root", default="../shared/data/aflw2000-dev")
+    p.add_argument("--root", required=True, help="dataset folder, e.g. your AFLW2000-3D copy")
     p.add_argument("--protocol", choices=["label", "label68", "detector"], default="label")
     p.add_argument("--detector", default=None, help="detector for --protocol detector, e.g. blazeface:MODEL")
     p.add_argument("--threads", type=int, default=1)
@@ -406,6 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vote-max-yaw", action="append", default=[], metavar="NAME=DEG",
                    help="count one vote only where the other votes' consensus |yaw| is at most DEG, e.g. a teacher "
                         "that is weaker at large yaw; names as for --vote-weight; repeatable")
+    p.add_argument("--vote-skip-source", action="append", default=[], metavar="NAME=SOURCE",
+                   help="with --index: one vote does not count on one pool source's rows, e.g. 3ddfa_v2=hiit (a "
+                        "teacher whose crop does not fit that source's boxes); repeatable")
+    p.add_argument("--stored-votes", action="append", default=[], metavar="CSV=NAME,NAME",
+                   help="with --index: take these votes from an earlier labels file's columns instead of running "
+                        "their teachers again, e.g. labels.csv=3ddfa_v2,student_mbv3s_128_soup; repeatable")
     p.add_argument("--max-spread", type=float, default=12.0, help="drop faces whose votes disagree more (deg)")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored-crop vote of each teacher")
     p.add_argument("--no-coarse-filter", action="store_true", help="keep faces whose yaw sign contradicts coarse_yaw")
@@ -416,14 +439,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("card", help="generate the model card from a bench JSON and the packaged bundles")
     p.add_argument("--bench", required=True, help="edgepose bench --json output (with the public models)")
     p.add_argument("--bundles", default=None, help="bundles folder (default: the packaged ones)")
-    p.add_argument("--recipes", default="recipes")
+    p.add_argument("--recipes", default="", help="comma-separated recipe folders to look the chain up in "
+                   "(default: recipes,research/ladder,research/ablations)")
     p.add_argument("--out", default="MODEL_CARD.md")
     p.set_defaults(fn=_cmd_card)
 
     p = sub.add_parser("profile", help="synthetic large-yaw views of the pool's 68-point faces with exact labels")
     p.add_argument("--face-model", required=True,
                    help="3D face model: a 3DDFA BFM folder or an .obj with ibug_to_sfm.txt (not shipped: see README)")
-    p.add_argument("--pool", default="../shared/data/faces", help="training pool folder (index.csv)")
+    p.add_argument("--pool", required=True, help="training pool folder (index.csv)")
     p.add_argument("--out", required=True, help="folder for the shards (resumes when it holds some)")
     p.add_argument("--views", type=int, default=2, help="renders per source face")
     p.add_argument("--yaw-min", type=float, default=35.0)

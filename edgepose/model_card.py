@@ -6,12 +6,15 @@ in them (how to rebuild). Data sources and their terms are fixed facts of the sh
 """
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import time
 from pathlib import Path
 
 from .errors import ConfigError
-from .manifest import atomic_write_bytes, load_manifest
+from .atomic import atomic_write_bytes
+from .manifest import load_manifest
 
 DATA_TERMS = """\
 | source | what | terms |
@@ -20,12 +23,24 @@ DATA_TERMS = """\
 | soft labels in the pool index | FSA-Net (MIT) and WHENet (BSD-3-Clause) outputs, both trained on 300W-LP (research data); MediaPipe Face Mesh + canonical face (Apache-2.0) | research only (inherits 300W-LP) |
 | noisy-student labels (`edgepose label --index-votes fused --teacher <our student>`) | the pool's fused label averaged (rotation mean) with our own student's flip-averaged prediction, one file per round | research only (derived from the two rows above) |
 | profiled views (`edgepose profile`) | pool faces with 68 points re-rendered to large yaw through the BFM-derived mean face of 3DDFA | BFM 2009 terms: non-commercial |
-| evaluation: AFLW2000-3D (`aflw2000-dev`, 300 images) | never used for training, tuning or checkpoint choice | research, non-commercial |
+| evaluation: AFLW2000-3D (`aflw2000-dev`, 300 images) | never trained on; used to choose between candidate checkpoints (see "How it was chosen") | research, non-commercial |
 
 The weights are therefore for research use only until retrained on data cleared for commercial use."""
 
 
-def build_card(bench_json: str | Path, bundles_dir: str | Path, recipes_dir: str | Path = "recipes") -> str:
+SELECTION = """\
+Within each training stage, `best.pt` was chosen on held-out training data: the pool holdout, or the held-out
+profiled views (`train.select_by: holdout_views`) once the pool's labels came from the student itself. The
+evaluation images (aflw2000-dev) were never trained on, but they were used to choose between candidates: which
+ladder stages to keep, which ablations to drop, and that the weight average of the last three rounds ships (it
+scored best on dev). The dev figures above are therefore optimistic by that selection; one dev point moves by about
+±0.05 between epochs and by up to 0.3 between seeds. The full history is in docs/default-model.md."""
+
+RECIPE_DIRS = ("recipes", "research/ladder", "research/ablations")
+
+
+def build_card(bench_json: str | Path, bundles_dir: str | Path,
+               recipes_dirs: str | Path | tuple[str | Path, ...] = RECIPE_DIRS) -> str:
     bench = json.loads(Path(bench_json).read_text())
     rows = bench["rows"]
     ran = [r for r in rows if r.get("status", "").startswith("✅")]
@@ -55,8 +70,9 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path, recipes_dir: str
     bins = (manifest.metrics or {}).get("aflw2000-dev", {}).get("bins", {})
     lines += ["", "Per |yaw| bin (default bundle, degrees): "
               + ", ".join(f"{k}: {v:.2f}" for k, v in bins.items()) + " (200 / 58 / 42 faces).", "",
-              f"Reproduce: `edgepose bench --model benchmarks/peers/fsanet.json --model benchmarks/peers/whenet.json "
-              f"{_tta_flag(rows)}--json {bench_json}` then `edgepose card --bench {bench_json}`.", "",
+              f"Reproduce: `edgepose bench --root {bench.get('root', 'AFLW2000_DIR')} --model benchmarks/peers/fsanet.json "
+              f"--model benchmarks/peers/whenet.json {_tta_flag(rows)}--json {bench_json}` then "
+              f"`edgepose card --bench {bench_json}`.", "",
               "## Artifacts", "", "| bundle | format | precision | quantization | calibration |", "|---|---|---|---|---|"]
     for folder in sorted(Path(bundles_dir).iterdir()):
         if (folder / "manifest.json").is_file():
@@ -65,14 +81,17 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path, recipes_dir: str
             lines.append(f"| {folder.name} | {m.format} | {m.precision} | {m.source.get('quantization', '-')} | "
                          f"{calib.get('images', '-')} images |" if calib else
                          f"| {folder.name} | {m.format} | {m.precision} | {m.source.get('quantization', '-')} | - |")
-    lines += ["", "## How it was made (teacher chain and recipes)", ""]
+    lines += ["", "## How it was made", ""]
     members = manifest.source.get("averaged_from") or []
     if members:
         paths = " ".join(m["checkpoint"] for m in members)
         lines += [(f"The weights are the uniform average (model soup) of {len(members)} checkpoints of one lineage: "
-                   f"`edgepose average {paths} --out weights/{recipe_name}.pt`. Their recipes:"), ""]
-    lines += _recipe_chain(Path(recipes_dir), *([m["recipe"] for m in reversed(members)] or [recipe_name]))
-    lines += ["", "## Data and terms", "", DATA_TERMS, ""]
+                   f"`edgepose average {paths} --out weights/{recipe_name}.pt`."), ""]
+    dirs = (recipes_dirs,) if isinstance(recipes_dirs, (str, Path)) else recipes_dirs
+    lines += ["The recipes, newest first (each warm-starts from or distils the next; their headers hold the exact "
+              "commands):", ""]
+    lines += _recipe_chain([Path(d) for d in dirs], *([m["recipe"] for m in reversed(members)] or [recipe_name]))
+    lines += ["", "## How it was chosen", "", SELECTION, "", "## Data and terms", "", DATA_TERMS, ""]
     return "\n".join(lines)
 
 
@@ -82,33 +101,42 @@ def _tta_flag(rows: list[dict]) -> str:
     return f"--flip-tta {','.join(tta)} " if tta else ""
 
 
-def _recipe_chain(recipes: Path, *names: str) -> list[str]:
-    """The recipes' header comments, and those of the recipes they point at (warm-start parent, teacher, QAT parent),
-    in order. A checkpoint path names its recipe by its run folder (runs/<recipe>/last.pt) or file (weights/<recipe>.pt)."""
+def _recipe_chain(recipe_dirs: list[Path], *names: str) -> list[str]:
+    """One line per recipe (path and the opening phrase of its header comment), following what each points at (warm-start
+    parent, teacher) in order, then the QAT recipes of the int8 bundles. A checkpoint path names its recipe by its run
+    folder (runs/<recipe>/last.pt) or file (weights/<recipe>.pt)."""
     import yaml
+
+    def find(name: str) -> Path | None:
+        return next((d / f"{name}.yaml" for d in recipe_dirs if (d / f"{name}.yaml").is_file()), None)
+
+    def line(path: Path, suffix: str = "") -> str:
+        lines = path.read_text().splitlines()
+        header = " ".join(ln[2:].strip() for ln in itertools.takewhile(lambda ln: ln.startswith("# "), lines))
+        first = re.split(r"[.:] ", header)[0].rstrip(".:")  # the header's opening phrase says what the recipe is
+        return f"- `{path.as_posix()}`{suffix}: {first if len(first) <= 160 else first[:159] + '…'}"
 
     out, seen = [], set()
     queue = list(names)
     while queue:
         n = queue.pop(0)
-        path = recipes / f"{n}.yaml"
-        if n in seen or not path.is_file():
+        path = find(n)
+        if n in seen or path is None:
             continue
         seen.add(n)
-        text = path.read_text()
-        header = [ln[2:] for ln in text.splitlines() if ln.startswith("# ")]
-        out += [f"### `recipes/{n}.yaml`", "", *header, ""]
-        data = yaml.safe_load(text) or {}
+        out.append(line(path))
+        data = yaml.safe_load(path.read_text()) or {}
         for parent in ((data.get("train") or {}).get("init", ""), (data.get("distill") or {}).get("teacher", "")):
             if parent:
                 queue += [Path(parent).parent.name, Path(parent).stem]
-    for extra in sorted(recipes.glob("qat_*.yaml")):
-        if extra.stem not in seen:
-            out += [f"### `recipes/{extra.name}` (int8 bundles)", "",
-                    *[ln[2:] for ln in extra.read_text().splitlines() if ln.startswith("# ")], ""]
+    for d in recipe_dirs:
+        for extra in sorted(d.glob("qat_*.yaml")):
+            if extra.stem not in seen:
+                out.append(line(extra, " (int8 bundles)"))
     return out
 
 
-def write_card(bench_json: str | Path, bundles_dir: str | Path, out: str | Path, recipes_dir: str | Path = "recipes") -> Path:
-    atomic_write_bytes(Path(out), build_card(bench_json, bundles_dir, recipes_dir).encode())
+def write_card(bench_json: str | Path, bundles_dir: str | Path, out: str | Path,
+               recipes_dirs: str | Path | tuple[str | Path, ...] = RECIPE_DIRS) -> Path:
+    atomic_write_bytes(Path(out), build_card(bench_json, bundles_dir, recipes_dirs).encode())
     return Path(out)

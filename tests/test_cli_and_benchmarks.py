@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import cv2
+import pytest
 
 
 def run(*args, **kw):
@@ -26,6 +27,7 @@ def test_eval_prints_table_with_bins(dev_root):
     assert "|yaw| 0-30" in r.stdout and "AUC@5deg" in r.stdout
 
 
+@pytest.mark.slow
 def test_eval_and_infer_take_a_training_checkpoint(tmp_path, dev_root, dev_samples):
     # the default bundle is exported from these weights, so the checkpoint route must score the same
     scores = {}

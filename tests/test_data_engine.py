@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgepose.data_engine import LabelSettings, consensus, label_folder, label_pool, read_labels
+from edgepose.data_engine import LabelSettings, consensus, label_folder, label_pool
+from edgepose.datasets.labels_csv import read_labels
 from edgepose.errors import ConfigError
 
 FSANET = str(Path(__file__).resolve().parent.parent / "benchmarks" / "peers" / "fsanet.json")
@@ -199,3 +200,38 @@ def test_mp_trusted_vote_is_face_mesh_where_the_fusion_rule_trusts_it_fully(pool
     np.testing.assert_array_equal(np.isfinite(got[:, 0]), want)
     np.testing.assert_array_equal(got[want], table.mp[want])
     assert np.nanmax(np.abs(got[:, 0])) < 60  # near-frontal only: Face Mesh fails on profiles
+
+
+def test_stored_votes_are_reused_and_a_vote_can_skip_a_source(tmp_path, pool_root, capsys):
+    """A consensus can be rebuilt from an earlier labels file's vote columns (no teacher rerun), and one vote can be
+    left out on one pool source's rows (a teacher whose crop does not fit that source's boxes)."""
+    from edgepose.cli import main
+
+    root = _mini_pool(pool_root, tmp_path / "pool", 12, flip_coarse=False)
+    first = tmp_path / "first.csv"
+    assert main(["label", "--index", str(root), "--teacher", FSANET, "--index-votes", "fused", "--no-coarse-filter",
+                 "--max-spread", "90", "--out", str(first)]) == 0
+    capsys.readouterr()
+    rows = list(csv.DictReader(first.read_text().splitlines()))
+    again = tmp_path / "again.csv"
+    assert main(["label", "--index", str(root), "--index-votes", "fused", "--no-coarse-filter", "--max-spread", "90",
+                 "--no-flip", "--stored-votes", f"{first}=fsanet", "--out", str(again)]) == 0
+    reused = list(csv.DictReader(again.read_text().splitlines()))
+    for a, b in zip(rows, reused):  # same votes, same consensus (stored votes carry no flip gap, so spread may differ)
+        assert [a[f"fsanet_{k}"] for k in ("yaw", "pitch", "roll")] == [b[f"fsanet_{k}"] for k in ("yaw", "pitch", "roll")]
+        assert all(abs(float(a[k]) - float(b[k])) <= 0.011 for k in ("yaw", "pitch", "roll"))
+    source = csv.DictReader((root / "index.csv").read_text().splitlines()).__next__()["source"]
+    skipped = tmp_path / "skipped.csv"
+    assert main(["label", "--index", str(root), "--index-votes", "fused", "--no-coarse-filter", "--max-spread", "90",
+                 "--stored-votes", f"{first}=fsanet", "--vote-skip-source", f"fsanet={source}",
+                 "--out", str(skipped)]) == 0
+    out = list(csv.DictReader(skipped.read_text().splitlines()))
+    sources = [r["source"] for r in csv.DictReader((root / "index.csv").read_text().splitlines())]
+    for r, s in zip(out, sources):
+        if s == source:
+            assert r["fsanet_yaw"] == "" and r["votes"] == "1"
+    for bad, message in ((["--stored-votes", f"{first}=nope"], "has no vote column"),
+                         (["--stored-votes", f"{first}=fsanet", "--vote-skip-source", "fsanet=mars"], "does not have"),
+                         (["--vote-skip-source", "fsanet"], "give NAME=VALUE")):
+        assert main(["label", "--index", str(root), "--index-votes", "fused", "--out", str(tmp_path / "x.csv")] + bad) == 2
+        assert message in capsys.readouterr().err

@@ -28,6 +28,16 @@ def detector(name):
     return create_detector(cfg)
 
 
+def test_every_registered_detector_is_tested_and_names_its_class():
+    import importlib.util
+
+    from edgepose.detectors import DETECTORS
+
+    assert {spec.split(":")[0] for spec in SPECS.values()} == set(DETECTORS)  # a new detector needs a SPECS entry
+    for entry in DETECTORS.values():
+        assert importlib.util.find_spec(entry.module) is not None and entry.cls.endswith("Detector")
+
+
 @pytest.mark.parametrize("name", SPECS)
 def test_detector_finds_the_astronaut(name, astronaut_bgr):
     found = detector(name).detect(astronaut_bgr)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -26,11 +27,21 @@ class Backend(Protocol):
     def describe(self) -> dict: ...
 
 
-# name -> (module, class, the package that provides the engine, the extra that installs it)
-BACKENDS: dict[str, tuple[str, str, str, str]] = {
-    "onnxruntime": ("edgepose.backends.onnxruntime_backend", "OnnxRuntimeBackend", "onnxruntime", "onnx"),
-    "litert": ("edgepose.backends.litert_backend", "LiteRTBackend", "ai-edge-litert", "tflite"),
-    "tensorrt": ("edgepose.backends.tensorrt_backend", "TensorRTBackend", "tensorrt + pycuda", "tensorrt"),
+@dataclass(frozen=True)
+class BackendEntry:
+    """A registered engine: the module and class implementing `Backend` (imported only when a platform needs it),
+    the package that provides the engine, and the pip extra that installs it."""
+
+    module: str
+    cls: str
+    package: str
+    extra: str
+
+
+BACKENDS: dict[str, BackendEntry] = {
+    "onnxruntime": BackendEntry("edgepose.backends.onnxruntime_backend", "OnnxRuntimeBackend", "onnxruntime", "onnx"),
+    "litert": BackendEntry("edgepose.backends.litert_backend", "LiteRTBackend", "ai-edge-litert", "tflite"),
+    "tensorrt": BackendEntry("edgepose.backends.tensorrt_backend", "TensorRTBackend", "tensorrt + pycuda", "tensorrt"),
 }
 
 
@@ -43,14 +54,14 @@ def create_backend(name: str) -> Backend:
     """
     if name not in BACKENDS:
         raise PlatformError(f"unknown backend '{name}'.{did_you_mean(name, BACKENDS)} Available: {sorted(BACKENDS)}")
-    module, cls, package, extra = BACKENDS[name]
+    entry = BACKENDS[name]
     try:
-        mod = importlib.import_module(module)
+        mod = importlib.import_module(entry.module)
     except ImportError as exc:
         raise BackendUnavailableError(
-            f"backend '{name}' needs the '{package}' package, which is not importable here ({exc}). "
-            f"Install it with: pip install 'edgepose[{extra}]'") from None
-    return getattr(mod, cls)()
+            f"backend '{name}' needs the '{entry.package}' package, which is not importable here ({exc}). "
+            f"Install it with: pip install 'edgepose[{entry.extra}]'") from None
+    return getattr(mod, entry.cls)()
 
 
 def backend_available(name: str) -> tuple[bool, str]:

@@ -72,10 +72,18 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     return keep
 
 
-DETECTORS = {
-    "haar": ("edgepose.detectors.haar", "HaarDetector"),
-    "yunet": ("edgepose.detectors.yunet", "YuNetDetector"),
-    "blazeface": ("edgepose.detectors.blazeface", "BlazeFaceDetector"),
+@dataclass(frozen=True)
+class DetectorEntry:
+    """A registered detector: the module and class offering `detect(frame) -> Detections`, imported when used."""
+
+    module: str
+    cls: str
+
+
+DETECTORS: dict[str, DetectorEntry] = {
+    "haar": DetectorEntry("edgepose.detectors.haar", "HaarDetector"),
+    "yunet": DetectorEntry("edgepose.detectors.yunet", "YuNetDetector"),
+    "blazeface": DetectorEntry("edgepose.detectors.blazeface", "BlazeFaceDetector"),
 }
 
 
@@ -135,5 +143,5 @@ def create_detector(cfg: DetectorConfig):
     if cfg.type not in DETECTORS:
         raise ConfigError(f"unknown detector '{cfg.type}'.{did_you_mean(cfg.type, [*DETECTORS, AUTO])} "
                           f"Available: {sorted([*DETECTORS, AUTO])}")
-    module, cls = DETECTORS[cfg.type]
-    return getattr(importlib.import_module(module), cls)(cfg)
+    entry = DETECTORS[cfg.type]
+    return getattr(importlib.import_module(entry.module), entry.cls)(cfg)

@@ -23,7 +23,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    root: str = "../shared/data/faces"
+    root: str = ""  # the training pool folder (index.csv); required: recipes name it, or --set data.root=PATH
     holdout: float = 0.03
     crop_scale: float = 1.6
     mp_max_fit: float = 0.6
@@ -111,7 +111,7 @@ class QATConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    aflw2000_root: str = "../shared/data/aflw2000-dev"
+    aflw2000_root: str = ""  # AFLW2000 folder scored each epoch (reporting only); empty = none
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"recipe '{path}' does not exist; recipes live in recipes/*.yaml")
+        raise ConfigError(f"recipe '{path}' does not exist; recipes live in recipes/*.yaml (research/ holds the default model's ladder)")
     return recipe_from_yaml(path.read_text(), overrides, where=f"recipe '{path}'")
 
 
