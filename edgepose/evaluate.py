@@ -22,8 +22,10 @@ def evaluate(runtime, dataset: str, root: str, limit: int = 0, progress: bool = 
 
     protocol "label": one pose per label box (`infer(image, boxes=[box])`), the published protocol.
     protocol "label68": the same with the box of the 68 3D landmarks (AFLW2000-3D), a wider convention.
-    protocol "detector": `infer(image)`; the detection overlapping the label box best (IoU >= 0.4) is scored, or the
+    protocol "detector": `infer(image)`; the detection overlapping the face box best (IoU >= 0.4) is scored, or the
     largest face when the dataset has no boxes (BIWI); images without a match count as misses (summary["missed"]).
+    The face box is the box of the 68 landmarks where the dataset has them (AFLW2000-3D): detectors' boxes are mapped
+    to that convention, while the visible-points label box of a profile covers only its near half.
 
     Returns:
         (summary as edgepose.metrics.summarize gives it, (N, 3) predictions, (N, 3) labels) over scored faces.
@@ -39,7 +41,7 @@ def evaluate(runtime, dataset: str, root: str, limit: int = 0, progress: bool = 
         if protocol in LABEL_BOXES:
             pose = runtime.infer(image, boxes=[getattr(s, LABEL_BOXES[protocol])])[0]
         else:
-            pose = _match(runtime.infer(image), s.box)
+            pose = _match(runtime.infer(image), detection_box(s))
             if pose is None:
                 missed += 1
                 continue
@@ -64,6 +66,11 @@ def _samples(dataset: str, root: str, limit: int, box: str | None):
         kind = "face boxes" if box == "box" else "68-point landmarks to box"
         raise ConfigError(f"{dataset} has no {kind}; evaluate it with protocol='detector' (--protocol detector)")
     return samples
+
+
+def detection_box(sample):
+    """The box a detection is matched against: the 68-landmark box when the sample has one, else its label box."""
+    return getattr(sample, "box68", None) or sample.box
 
 
 def _match(poses, box):

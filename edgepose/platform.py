@@ -13,8 +13,9 @@ from .typed import at_least, from_mapping
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """type: 'haar' (OpenCV cascades, bundled), 'yunet' (cv2.FaceDetectorYN) or 'blazeface' (LiteRT); the last two
-    need `model`, the path of their model file (not shipped). min_size: smallest face side in frame pixels.
+    """type: 'auto' (BlazeFace once `edgepose detectors fetch` stored it, else Haar with a warning), 'haar' (OpenCV
+    cascades, bundled), 'yunet' (cv2.FaceDetectorYN) or 'blazeface' (LiteRT); the last two need `model`, the path of
+    their model file (not shipped). min_size: smallest face side in frame pixels.
     max_faces: 0 = all. score_threshold: None = the detector's own default.
     detect_width: frames wider than this are downscaled for detection (speed; boxes are mapped back).
     scale_factor: image-pyramid step. profile: also run the profile cascade (both directions; slower).
@@ -48,7 +49,13 @@ class Platform:
 
 
 def _platform_dir():
-    """The packaged platform YAMLs (the repository's platforms/ folder, installed as edgepose.platforms)."""
+    """The packaged platform YAMLs (the repository's platforms/ folder, installed as edgepose.platforms).
+
+    In a source checkout its own platforms/ folder wins, so an editable install of another checkout cannot shadow it.
+    """
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "platforms" / "cpu.yaml").is_file():
+        return checkout / "platforms"
     try:
         return resources.files("edgepose.platforms")
     except ModuleNotFoundError:  # running from a source checkout that was not pip-installed

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 
@@ -13,9 +14,13 @@ from .decode import decode_outputs
 from .detectors import check_detector
 from .errors import ConfigError, EdgePoseError, ModelFormatError
 from .model_check import check_model_io
+from .per_thread import PerThread, Shared
 from .platform import Platform, load_platform
 from .pose import FacePose
 from .preprocess import eye_line_angle, prepare_batch, to_input
+
+# faces sent to the pose model at once: the crops and input tensor of one chunk stay a few MB whatever the box count
+POSE_CHUNK = 64
 
 
 class Runtime:
@@ -43,6 +48,13 @@ class Runtime:
             checksum, or not matching its manifest (input name/shape/layout/dtype, output names); a detector model
             file missing or of the wrong format.
 
+    Threads: one Runtime may be shared by any number of threads and gives each call the answer it would give
+    single-threaded. Engines that are safe to share (ONNX Runtime sessions) are shared; the others (LiteRT
+    interpreters, TensorRT contexts) and every detector (OpenCV cascades and FaceDetectorYN, BlazeFace on LiteRT)
+    are loaded once per calling thread, on that thread's first call, and freed when the thread ends. A thread's
+    first call therefore pays a model load; give a thread pool long-lived workers. `close()` closes them all; do
+    not call it while other threads still run inference.
+
     Example:
         >>> with Runtime("cpu") as rt:
         ...     poses = rt.infer(cv2.imread("face.jpg"))
@@ -51,7 +63,7 @@ class Runtime:
     def __init__(self, platform: str = "cpu", model: str | None = None, *, threads: int | None = None,
                  backend_options: dict | None = None, detector=None, align: bool = False, flip_tta: bool = False,
                  models_dir: str | None = None):
-        self.members: list = []
+        self._engines: list = []
         self._closed = False
         self.platform: Platform = load_platform(platform)
         if detector is not None:
@@ -69,28 +81,47 @@ class Runtime:
         options["threads"] = self.platform.threads if threads is None else threads
         if self.manifest.format == "tensorrt":
             options.update(expect_trt_version=self.manifest.source.get("tensorrt"), expect_gpu=self.manifest.source.get("gpu"))
-        for i, path in enumerate(self.model_paths):  # ensemble members (e.g. FSA-Net's two variants) after the first
-            member = self.backend if i == 0 else create_backend(self.platform.backend)
+        self.backend.load(str(self.model_path), options)
+
+        def load(path):
+            member = create_backend(self.platform.backend)
             member.load(str(path), options)
-            self.members.append(member)
-            check_model_io(self.manifest, member.io(), str(path))
-        self._detector = None
+            return member
+
+        first = [self.backend] + [load(path) for path in self.model_paths[1:]]  # ensemble members (FSA-Net's two)
+        for path, engine in zip(self.model_paths, first):  # a manifest that disagrees with its model fails here
+            check_model_io(self.manifest, engine.io(), str(path))
+        self._engines = [Shared(b) if b.thread_safe else PerThread(lambda path=path: load(path), first=b)
+                         for path, b in zip(self.model_paths, first)]
+        self._detectors: PerThread | None = None
+        self._lock = threading.Lock()
         self.batch_size = self.manifest.input.batch
         self.align = align or self.manifest.crop.aligned
         self.flip_tta = flip_tta
 
     @property
+    def members(self) -> list:
+        """The calling thread's pose-model engines (one per ensemble member)."""
+        return [engine.get() for engine in self._engines]
+
+    @property
     def detector(self):
-        if self._detector is None:
+        """The calling thread's detector, built on first use (each thread gets its own: none is thread-safe)."""
+        if self._detectors is None:
             from .detectors import create_detector
 
-            self._detector = create_detector(self.platform.detector)
-        return self._detector
+            with self._lock:
+                if self._detectors is None:
+                    self._detectors = PerThread(lambda: create_detector(self.platform.detector))
+        return self._detectors.get()
 
     def describe(self) -> dict:
         """What actually runs: platform, backend and engine details, precision, model file."""
+        from .detectors import resolve_detector
+
         return {"platform": self.platform.name, "backend": self.backend.name, "precision": self.manifest.precision,
-                "model": str(self.model_path), "flip_tta": self.flip_tta, **self.backend.describe()}
+                "model": str(self.model_path), "flip_tta": self.flip_tta,
+                "detector": resolve_detector(self.platform.detector, warn=False).type, **self.backend.describe()}
 
     def infer(self, frame: np.ndarray, boxes=None) -> list[FacePose]:
         """Poses of the faces in a BGR uint8 H x W x 3 frame.
@@ -117,14 +148,17 @@ class Runtime:
         else:
             clipped = [clip_box(b, w, h) for b in boxes]
             scores = np.ones(len(clipped))
-        if not clipped:
-            return []
-        angles, matrices = self.predict(prepare_batch(frame, clipped, self.manifest.crop, self.manifest.input, levels))
-        if levels is not None:
-            matrices = rotate_in_plane(matrices, np.asarray(levels))  # undo the levelling: roll kept
-            angles = matrix_to_euler(matrices)
-        return [FacePose(float(a[0]), float(a[1]), float(a[2]), tuple(b), float(s), m)
-                for a, b, s, m in zip(angles, clipped, scores, matrices)]
+        poses = []
+        for i in range(0, len(clipped), POSE_CHUNK):  # bounded chunks: memory stays flat however many boxes
+            chunk, chunk_levels = clipped[i:i + POSE_CHUNK], None if levels is None else levels[i:i + POSE_CHUNK]
+            angles, matrices = self.predict(prepare_batch(frame, chunk, self.manifest.crop, self.manifest.input,
+                                                          chunk_levels))
+            if chunk_levels is not None:
+                matrices = rotate_in_plane(matrices, np.asarray(chunk_levels))  # undo the levelling: roll kept
+                angles = matrix_to_euler(matrices)
+            poses += [FacePose(float(a[0]), float(a[1]), float(a[2]), tuple(b), float(s), m)
+                      for a, b, s, m in zip(angles, chunk, scores[i:i + POSE_CHUNK], matrices)]
+        return poses
 
     def stream(self, source, options=None, keep_frames: bool = False):
         """Poses over a video: a file path, a camera index, or an iterable of BGR frames.
@@ -154,7 +188,7 @@ class Runtime:
         return matrix_to_euler(matrices), matrices
 
     def _predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        decoded = [decode_outputs(self._run(member, batch), self.manifest.output) for member in self.members]
+        decoded = [decode_outputs(self._run(engine.get(), batch), self.manifest.output) for engine in self._engines]
         if not all(np.isfinite(d[0]).all() for d in decoded):
             raise ModelFormatError(f"model '{self.model_path}' produced non-finite outputs; the file or its manifest's "
                                    "input normalisation is wrong — re-export the bundle")
@@ -176,10 +210,12 @@ class Runtime:
                                 "Runtime to run more frames")
 
     def close(self) -> None:
-        """Release the engines; later calls raise EdgePoseError. Closing twice is harmless."""
+        """Close every thread's engines (call it once no thread is running inference); later calls raise
+        EdgePoseError. Closing twice is harmless."""
         self._closed = True
-        for member in self.members:
-            member.close()
+        for engine in self._engines:
+            for instance in engine.instances():
+                instance.close()
 
     def __enter__(self) -> "Runtime":
         return self

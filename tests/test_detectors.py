@@ -104,3 +104,16 @@ def test_alignment_keeps_roll_on_a_rotated_face(dev_samples):
     with Runtime("cpu", threads=1, detector=SPECS["blazeface-short"], align=True) as rt:
         pose = max(rt.infer(rotated), key=lambda p: p.box[2] - p.box[0])
     assert abs(pose.roll - (s.roll + 40)) < 8 and abs(pose.yaw - s.yaw) < 8 and abs(pose.pitch - s.pitch) < 8
+
+
+@pytest.mark.parametrize("min_size, size, windows", [(40, (640, 480), 7), (40, (450, 450), 1), (0, (640, 480), 1),
+                                                     (200, (640, 480), 1), (40, (1920, 1080), 63)])
+def test_blazeface_tiles_only_where_faces_of_min_size_need_them(min_size, size, windows):
+    import dataclasses
+
+    det = detector("blazeface-short")
+    det.cfg = dataclasses.replace(det.cfg, min_size=min_size)
+    got = det.windows(*size)
+    assert len(got) == windows and got[0] == (0, 0, max(size))
+    for x, y, side in got[1:]:  # tiles lie inside the frame (or span it) and are at least the model's input size
+        assert 0 <= x and 0 <= y and x + side <= max(size[0], side) and y + side <= max(size[1], side) and side >= 128

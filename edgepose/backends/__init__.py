@@ -30,9 +30,12 @@ class ModelIO:
 
 
 class Backend(Protocol):
-    """What every engine offers. `run` takes {input name: array} and returns {output name: array}."""
+    """What every engine offers. `run` takes {input name: array} and returns {output name: array}.
+    thread_safe: whether `run` may be called from several threads at once on one loaded instance; when False the
+    Runtime loads one instance per calling thread."""
 
     name: str
+    thread_safe: bool
 
     def load(self, path: str, options: dict) -> None: ...
 

@@ -27,6 +27,7 @@ class LiteRTBackend:
     """
 
     name = "litert"
+    thread_safe = False  # an Interpreter holds its tensors: one per thread
 
     def __init__(self) -> None:
         self.interpreter = None

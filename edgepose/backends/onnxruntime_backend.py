@@ -23,6 +23,7 @@ class OnnxRuntimeBackend:
     graph_optimization (disable/basic/extended/all)."""
 
     name = "onnxruntime"
+    thread_safe = True  # InferenceSession.run may be called from several threads at once
 
     def __init__(self) -> None:
         self.session: ort.InferenceSession | None = None

@@ -22,6 +22,7 @@ class TensorRTBackend:
     """Options: device (GPU index, default 0), expect_trt_version / expect_gpu (from the manifest, checked)."""
 
     name = "tensorrt"
+    thread_safe = False  # an execution context and its buffers: one per thread
 
     def __init__(self) -> None:
         self.engine = None
