@@ -136,10 +136,8 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def demo_frame(width: int = 640, height: int = 480) -> np.ndarray:
-    """A width x height BGR frame holding one real face: scikit-image's public-domain NASA astronaut portrait."""
-    import cv2
-
+def _skimage_data():
+    """scikit-image's `data` module (the public-domain demo images), or an error naming the extra that brings it."""
     try:
         from skimage import data
     except ImportError as exc:
@@ -147,6 +145,14 @@ def demo_frame(width: int = 640, height: int = 480) -> np.ndarray:
 
         raise BackendUnavailableError("the demo frame needs scikit-image, which is not installed here: "
                                       "pip install 'edgepose[demo]'") from exc
+    return data
+
+
+def demo_frame(width: int = 640, height: int = 480) -> np.ndarray:
+    """A width x height BGR frame holding one real face: scikit-image's public-domain NASA astronaut portrait."""
+    import cv2
+
+    data = _skimage_data()
     img = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     scale = min(width / img.shape[1], height / img.shape[0])
     img = cv2.resize(img, (int(img.shape[1] * scale), int(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
@@ -161,10 +167,7 @@ def demo_scene() -> np.ndarray:
     (CC0, Lav Varshney), whose face is turned about 50 deg and tilted down: what `edgepose demo` shows."""
     import cv2
 
-    try:
-        from skimage import data
-    except ImportError as exc:
-        raise ImportError("the demo frame needs scikit-image: pip install 'edgepose[demo]'") from exc
+    data = _skimage_data()
     astronaut = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (480, 480), interpolation=cv2.INTER_AREA)
     camera = cv2.resize(cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR), (480, 480), interpolation=cv2.INTER_AREA)
     return np.concatenate([astronaut, camera], axis=1)

@@ -61,7 +61,7 @@ def test_host_commands_without_torch_name_the_train_extra(args, tmp_path):
 
 
 def test_bench_of_an_unknown_platform_is_an_error():
-    one_line_error(edgepose("bench", "--platform", "nope", "--runs", "1", "--rounds", "1", "--span", "0"),
+    one_line_error(edgepose("bench", "--root", ".", "--platform", "nope", "--runs", "1", "--rounds", "1", "--span", "0"),
                    "unknown platform 'nope'")
 
 
@@ -71,7 +71,7 @@ def test_bench_where_nothing_ran_exits_non_zero(tmp_path):
         pytest.skip("TensorRT is installed here: the jetson entry could run")
     except ImportError:
         pass
-    r = edgepose("bench", "--platform", "jetson", "--runs", "1", "--rounds", "1", "--span", "0",
+    r = edgepose("bench", "--root", ".", "--platform", "jetson", "--runs", "1", "--rounds", "1", "--span", "0",
                  "--json", str(tmp_path / "bench.json"))
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "nothing ran" in r.stderr and "Traceback" not in r.stderr
@@ -80,7 +80,7 @@ def test_bench_where_nothing_ran_exits_non_zero(tmp_path):
 
 @pytest.mark.parametrize("args, words", [
     (["eval", "--root", ".", "--limit", "-5"], ["--limit", ">= 0"]),
-    (["bench", "--runs", "0"], ["--runs", ">= 1"]),
+    (["bench", "--root", ".", "--runs", "0"], ["--runs", ">= 1"]),
     (["infer", "x.jpg", "--threads", "-1"], ["--threads"]),
 ])
 def test_negative_counts_are_usage_errors(args, words):
