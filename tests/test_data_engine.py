@@ -211,8 +211,8 @@ def test_stored_votes_are_reused_and_a_vote_can_skip_a_source(tmp_path, pool_roo
 
     root = _mini_pool(pool_root, tmp_path / "pool", 12, flip_coarse=False)
     first = tmp_path / "first.csv"
-    assert main(["label", "--index", str(root), "--teacher", FSANET, "--index-votes", "fused", "--no-coarse-filter",
-                 "--max-spread", "90", "--out", str(first)]) == 0
+    assert main(["label", "--index", str(root), "--teacher", FSANET, "--models-dir", PEER_MODELS, "--index-votes",
+                 "fused", "--no-coarse-filter", "--max-spread", "90", "--out", str(first)]) == 0
     capsys.readouterr()
     rows = list(csv.DictReader(first.read_text().splitlines()))
     again = tmp_path / "again.csv"
