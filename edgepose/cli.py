@@ -120,6 +120,8 @@ def _cmd_video(args) -> int:
     from .video import StreamOptions
 
     _check_suffix(args.out, VIDEO_SUFFIXES, "video")
+    if args.fps is not None and not 0 < args.fps < 1000:  # also refuses nan
+        raise ConfigError(f"--fps {args.fps}: give the written video's frame rate, a number > 0 (default: the source's)")
     source = int(args.source) if args.source.lstrip("-").isdigit() else args.source  # the stream refuses -1
     options = StreamOptions(smoothing=OneEuroConfig() if args.smooth else None, drop_policy=args.drop_policy)
     writer, frames, faces = None, 0, 0

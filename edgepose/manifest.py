@@ -153,14 +153,16 @@ def load_manifest(path: str | Path) -> Manifest:
     Raises:
         ModelFormatError: the file is missing, is not JSON, or fails validation.
     """
-    path = Path(path)
+    return manifest_from_dict(_read_json(Path(path)))
+
+
+def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise ModelFormatError(f"manifest '{path}' does not exist; a bundle is a model file plus its manifest.json")
     try:
-        data = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"manifest '{path}' is not valid JSON ({exc}); re-export the bundle") from None
-    return manifest_from_dict(data)
+        raise ModelFormatError(f"manifest '{path}' is not valid JSON ({exc}); fix it or re-export the bundle") from None
 
 
 def sha256_file(path: str | Path) -> str:
@@ -240,12 +242,7 @@ def hash_manifest(path: str | Path, models_dir: str | Path | None = None) -> lis
         ModelFormatError: the manifest is invalid, or a model file escapes its folder or is missing.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelFormatError(f"manifest '{path}' does not exist; give the path of a manifest JSON")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"manifest '{path}' is not valid JSON ({exc})") from None
+    data = _read_json(path)
     manifest_from_dict(data)
     roots = [path.parent] + ([Path(models_dir).expanduser()] if models_dir else [])
     entries = [data] + list(data.get("ensemble", []))

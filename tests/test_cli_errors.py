@@ -36,8 +36,9 @@ def test_unknown_image_extension_is_refused_before_any_work(tmp_path, astronaut_
     assert not (tmp_path / "x.xyz").exists()
 
 
-def test_unknown_video_extension_is_refused(tmp_path):
+def test_unknown_video_extension_and_bad_fps_are_refused(tmp_path):
     one_line_error(edgepose("video", "clip.mp4", "--out", str(tmp_path / "x.xyz")), "unknown video extension")
+    one_line_error(edgepose("video", "clip.mp4", "--out", str(tmp_path / "x.mp4"), "--fps", "0"), "--fps 0.0")
 
 
 def test_card_with_a_missing_bench_file(tmp_path):
