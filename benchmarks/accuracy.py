@@ -12,14 +12,14 @@ import sys
 import time
 from pathlib import Path
 
-from edgepose.bench import markdown_table
+from edgepose.evaluation.bench import markdown_table
 from edgepose.errors import BackendUnavailableError
 
 
 def main() -> int:
     from edgepose.exporters.checkpoint_runtime import open_runtime
-    from edgepose.evaluate import evaluate
-    from edgepose.metrics import format_summary
+    from edgepose.evaluation.evaluate import evaluate
+    from edgepose.evaluation.metrics import format_summary
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--platform", default="cpu")

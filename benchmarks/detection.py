@@ -8,7 +8,7 @@ IoU >= 0.4; misses are counted separately, and the pose MAE is over matched face
         blazeface:../shared/models/detectors/blazeface_short_range.tflite
     python benchmarks/detection.py --scenes ../shared/data/faces --detector auto   # composed 640x480 frames
 
---scenes POOL: instead of AFLW2000, frames composed from the training pool (edgepose.scenes): 15 frames per face size
+--scenes POOL: instead of AFLW2000, frames composed from the training pool (edgepose.evaluation.scenes): 15 frames per face size
 (40..400 px, three faces each below 300 px) and 15 frames of 2-5 faces at mixed yaw; found = IoU >= 0.4 with a pasted
 face's box. This is what the detectors' tiling was tuned on (never dev).
 """
@@ -22,11 +22,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgepose.bench import demo_frame, markdown_table, time_calls
+from edgepose.evaluation.bench import demo_frame, markdown_table, time_calls
 from edgepose.datasets.aflw2000 import read_aflw2000
-from edgepose.evaluate import detection_box
-from edgepose.metrics import format_summary, summarize
-from edgepose.tracking import box_iou as iou
+from edgepose.evaluation.evaluate import detection_box
+from edgepose.evaluation.metrics import format_summary, summarize
+from edgepose.video.tracking import box_iou as iou
 
 
 
@@ -92,7 +92,7 @@ def evaluate_detector(rt, samples, min_iou: float) -> dict:
 def scenes(args) -> int:
     """Found faces by face size, and in 2-5 person frames, on frames composed from the training pool."""
     from edgepose import Runtime
-    from edgepose.scenes import SceneMaker
+    from edgepose.evaluation.scenes import SceneMaker
 
     rows = []
     for spec in args.detector.split(",") if args.detector else [None]:

@@ -16,7 +16,7 @@ import numpy as np
 from edgepose.datasets.faces_pool import read_pool_index
 from edgepose.detectors import create_detector, map_box
 from edgepose.platform import DetectorConfig
-from edgepose.tracking import box_iou as iou
+from edgepose.video.tracking import box_iou as iou
 
 
 def main() -> None:

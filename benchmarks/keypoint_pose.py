@@ -14,10 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgepose.bench import markdown_table
+from edgepose.evaluation.bench import markdown_table
 from edgepose.datasets.aflw2000 import read_aflw2000
-from edgepose.metrics import summarize
-from edgepose.tracking import box_iou as iou
+from edgepose.evaluation.metrics import summarize
+from edgepose.video.tracking import box_iou as iou
 
 
 def main() -> int:

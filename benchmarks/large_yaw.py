@@ -82,7 +82,7 @@ def mesh_fits(mesh: str, root: str, limit: int) -> tuple[dict[str, np.ndarray], 
 
 def main() -> int:
     from edgepose.exporters.checkpoint_runtime import open_runtime
-    from edgepose.evaluate import evaluate
+    from edgepose.evaluation.evaluate import evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", default=[],

@@ -6,7 +6,7 @@
     python benchmarks/latency.py --compare A.json B.json      # ratios B / A per platform and stage
     python benchmarks/latency.py --scenes ../shared/data/faces [--platform cpu,android] [--threads 1,0]
 
---scenes POOL: whole frames instead. 640x480 frames composed from the faces pool (edgepose.scenes) with 1, 3 and 10
+--scenes POOL: whole frames instead. 640x480 frames composed from the faces pool (edgepose.evaluation.scenes) with 1, 3 and 10
 faces: detect, crop + normalise, pose model, decode, end to end, and infer with the boxes given; the 450x450 ratio
 of whole-frame infer(frame) to infer(frame, boxes=[box]) (interleaved calls); Runtime.stream throughput on a clip of
 60 composed frames. The platforms' own detector (detector: auto = BlazeFace after `edgepose detectors fetch`).
@@ -28,7 +28,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from edgepose.bench import demo_frame, environment, markdown_table, peak_rss_mb, stage_latency
+from edgepose.evaluation.bench import demo_frame, environment, markdown_table, peak_rss_mb, stage_latency
 from edgepose.errors import EdgePoseError
 
 COLUMNS = ["platform", "threads", "stage", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "per_s", "rounds min..max"]
@@ -124,7 +124,7 @@ def main() -> int:
 def whole_frames(args) -> int:
     """Per-stage whole-frame latency, the 450x450 ratio and stream throughput per platform and thread count."""
     from edgepose import Runtime
-    from edgepose.bench_frames import boxed_ratio, frame_latency, stream_throughput
+    from edgepose.evaluation.bench_frames import boxed_ratio, frame_latency, stream_throughput
 
     stage_rows, summary_rows = [], []
     for name in args.platform.split(","):

@@ -32,7 +32,7 @@ def ort_session(path: Path, threads: int):
 
 
 def interleaved(fns: dict, calls: int, rounds: int = 5) -> dict:
-    from edgepose.bench import time_calls
+    from edgepose.evaluation.bench import time_calls
 
     res = {k: [] for k in fns}
     for _ in range(rounds):
@@ -44,7 +44,7 @@ def interleaved(fns: dict, calls: int, rounds: int = 5) -> dict:
 def main() -> int:
     import torch
 
-    from edgepose.bench import markdown_table
+    from edgepose.evaluation.bench import markdown_table
     from edgepose.exporters.calibration import calibration_inputs
     from edgepose.exporters.onnx_export import onnx_to_int8, write_onnx
     from edgepose.manifest import InputSpec

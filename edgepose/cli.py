@@ -20,7 +20,7 @@ def _cmd_infer(args) -> int:
 
     _check_suffix(args.out, IMAGE_SUFFIXES, "image")
     if args.command == "demo":
-        from .bench import demo_scene
+        from .evaluation.bench import demo_scene
 
         frame, args.image = demo_scene(), "the demo frame (scikit-image astronaut and cameraman, public domain / CC0)"
     else:
@@ -72,8 +72,8 @@ def _report(frame, args) -> int:
 
 def _cmd_eval(args) -> int:
     from .exporters.checkpoint_runtime import open_runtime
-    from .evaluate import evaluate, evaluate_route
-    from .metrics import format_summary, summarize
+    from .evaluation.evaluate import evaluate, evaluate_route
+    from .evaluation.metrics import format_summary, summarize
 
     with _runtime(args) as rt:
         summary, pred, truth = evaluate(rt, args.dataset, args.root, limit=args.limit, protocol=args.protocol)
@@ -116,8 +116,8 @@ def _cmd_video(args) -> int:
     import cv2
 
     from .draw import draw_pose
-    from .smoothing import OneEuroConfig
-    from .video import StreamOptions
+    from .video.smoothing import OneEuroConfig
+    from .video.stream import StreamOptions
 
     _check_suffix(args.out, VIDEO_SUFFIXES, "video")
     if args.fps is not None and not 0 < args.fps < 1000:  # also refuses nan
@@ -153,12 +153,12 @@ def _cmd_video(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .bench import markdown_table
-    from .bench_suite import COLUMNS, reproducibility, run_bench
+    from .evaluation.bench import markdown_table
+    from .evaluation.bench_suite import COLUMNS, reproducibility, run_bench
     from functools import partial
 
     from .atomic import atomic_write_bytes
-    from .bench_suite import RAN
+    from .evaluation.bench_suite import RAN
     from .exporters.checkpoint_runtime import open_runtime
     from .platform import load_platform, platform_names
 
@@ -202,7 +202,7 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_models(args) -> int:
-    from .bench import markdown_table
+    from .evaluation.bench import markdown_table
     from .train.models import BACKBONES, complexity, create
 
     rows = []
@@ -260,7 +260,7 @@ def _cmd_average(args) -> int:
 def _cmd_card(args) -> int:
     from importlib.resources import files
 
-    from .model_card import RECIPE_DIRS, write_card
+    from .evaluation.model_card import RECIPE_DIRS, write_card
 
     from pathlib import Path
 

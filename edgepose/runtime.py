@@ -166,7 +166,7 @@ class Runtime:
         Returns a PoseStream: iterate it for FrameResults in frame order (faces carry track ids; angles are
         One-Euro smoothed when options.smoothing is set); close it, or use it in a `with` block, to stop early.
         """
-        from .video import PoseStream, StreamOptions
+        from .video.stream import PoseStream, StreamOptions
 
         self._check_open()
         return PoseStream(self, source, options or StreamOptions(), keep_frames)

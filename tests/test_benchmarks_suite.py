@@ -44,7 +44,7 @@ def test_biwi_npz_reader(tmp_path, dev_samples):
 
 
 def test_detector_protocol_on_biwi_counts_misses(tmp_path, dev_samples, runtime):
-    from edgepose.evaluate import evaluate
+    from edgepose.evaluation.evaluate import evaluate
 
     picked = [s for s in dev_samples if abs(s.yaw) < 30][:6]
     write_biwi(tmp_path, picked)
@@ -102,7 +102,7 @@ def test_models_are_named_by_their_bundle_folder_run_or_file(tmp_path):
 
 @pytest.mark.slow
 def test_bench_reproducibility_check(tmp_path):
-    from edgepose.bench_suite import RAN, reproducibility
+    from edgepose.evaluation.bench_suite import RAN, reproducibility
 
     def result(mae, p50, spread):
         return {"rows": [{"model": "default", "platform": "cpu", "status": RAN, "MAE": mae, "pose p50 ms": p50,

@@ -92,7 +92,7 @@ def test_negative_counts_are_usage_errors(args, words):
 
 def test_evaluate_refuses_a_negative_limit(runtime, dev_root):
     from edgepose.errors import ConfigError
-    from edgepose.evaluate import evaluate
+    from edgepose.evaluation.evaluate import evaluate
 
     with pytest.raises(ConfigError, match="limit"):
         evaluate(runtime, "aflw2000", str(dev_root), limit=-5)

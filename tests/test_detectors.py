@@ -7,7 +7,7 @@ from edgepose.detectors import create_detector, parse_detector
 from edgepose.detectors.blazeface import ssd_anchors
 from edgepose.errors import ConfigError, ModelFormatError
 from edgepose.platform import DetectorConfig
-from edgepose.tracking import box_iou as iou
+from edgepose.video.tracking import box_iou as iou
 
 from .conftest import SHARED
 

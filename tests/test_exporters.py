@@ -23,7 +23,7 @@ MAX_ABS = {"fp32": 0.1, "fp16": 0.5}
 
 @pytest.fixture(scope="module")
 def reference(dev_root):
-    from edgepose.metrics import summarize
+    from edgepose.evaluation.metrics import summarize
     from edgepose.train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees
 
     model, recipe = load_trained(WEIGHTS)
@@ -37,7 +37,7 @@ def reference(dev_root):
 def test_export_parity(platform, precision, quantizer, reference, tmp_path, dev_root, pool_root):
     from edgepose import Runtime
     from edgepose.exporters.export import export_bundle
-    from edgepose.metrics import angle_errors, summarize
+    from edgepose.evaluation.metrics import angle_errors, summarize
     from edgepose.platform import load_platform
 
     backend = load_platform(platform).backend
@@ -96,7 +96,7 @@ def test_quantizer_choice_is_checked(tmp_path):
 @pytest.mark.slow
 def test_torch_dynamic_int8_keeps_the_pose(reference):
     from edgepose.exporters.onnx_export import torch_dynamic_int8
-    from edgepose.metrics import angle_errors
+    from edgepose.evaluation.metrics import angle_errors
     from edgepose.train.checkpoint import load_trained, predict_degrees
 
     crops, _, torch_pred, _ = reference

@@ -37,14 +37,14 @@ def test_card_without_a_default_row_is_an_error(tmp_path):
     path.write_text(json.dumps({"rows": [_row("fsanet", "cpu", 5.19, 1.6)]}))
     from importlib.resources import files
 
-    from edgepose.model_card import build_card
+    from edgepose.evaluation.model_card import build_card
 
     with pytest.raises(ConfigError, match="no measured row of the default model"):
         build_card(path, files("edgepose") / "bundles")
 
 
 def test_recipe_chain_follows_warm_starts_and_teachers(tmp_path):
-    from edgepose.model_card import _recipe_chain
+    from edgepose.evaluation.model_card import _recipe_chain
 
     (tmp_path / "stage2.yaml").write_text("# stage two\nname: stage2\ntrain:\n  init: runs/stage1/last.pt\n")
     (tmp_path / "stage1.yaml").write_text("# stage one\nname: stage1\ntrain:\n  init: weights/base.pt\n"

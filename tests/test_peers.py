@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from edgepose.evaluate import evaluate
+from edgepose.evaluation.evaluate import evaluate
 
 PEERS = Path(__file__).resolve().parent.parent / "benchmarks" / "peers"
 MODELS = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "peers"

@@ -168,7 +168,7 @@ def test_every_head_trains_and_exports_with_one_decoding(head, tmp_path, pool_ro
     from edgepose import Runtime
     from edgepose.exporters.export import export_bundle
     from edgepose.train.checkpoint import load_trained
-    from edgepose.metrics import angle_errors
+    from edgepose.evaluation.metrics import angle_errors
     from edgepose.train.checkpoint import dev_crops, input_spec, predict_degrees
     from edgepose.train.trainer import train
 
@@ -611,7 +611,7 @@ def test_average_is_the_mean_of_the_weights_and_bundles_and_cards_name_its_membe
 
     from edgepose.cli import main
     from edgepose.manifest import load_manifest
-    from edgepose.model_card import build_card
+    from edgepose.evaluation.model_card import build_card
     from edgepose.train.checkpoint import load_checkpoint
 
     a = tmp_path / "runs" / "round1" / "best.pt"

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from edgepose import Runtime
-from edgepose.evaluate import evaluate
-from edgepose.scenes import SceneMaker
-from edgepose.tracking import box_iou
+from edgepose.evaluation.evaluate import evaluate
+from edgepose.evaluation.scenes import SceneMaker
+from edgepose.video.tracking import box_iou
 
 from .conftest import DEV
 
@@ -73,7 +73,7 @@ def test_default_detector_finds_297_of_300_dev_faces(fetched_home, dev_root, pla
 
 
 def test_whole_frame_benchmark_reports_every_stage(rt, pool_root):
-    from edgepose.bench_frames import FACE_COUNTS, boxed_ratio, frame_latency, stream_throughput
+    from edgepose.evaluation.bench_frames import FACE_COUNTS, boxed_ratio, frame_latency, stream_throughput
 
     rows = frame_latency(rt, pool_root, runs=2)
     assert sorted({r["faces"] for r in rows}) == list(FACE_COUNTS)

@@ -154,7 +154,7 @@ def _check_quantizer(fmt: ExportFormat, precision: str, quantizer: str | None) -
 
 def measure_bundle(bundle: Path, platform: str, model, recipe, dev_root: str) -> dict:
     """Record in the manifest: dev accuracy through the platform's Runtime, and max |degrees| vs PyTorch."""
-    from ..metrics import angle_errors
+    from ..evaluation.metrics import angle_errors
 
     if not dev_root or not Path(dev_root).is_dir():
         return {}

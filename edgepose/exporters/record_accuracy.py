@@ -12,9 +12,9 @@ def record_accuracy(bundle: str | Path, platform: str, dev_root: str,
     """Evaluate the bundle folder `bundle` on the AFLW2000 folder `dev_root` through `Runtime(platform)` and store
     `metrics` in its manifest: {"aflw2000-dev": summary} plus whatever `extra(runtime)` returns (e.g. the exporter's
     parity against PyTorch). Returns the metrics written."""
-    from ..evaluate import evaluate
+    from ..evaluation.evaluate import evaluate
     from ..manifest import load_manifest, save_manifest
-    from ..metrics import manifest_metrics
+    from ..evaluation.metrics import manifest_metrics
     from ..runtime import Runtime
 
     path = Path(bundle) / "manifest.json"

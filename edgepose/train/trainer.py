@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..angles import euler_to_matrix, matrix_to_euler
 from ..atomic import atomic_write_bytes
 from ..errors import ConfigError
-from ..metrics import summarize
+from ..evaluation.metrics import summarize
 from .checkpoint import dev_crops, input_spec, load_checkpoint, load_weights, predict_degrees, to_tensor
 from .heads import landmark_loss
 from .models import create_for

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .angles import wrap_degrees
+from ..angles import wrap_degrees
 
 YAW_BINS = ((0.0, 30.0), (30.0, 60.0), (60.0, 99.0))
 

@@ -14,8 +14,8 @@ FACE_COUNTS = (1, 3, 10)
 
 def _stages(rt, frame: np.ndarray) -> list[tuple[str, callable]]:
     """(stage, call) of one runtime on one frame; the boxes are the detector's own."""
-    from .decode import decode_outputs
-    from .preprocess import prepare_batch
+    from ..decode import decode_outputs
+    from ..preprocess import prepare_batch
 
     spec, crop = rt.manifest.input, rt.manifest.crop
     boxes = [tuple(b) for b in rt.detector.detect(frame).boxes] or [(0, 0, 64, 64)]

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .datasets.faces_pool import read_pool_index
+from ..datasets.faces_pool import read_pool_index
 
 SOURCES = ("w300", "cfp", "ytf", "mtfl")  # 128 px crops; hiit's 50 px head crops have no tight face box
 

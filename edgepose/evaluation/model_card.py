@@ -12,9 +12,9 @@ import re
 import time
 from pathlib import Path
 
-from .errors import ConfigError
-from .atomic import atomic_write_bytes
-from .manifest import load_manifest
+from ..errors import ConfigError
+from ..atomic import atomic_write_bytes
+from ..manifest import load_manifest
 
 DATA_TERMS = """\
 | source | what | terms |

@@ -18,12 +18,12 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .crop import validate_frame
-from .errors import ConfigError, InputError
-from .pose import FacePose
+from ..crop import validate_frame
+from ..errors import ConfigError, InputError
+from ..pose import FacePose
 from .smoothing import OneEuroConfig
 from .tracking import IouTracker
-from .typed import above, at_least, between, check_ranges
+from ..typed import above, at_least, between, check_ranges
 
 DROP_POLICIES = ("block", "drop_oldest")
 _END = object()

@@ -14,8 +14,8 @@ from contextlib import ExitStack
 import numpy as np
 
 from .bench import demo_frame, environment, time_calls
-from .bundle import model_name
-from .errors import BackendUnavailableError, EdgePoseError
+from ..bundle import model_name
+from ..errors import BackendUnavailableError, EdgePoseError
 
 RAN, EVAL_FAILED, UNAVAILABLE = "✅ ran", "❎ eval failed", "❌ unavailable"
 COLUMNS = ["model", "platform", "backend", "precision", "status", "size MB", "MAE", "|yaw| 60-99", "AUC@5 %",
@@ -30,7 +30,7 @@ def _short(exc: BaseException) -> str:
 
 def open_bundle(platform: str, model=None, **runtime_options):
     """The device half's opener: `Runtime(platform, model=...)` for bundles and manifests (a context manager)."""
-    from .runtime import Runtime
+    from ..runtime import Runtime
 
     return Runtime(platform, model=model, **runtime_options)
 

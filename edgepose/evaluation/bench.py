@@ -73,8 +73,8 @@ def environment() -> dict:
 
 def _stage_calls(rt, frame: np.ndarray, batch: int) -> list[tuple[str, Callable[[], object], bool]]:
     """(stage name, call, slow) for one Runtime on one frame; slow stages run the detector and get fewer calls."""
-    from .decode import decode_outputs
-    from .preprocess import prepare_batch
+    from ..decode import decode_outputs
+    from ..preprocess import prepare_batch
 
     spec, crop = rt.manifest.input, rt.manifest.crop
     found = rt.detector.detect(frame)
@@ -141,7 +141,7 @@ def _skimage_data():
     try:
         from skimage import data
     except ImportError as exc:
-        from .errors import BackendUnavailableError
+        from ..errors import BackendUnavailableError
 
         raise BackendUnavailableError("the demo frame needs scikit-image, which is not installed here: "
                                       "pip install 'edgepose[demo]'") from exc

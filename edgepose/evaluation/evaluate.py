@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from .datasets.aflw2000 import read_aflw2000
-from .datasets.biwi import read_biwi
-from .errors import ConfigError, did_you_mean
+from ..datasets.aflw2000 import read_aflw2000
+from ..datasets.biwi import read_biwi
+from ..errors import ConfigError, did_you_mean
 from .metrics import summarize
-from .tracking import box_iou
+from ..video.tracking import box_iou
 
 DATASETS = {"aflw2000": read_aflw2000, "biwi": read_biwi}
 PROTOCOLS = ("label", "label68", "detector")
@@ -28,7 +28,7 @@ def evaluate(runtime, dataset: str, root: str, limit: int = 0, progress: bool = 
     to that convention, while the visible-points label box of a profile covers only its near half.
 
     Returns:
-        (summary as edgepose.metrics.summarize gives it, (N, 3) predictions, (N, 3) labels) over scored faces.
+        (summary as edgepose.evaluation.metrics.summarize gives it, (N, 3) predictions, (N, 3) labels) over scored faces.
     """
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol '{protocol}'; use one of {PROTOCOLS}")
