@@ -7,11 +7,11 @@ Prints a markdown table (MAE per angle, AUC@5, failure rate, |yaw| bins, model s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
+from edgepose.atomic import atomic_write_json
 from edgepose.evaluation.bench import markdown_table
 from edgepose.errors import BackendUnavailableError
 
@@ -27,13 +27,15 @@ def main() -> int:
                     "for each (default: each platform's own)")
     ap.add_argument("--peers", default="", help="comma-separated manifests of other models, run on --peer-platform")
     ap.add_argument("--peer-platform", default="cpu")
-    ap.add_argument("--models-dir", default="../shared/models/peers",
+    ap.add_argument("--models-dir", default=None,
                     help="folder holding the model files the --peers manifests name (benchmarks/peers/*.json)")
     ap.add_argument("--dataset", default="aflw2000")
     ap.add_argument("--root", required=True, help="AFLW2000-3D folder")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--out-dir", default="runs/benchmarks")
     args = ap.parse_args()
+    if args.peers and not args.models_dir:
+        ap.error("--peers needs --models-dir FOLDER, the folder holding their model files (e.g. ../shared/models/peers)")
 
     rows, details = [], {}
     runs = [(name, name, args.model, None) for name in args.platform.split(",")]
@@ -59,7 +61,7 @@ def main() -> int:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"accuracy-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"dataset": args.dataset, "root": args.root, "results": details}, indent=2))
+    atomic_write_json(path, {"dataset": args.dataset, "root": args.root, "results": details})
     print(f"\nJSON: {path}")
     return 0
 

@@ -15,13 +15,13 @@ face's box. This is what the detectors' tiling was tuned on (never dev).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edgepose.atomic import atomic_write_json
 from edgepose.evaluation.bench import demo_frame, markdown_table, time_calls
 from edgepose.datasets.aflw2000 import read_aflw2000
 from edgepose.evaluation.evaluate import detection_box
@@ -35,7 +35,7 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--platform", default="cpu")
-    ap.add_argument("--root", required=True, help="AFLW2000-3D folder")
+    ap.add_argument("--root", default="", help="AFLW2000-3D folder (not needed with --scenes)")
     ap.add_argument("--min-iou", type=float, default=0.4)
     ap.add_argument("--detector", default="", help="comma-separated detectors: haar, yunet:MODEL, blazeface:MODEL")
     ap.add_argument("--out-dir", default="runs/benchmarks")
@@ -43,6 +43,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.scenes:
         return scenes(args)
+    if not args.root:
+        ap.error("give --root AFLW2000_DIR, or --scenes POOL for composed frames")
 
     samples = read_aflw2000(args.root)
     rows, results = [], {}
@@ -61,7 +63,7 @@ def main() -> int:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"detection-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2))
+    atomic_write_json(path, results)
     print(f"\nJSON: {path}")
     return 0
 

@@ -3,7 +3,8 @@ the exact turns of the profiled views: the pool-side evidence for a consensus (n
 
     python benchmarks/label_agreement.py --labels LABELS.csv --index ../shared/data/faces \
         [--face-model ../shared/models/mesh/bfm_mean_3ddfa] \
-        [--views ~/.cache/edgepose/profiled_bfm_v2 --teacher benchmarks/peers/3ddfa_v2.json ...] [--json OUT]
+        [--views ~/.cache/edgepose/profiled_check300 --models-dir ../shared/models/peers \
+         --teacher benchmarks/peers/3ddfa_v2.json ...] [--json OUT]
 
 1. Pairwise: the median geodesic angle between every two votes, by |yaw| bin of the row's consensus.
 2. Each vote against the others' consensus (leave one out), by |yaw| bin and by source.
@@ -59,6 +60,8 @@ def by_bin(values: np.ndarray, yaw: np.ndarray, stat=np.nanmedian) -> dict[str, 
 
 
 def table(title: str, rows: dict[str, dict[str, tuple[float, int]]]) -> str:
+    if not rows:
+        return f"\n{title}: needs at least two votes"
     cols = list(next(iter(rows.values())))
     lines = [f"\n{title}\n", "| vote | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     lines += [f"| {name} | " + " | ".join(f"{v:.2f} (n={n})" for v, n in r.values()) + " |" for name, r in rows.items()]
@@ -73,7 +76,7 @@ def pool_report(votes: dict[str, np.ndarray], label: np.ndarray, sources: np.nda
         for b in names[i + 1:]:
             out["pairwise"][f"{a} ~ {b}"] = by_bin(geodesic(votes[a], votes[b]), yaw)
     text.append(table("Pairwise median geodesic (deg) by |yaw| bin of the consensus", out["pairwise"]))
-    for a in names:
+    for a in names if len(names) > 1 else ():  # leave-one-out needs another vote
         others = np.stack([votes[b] for b in names if b != a], 1)
         loo = geodesic(votes[a], consensus(others)[0])
         out["leave_one_out"][a] = by_bin(loo, yaw)
@@ -135,6 +138,8 @@ def main(argv=None) -> int:
     ap.add_argument("--views-limit", type=int, default=0, help="score only the first N views (0 = all)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.views and not args.teacher:
+        ap.error("--views scores teachers: give at least one --teacher")
 
     from edgepose.atomic import atomic_write_bytes
     from edgepose.datasets.faces_pool import read_pool_index

@@ -28,6 +28,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from edgepose.atomic import atomic_write_json
 from edgepose.evaluation.bench import demo_frame, environment, markdown_table, peak_rss_mb, stage_latency
 from edgepose.errors import EdgePoseError
 
@@ -63,7 +64,7 @@ def main() -> int:
     ap.add_argument("--detector", default=None, help="override the platforms' detector, e.g. blazeface:MODEL")
     ap.add_argument("--peers", default="", help="comma-separated manifests of other models, run on --peer-platform")
     ap.add_argument("--peer-platform", default="cpu")
-    ap.add_argument("--models-dir", default="../shared/models/peers",
+    ap.add_argument("--models-dir", default=None,
                     help="folder holding the model files the --peers manifests name (benchmarks/peers/*.json)")
     ap.add_argument("--threads", default="1,0", help="comma-separated thread counts; 0 = all cores")
     ap.add_argument("--runs", type=int, default=200)
@@ -76,6 +77,8 @@ def main() -> int:
     ap.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"))
     ap.add_argument("--scenes", default="", metavar="POOL", help="whole-frame latency on frames composed from POOL")
     args = ap.parse_args()
+    if args.peers and not args.models_dir:
+        ap.error("--peers needs --models-dir FOLDER, the folder holding their model files (e.g. ../shared/models/peers)")
     if args.compare:
         return compare(*args.compare)
     if args.scenes:
@@ -115,8 +118,8 @@ def main() -> int:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"latency-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"environment": environment(), "peak_rss_mb": peak_rss_mb(), "runtimes": described,
-                                "results": rows, "unavailable": unavailable}, indent=2, default=str))
+    atomic_write_json(path, {"environment": environment(), "peak_rss_mb": peak_rss_mb(), "runtimes": described,
+                             "results": rows, "unavailable": unavailable}, default=str)
     print(f"\npeak RSS {peak_rss_mb():.0f} MB\nJSON: {path}")
     return 0 if rows else 3
 
@@ -141,8 +144,7 @@ def whole_frames(args) -> int:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"whole-frames-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"environment": environment(), "stages": stage_rows, "summary": summary_rows},
-                               indent=2, default=str))
+    atomic_write_json(path, {"environment": environment(), "stages": stage_rows, "summary": summary_rows}, default=str)
     print(f"\nJSON: {path}")
     return 0
 

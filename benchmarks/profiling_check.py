@@ -6,17 +6,18 @@ source crop and on every view; the change in their prediction is compared with t
 stay within the range where the public models are accurate (|yaw| below ~60), so their error is small against
 the check. Also writes a contact sheet of views up to profile.
 
-  python benchmarks/profiling_check.py --face-model ../shared/models/mesh/bfm_mean_3ddfa --faces 60
+  python benchmarks/profiling_check.py --face-model ../shared/models/mesh/bfm_mean_3ddfa --pool ../shared/data/faces \
+      --models-dir ../shared/models/peers --faces 60
 """
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edgepose.atomic import atomic_write_json
 from edgepose.runtime import Runtime
 from edgepose.train.face_model import fit_pose, load_face_model
 from edgepose.train.profile_pool import ProfileSettings, source_rows
@@ -33,7 +34,7 @@ def main() -> None:
     ap.add_argument("--pool", required=True, help="training pool folder (index.csv)")
     ap.add_argument("--faces", type=int, default=60)
     ap.add_argument("--out", default="runs/profiling_check")
-    ap.add_argument("--models-dir", default=str(HERE.parent.parent / "shared" / "models" / "peers"),
+    ap.add_argument("--models-dir", required=True,
                     help="folder holding the FSA-Net and WHENet model files")
     args = ap.parse_args()
     out = Path(args.out)
@@ -74,7 +75,7 @@ def main() -> None:
         report["turns"].append({"turn": turn, "label_change": lab.mean(0).tolist(),
                                 "model_change": pred.mean(0).tolist(), "abs_difference": diff.tolist()})
     cv2.imwrite(str(out / "contact_sheet.png"), np.vstack(sheet))
-    (out / "profiling_check.json").write_text(json.dumps(report, indent=2))
+    atomic_write_json(out / "profiling_check.json", report)
     print(f"contact sheet (columns: source, turned {SHEET_TURNS} deg): {out / 'contact_sheet.png'}")
 
 

@@ -37,3 +37,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and rename, so readers never see half a file."""
     with atomic_open(path) as f:
         f.write(data)
+
+
+def atomic_write_json(path: str | Path, obj, **json_options) -> None:
+    """Write `obj` as JSON (indent 2 unless `json_options` say otherwise) to `path` atomically."""
+    import json
+
+    atomic_write_bytes(path, (json.dumps(obj, **{"indent": 2, **json_options}) + "\n").encode())

@@ -265,8 +265,8 @@ def _cmd_card(args) -> int:
     from pathlib import Path
 
     if not Path(args.bench).is_file():
-        raise ConfigError(f"--bench '{args.bench}' does not exist; write it first with `edgepose bench --model "
-                          "benchmarks/peers/fsanet.json --model benchmarks/peers/whenet.json --models-dir "
+        raise ConfigError(f"--bench '{args.bench}' does not exist; write it first with `edgepose bench --root "
+                          "AFLW2000_DIR --model benchmarks/peers/fsanet.json --model benchmarks/peers/whenet.json --models-dir "
                           "../shared/models/peers --json FILE`")
     bundles = args.bundles or str(files("edgepose") / "bundles")
     recipes = tuple(args.recipes.split(",")) if args.recipes else RECIPE_DIRS
@@ -504,7 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "teacher whose crop does not fit that source's boxes); repeatable")
     p.add_argument("--stored-votes", action="append", default=[], metavar="CSV=NAME,NAME",
                    help="with --index: take these votes from an earlier labels file's columns instead of running "
-                        "their teachers again, e.g. labels.csv=3ddfa_v2,student_mbv3s_128_soup; repeatable")
+                        "their teachers again, e.g. labels.csv=3ddfa_v2,student_mbv3s_128_soup (the stored votes carry no "
+                        "flip gap, so --max-spread sees only the votes' own spread); repeatable")
     p.add_argument("--max-spread", type=float, default=12.0, help="drop faces whose votes disagree more (deg)")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored-crop vote of each teacher")
     p.add_argument("--no-coarse-filter", action="store_true", help="keep faces whose yaw sign contradicts coarse_yaw")

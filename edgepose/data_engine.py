@@ -64,7 +64,7 @@ def consensus(votes: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.
 
 def teacher_votes(spec: str, images: list[np.ndarray], boxes: np.ndarray, flip: bool, chunk: int = 64,
                   models_dir: str | None = None):
-    """(N, 3) poses of one teacher and (N, 3) flip gaps in degrees (0 without flip).
+    """(N, 3) poses of one teacher and (N,) flip gaps in degrees (0 without flip).
 
     Faces go to the model in batches of `chunk` (crops cut by the teacher's own manifest), not one `infer` call each.
     `models_dir`: where the teacher's model files are when they are not beside its manifest.
@@ -121,9 +121,17 @@ def label_pool(root: str | Path, out: str | Path, teachers: list[str], index_vot
         columns.update(read_vote_columns(path, list(names), table.paths[:n]))
     if face_model:
         columns["landmarks"] = fitted_poses(face_model, table.landmarks[:n])
-    images = [cv2.imread(str(Path(root) / p), cv2.IMREAD_COLOR) for p in table.paths[:n]] if teachers else []
+    images = [_read_pool_image(Path(root) / p) for p in table.paths[:n]] if teachers else []
     return _label(out, table.paths[:n], images, table.boxes[:n], teachers, columns, table.coarse_yaw[:n], settings,
                   table.source[:n], models_dir)
+
+
+def _read_pool_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ConfigError(f"pool image '{path}' named by index.csv is missing or unreadable; restore it, or drop its "
+                          "row from the index")
+    return image
 
 
 def label_folder(folder: str | Path, out: str | Path, teachers: list[str], detector: str | None = None,
@@ -154,6 +162,9 @@ def _label(out, paths, images, boxes, teachers, columns, coarse, settings: Label
            models_dir=None) -> dict:
     gaps = np.zeros(len(paths))
     for spec in teachers:
+        if model_name(spec) in columns:
+            raise ConfigError(f"two votes are named '{model_name(spec)}' (a teacher and a stored or index vote); "
+                              "give each vote once")
         angles, gap = teacher_votes(spec, images, boxes, settings.flip, models_dir=models_dir)
         columns[model_name(spec)] = angles
         gaps = np.maximum(gaps, gap)

@@ -88,9 +88,15 @@ class Runtime:
             member.load(str(path), options)
             return member
 
-        first = [self.backend] + [load(path) for path in self.model_paths[1:]]  # ensemble members (FSA-Net's two)
-        for path, engine in zip(self.model_paths, first):  # a manifest that disagrees with its model fails here
-            check_model_io(self.manifest, engine.io(), str(path))
+        first = [self.backend]
+        try:
+            first += [load(path) for path in self.model_paths[1:]]  # ensemble members (FSA-Net's two)
+            for path, engine in zip(self.model_paths, first):  # a manifest that disagrees with its model fails here
+                check_model_io(self.manifest, engine.io(), str(path))
+        except BaseException:
+            for engine in first:  # free what was loaded (GPU memory on TensorRT) before reporting
+                engine.close()
+            raise
         self._engines = [Shared(b) if b.thread_safe else PerThread(lambda path=path: load(path), first=b)
                          for path, b in zip(self.model_paths, first)]
         self._detectors: PerThread | None = None
@@ -216,6 +222,7 @@ class Runtime:
         for engine in self._engines:
             for instance in engine.instances():
                 instance.close()
+        self._detectors = None  # detectors hold no OS resources beyond memory: dropping them frees it
 
     def __enter__(self) -> "Runtime":
         return self

@@ -143,3 +143,17 @@ def test_unknown_backend_options_are_refused_with_a_suggestion(tmp_path):
 def test_negative_threads_are_refused():
     with pytest.raises(ConfigError, match="threads"):
         Runtime("cpu", threads=-2)
+
+
+def test_a_misspelt_backend_in_a_platform_file_is_a_platform_error(tmp_path, capsys):
+    from edgepose.cli import main
+    from edgepose.errors import PlatformError
+
+    bad = tmp_path / "typo.yaml"
+    bad.write_text((REPO / "platforms" / "cpu.yaml").read_text().replace("backend: onnxruntime", "backend: onnxruntme"))
+    with pytest.raises(PlatformError, match="unknown backend 'onnxruntme'"):
+        Runtime(str(bad))
+    image = tmp_path / "frame.jpg"
+    cv2.imwrite(str(image), np.full((64, 64, 3), 128, np.uint8))
+    assert main(["infer", str(image), "--platform", str(bad)]) == 2
+    assert "unknown backend 'onnxruntme'" in capsys.readouterr().err

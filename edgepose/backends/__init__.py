@@ -70,7 +70,9 @@ BACKENDS: dict[str, BackendEntry] = {
 
 
 def check_backend_options(name: str, options: dict, where: str) -> None:
-    """Raise PlatformError for an option backend `name` does not know (with the closest known one)."""
+    """Raise PlatformError for an unknown backend `name` or an option it does not know (with the closest known one)."""
+    if name not in BACKENDS:
+        raise PlatformError(f"unknown backend '{name}'.{did_you_mean(name, BACKENDS)} Available: {sorted(BACKENDS)}")
     known = BACKENDS[name].options
     for key in options:
         if key not in known:

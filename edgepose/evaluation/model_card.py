@@ -36,7 +36,7 @@ ladder stages to keep, which ablations to drop, and that the weight average of t
 scored best on dev). The dev figures above are therefore optimistic by that selection; one dev point moves by about
 ±0.05 between epochs and by up to 0.3 between seeds. The full history is in docs/default-model.md."""
 
-RECIPE_DIRS = ("recipes", "research/ladder", "research/ablations")
+RECIPE_DIRS = ("recipes", "research/ladder", "research/ablations", "research/labels3ddfa")
 
 
 def build_card(bench_json: str | Path, bundles_dir: str | Path,
