@@ -1,12 +1,15 @@
 """Decoding of a pose model's raw outputs into yaw, pitch, roll degrees (numpy; the device half)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 from .angles import euler_to_matrix, matrix_to_euler, rot6d_to_matrix
 from .errors import ModelFormatError
 
-DECODINGS = ("rot6d", "euler_degrees", "sincos", "bins", "bins_packed", "affine_camera")
+ANGLES = ("yaw", "pitch", "roll")
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -14,47 +17,90 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
+def _with_matrices(angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return angles, euler_to_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
+
+
+def _rot6d(outputs, decoding):
+    matrices = rot6d_to_matrix(_output(outputs, decoding["name"]).reshape(-1, 6))
+    return matrix_to_euler(matrices), matrices
+
+
+def _affine_camera(outputs, decoding):
+    matrices = decode_affine_camera(_output(outputs, decoding["name"]))
+    return matrix_to_euler(matrices), matrices
+
+
+def _euler_degrees(outputs, decoding):
+    raw = _output(outputs, decoding["name"]).reshape(-1, 3)
+    order = list(decoding.get("order", ANGLES))
+    return _with_matrices(np.stack([raw[:, order.index(a)] for a in ANGLES], 1).astype(np.float64))
+
+
+def _sincos(outputs, decoding):
+    raw = _output(outputs, decoding["name"]).astype(np.float64).reshape(-1, 6)
+    return _with_matrices(np.rad2deg(np.arctan2(raw[:, :3], raw[:, 3:])))
+
+
+def _bins_packed(outputs, decoding):
+    bins = int(decoding["bins"])
+    probs = _softmax(_output(outputs, decoding["name"]).astype(np.float64).reshape(-1, 3, bins))
+    return _with_matrices(probs @ (np.arange(bins) * float(decoding["width"])) + float(decoding["offset"]))
+
+
+def _bins(outputs, decoding):
+    cols = []
+    for angle in ANGLES:
+        spec = decoding[angle]
+        probs = _softmax(_output(outputs, spec["name"]).astype(np.float64).reshape(len(_first(outputs)), -1))
+        cols.append(probs @ (np.arange(probs.shape[1]) * float(spec["width"])) + float(spec["offset"]))
+    return _with_matrices(np.stack(cols, 1))
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """One output decoding a manifest can name (`output.type`) and a training head can export.
+
+    decode: (outputs by name, the manifest's output section) -> ((N, 3) yaw/pitch/roll degrees, (N, 3, 3) matrices).
+    required, optional: the keys of the output section besides "type".
+    outputs: the output tensor names the section reads.
+    """
+
+    decode: Callable[[dict, dict], tuple[np.ndarray, np.ndarray]]
+    required: frozenset
+    optional: frozenset = frozenset()
+    outputs: Callable[[dict], list[str]] = lambda d: [d["name"]]
+    form: str = ""
+
+
+_NAME = frozenset({"name"})
+DECODINGS: dict[str, Decoding] = {
+    "rot6d": Decoding(_rot6d, _NAME, form='{"name"}: the 6 values are the first two columns of R'),
+    "euler_degrees": Decoding(_euler_degrees, _NAME, frozenset({"order"}),
+                              form='{"name", "order": ["yaw", "pitch", "roll"]}'),
+    "sincos": Decoding(_sincos, _NAME, form='{"name"}: (N, 6) = sin(yaw, pitch, roll), cos(...); angle = atan2'),
+    "bins": Decoding(_bins, frozenset(ANGLES), outputs=lambda d: [d[a]["name"] for a in ANGLES],
+                     form='{"yaw": {"name", "width", "offset"}, "pitch": ..., "roll": ...}; angle = '
+                          'sum(softmax(logits)_i * i * width) + offset (Hopenet/WHENet style)'),
+    "bins_packed": Decoding(_bins_packed, frozenset({"name", "bins", "width", "offset"}),
+                            form='{"name", "bins", "width", "offset"}: one (N, 3 * bins) tensor, yaw/pitch/roll'),
+    "affine_camera": Decoding(_affine_camera, _NAME,
+                              form='{"name"}: the first 12 values are a 3x4 affine camera [sR | t] (3DMM-parameter '
+                                   'models such as 3DDFA_V2); see decode_affine_camera'),
+}
+
+
 def decode_outputs(outputs: dict[str, np.ndarray], decoding: dict) -> tuple[np.ndarray, np.ndarray]:
     """Turn raw model outputs into ((N, 3) yaw/pitch/roll degrees, (N, 3, 3) rotation matrices).
 
-    `decoding` is the manifest's `output` section: {"type": one of DECODINGS, ...}.
-      rot6d:         {"name": output}; the 6 values are the first two columns of R.
-      euler_degrees: {"name": output, "order": ["yaw", "pitch", "roll"]}.
-      sincos:        {"name": output}; (N, 6) = sin(yaw, pitch, roll), cos(yaw, pitch, roll); angle = atan2.
-      bins:          {"yaw": {"name", "width", "offset"}, "pitch": {...}, "roll": {...}};
-                     angle = sum(softmax(logits)_i * i * width) + offset (Hopenet/WHENet style).
-      bins_packed:   {"name", "bins", "width", "offset"}: one (N, 3 * bins) tensor, yaw/pitch/roll in turn.
-      affine_camera: {"name": output}; the first 12 values are a 3x4 affine camera matrix [sR | t] (3DMM-parameter
-                     models such as 3DDFA_V2), the rotation is read from its rows (see `decode_affine_camera`).
+    `decoding` is the manifest's `output` section: {"type": a key of DECODINGS, ...}; each entry's `form` says what
+    else it holds.
     """
-    kind = decoding.get("type")
-    if kind == "rot6d":
-        matrices = rot6d_to_matrix(_output(outputs, decoding["name"]).reshape(-1, 6))
-        return matrix_to_euler(matrices), matrices
-    if kind == "affine_camera":
-        matrices = decode_affine_camera(_output(outputs, decoding["name"]))
-        return matrix_to_euler(matrices), matrices
-    if kind == "euler_degrees":
-        raw = _output(outputs, decoding["name"]).reshape(-1, 3)
-        order = list(decoding.get("order", ["yaw", "pitch", "roll"]))
-        angles = np.stack([raw[:, order.index(a)] for a in ("yaw", "pitch", "roll")], 1).astype(np.float64)
-    elif kind == "sincos":
-        raw = _output(outputs, decoding["name"]).astype(np.float64).reshape(-1, 6)
-        angles = np.rad2deg(np.arctan2(raw[:, :3], raw[:, 3:]))
-    elif kind == "bins_packed":
-        bins = int(decoding["bins"])
-        probs = _softmax(_output(outputs, decoding["name"]).astype(np.float64).reshape(-1, 3, bins))
-        angles = probs @ (np.arange(bins) * float(decoding["width"])) + float(decoding["offset"])
-    elif kind == "bins":
-        cols = []
-        for angle in ("yaw", "pitch", "roll"):
-            spec = decoding[angle]
-            probs = _softmax(_output(outputs, spec["name"]).astype(np.float64).reshape(len(_first(outputs)), -1))
-            cols.append(probs @ (np.arange(probs.shape[1]) * float(spec["width"])) + float(spec["offset"]))
-        angles = np.stack(cols, 1)
-    else:
-        raise ModelFormatError(f"unknown output decoding '{kind}'; the manifest's output.type must be one of {DECODINGS}")
-    return angles, euler_to_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
+    entry = DECODINGS.get(decoding.get("type"))
+    if entry is None:
+        raise ModelFormatError(f"unknown output decoding '{decoding.get('type')}'; the manifest's output.type must be "
+                               f"one of {sorted(DECODINGS)}")
+    return entry.decode(outputs, decoding)
 
 
 def decode_affine_camera(params: np.ndarray) -> np.ndarray:
@@ -89,13 +135,6 @@ def _output(outputs: dict[str, np.ndarray], name: str) -> np.ndarray:
     return np.asarray(outputs[name])
 
 
-ANGLES = ("yaw", "pitch", "roll")
-# the keys each decoding reads besides "type"; (required, optional)
-_DECODING_KEYS = {"rot6d": ({"name"}, set()), "euler_degrees": ({"name"}, {"order"}), "sincos": ({"name"}, set()),
-                  "affine_camera": ({"name"}, set()),
-                  "bins_packed": ({"name", "bins", "width", "offset"}, set()), "bins": (set(ANGLES), set())}
-
-
 def check_decoding(decoding) -> None:
     """Validate a manifest's `output` section before any model runs (see `decode_outputs` for the forms).
 
@@ -106,8 +145,8 @@ def check_decoding(decoding) -> None:
 
     if not isinstance(decoding, dict) or decoding.get("type") not in DECODINGS:
         kind = decoding.get("type") if isinstance(decoding, dict) else decoding
-        raise ModelFormatError(f"manifest.output.type '{kind}' must be one of {DECODINGS}")
-    required, optional = _DECODING_KEYS[decoding["type"]]
+        raise ModelFormatError(f"manifest.output.type '{kind}' must be one of {sorted(DECODINGS)}")
+    required, optional = DECODINGS[decoding["type"]].required, DECODINGS[decoding["type"]].optional
     for key in set(decoding) - required - optional - {"type"}:
         raise ModelFormatError(f"unknown key 'manifest.output.{key}' for output type '{decoding['type']}'."
                                f"{did_you_mean(str(key), required | optional)} Valid keys: {sorted(required | optional)}")
@@ -145,6 +184,4 @@ def _check_bins(spec, where: str, keys: set) -> None:
 
 def output_names(decoding: dict) -> list[str]:
     """The model outputs a (validated) decoding reads."""
-    if decoding["type"] == "bins":
-        return [decoding[a]["name"] for a in ANGLES]
-    return [decoding["name"]]
+    return DECODINGS[decoding["type"]].outputs(decoding)

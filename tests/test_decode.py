@@ -1,0 +1,50 @@
+"""The output-decoding table: every entry validates, names its outputs and decodes to proper rotations."""
+import numpy as np
+import pytest
+
+from edgepose.decode import DECODINGS, check_decoding, decode_outputs, output_names
+from edgepose.errors import ModelFormatError
+
+rng = np.random.default_rng(5)
+N = 4
+BINS = {"width": 3.0, "offset": -99.0}
+EXAMPLES = {  # a valid output section and raw outputs for each decoding (a new decoding must add one)
+    "rot6d": ({"type": "rot6d", "name": "pose"}, {"pose": rng.normal(size=(N, 6))}),
+    "euler_degrees": ({"type": "euler_degrees", "name": "out", "order": ["pitch", "yaw", "roll"]},
+                      {"out": rng.uniform(-60, 60, (N, 3))}),
+    "sincos": ({"type": "sincos", "name": "sc"}, {"sc": np.concatenate([np.sin([[0.1, 0.2, 0.3]] * N),
+                                                                          np.cos([[0.1, 0.2, 0.3]] * N)], 1)}),
+    "bins": ({"type": "bins", **{a: {"name": a, **BINS} for a in ("yaw", "pitch", "roll")}},
+             {a: rng.normal(size=(N, 66)) for a in ("yaw", "pitch", "roll")}),
+    "bins_packed": ({"type": "bins_packed", "name": "b", "bins": 66, **BINS}, {"b": rng.normal(size=(N, 198))}),
+    "affine_camera": ({"type": "affine_camera", "name": "params"},
+                      {"params": np.concatenate([np.eye(3, 4).reshape(1, 12).repeat(N, 0) * 1e-3,
+                                                 rng.normal(size=(N, 50))], 1)}),
+}
+
+
+def test_every_decoding_has_an_example_here():
+    assert set(EXAMPLES) == set(DECODINGS)
+
+
+@pytest.mark.parametrize("kind", sorted(DECODINGS))
+def test_each_decoding_validates_names_its_outputs_and_gives_rotations(kind):
+    section, outputs = EXAMPLES[kind]
+    check_decoding(section)
+    assert sorted(output_names(section)) == sorted(outputs)
+    angles, matrices = decode_outputs(outputs, section)
+    assert angles.shape == (N, 3) and matrices.shape == (N, 3, 3)
+    assert np.allclose(matrices @ np.transpose(matrices, (0, 2, 1)), np.eye(3), atol=1e-9)
+    assert DECODINGS[kind].form
+
+
+@pytest.mark.parametrize("kind", sorted(DECODINGS))
+def test_each_decoding_refuses_an_unknown_key(kind):
+    section, _ = EXAMPLES[kind]
+    with pytest.raises(ModelFormatError, match="unknown key 'manifest.output.nmae'"):
+        check_decoding({**section, "nmae": "x"})
+
+
+def test_an_unknown_decoding_names_the_valid_ones():
+    with pytest.raises(ModelFormatError, match="affine_camera"):
+        decode_outputs({}, {"type": "quaternion"})
