@@ -104,6 +104,11 @@ def mobilenetv3_small_relu(width: float = 1.0) -> MobileNetV3:
     return MobileNetV3(SMALL, width, hardswish=False)
 
 
+def mobilenetv3_small_nose(width: float = 1.0) -> MobileNetV3:
+    """Hard-swish kept, no squeeze-excite: isolates what the SE blocks cost."""
+    return MobileNetV3(SMALL, width, squeeze_excite=False)
+
+
 def mobilenetv3_small_relu_nose(width: float = 1.0) -> MobileNetV3:
     """ReLU and no squeeze-excite: a plain conv/ReLU graph, the friendliest to int8 kernels."""
     return MobileNetV3(SMALL, width, hardswish=False, squeeze_excite=False)
