@@ -1,12 +1,13 @@
 """MobileNetV1 (Howard et al. 2017): a plain depthwise-separable Conv-BN-ReLU stack, the backbone of 3DDFA_V2.
 
 Every activation is a ReLU that fuses into the convolution before it, and BatchNorm folds into the weights at
-export, so static int8 quantizes the whole graph (no float islands between Q/DQ pairs).
+export, so static int8 quantizes the whole backbone (no float islands between Q/DQ pairs).
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
+
+from .backbone import GlobalPoolBackbone
 
 # (output channels at width 1, stride) of the 13 depthwise-separable blocks, from the paper's table 1
 BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1), (512, 1),
@@ -18,7 +19,7 @@ def _conv_bn_relu(cin: int, cout: int, k: int, stride: int, groups: int = 1) -> 
                          nn.ReLU(inplace=True))
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(GlobalPoolBackbone):
     """MobileNetV1 feature extractor at a width multiplier; `forward` returns the pooled `out_features` vector."""
 
     def __init__(self, width: float = 1.0):
@@ -31,16 +32,6 @@ class MobileNetV1(nn.Module):
             c = cout
         self.features = nn.Sequential(*layers)
         self.out_features = c
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last feature map (N, C, H/32, W/32), for feature distillation."""
-        return self.features(x)
-
-    def pool(self, features: torch.Tensor) -> torch.Tensor:
-        return features.mean((2, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.forward_features(x))
 
 
 def mobilenetv1_x025(width: float = 1.0) -> MobileNetV1:
