@@ -1,6 +1,6 @@
 """Student search by measured latency: every candidate backbone x input size, exported four ways, timed in one run.
 
-    python benchmarks/student_search.py [--candidates mobilenetv3_small,mobilenetv1_x050,...] [--sizes 96,112,128]
+    python benchmarks/student_search.py [--candidates mobilenetv3_small,mobilenetv1_x050@128,...] [--sizes 96,112,128]
         [--rounds 5] [--iters 200] [--checkpoints DIR] [--peer ../shared/models/peers/3ddfa-v2-mb05.onnx]
         [--out runs/student_search.json] [--work DIR] [--quick]
 
@@ -216,6 +216,27 @@ def table_rows(cands: list[Candidate], times: dict[int, dict[str, list[float]]],
     return rows
 
 
+def candidate_sizes(candidates: str, sizes: str) -> list[tuple[str, int]]:
+    """(backbone, input size) pairs: each name at every size of `sizes`, or only at N when written `name@N`.
+
+    Raises:
+        ConfigError: an unknown backbone or a size that is not a whole number.
+    """
+    from edgepose.errors import ConfigError, did_you_mean
+    from edgepose.train.models import BACKBONES
+
+    pairs = []
+    for entry in candidates.split(","):
+        name, _, only = entry.strip().partition("@")
+        if name not in BACKBONES:
+            raise ConfigError(f"unknown candidate '{name}'.{did_you_mean(name, BACKBONES)} Available: {sorted(BACKBONES)}")
+        try:
+            pairs += [(name, int(n)) for n in (only or sizes).split(",")]
+        except ValueError:
+            raise ConfigError(f"input sizes must be whole numbers of pixels, not '{only or sizes}'") from None
+    return pairs
+
+
 def write_json(path: Path, payload: dict) -> None:
     from edgepose.manifest import atomic_write_bytes
 
@@ -227,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     from edgepose.bench import environment, markdown_table
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--candidates", default=",".join(CANDIDATES))
+    ap.add_argument("--candidates", default=",".join(CANDIDATES),
+                    help="backbone names, each timed at every --sizes, or at one size when written name@SIZE")
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iters", type=int, default=200, help="timed calls per engine per round (p50 of these)")
@@ -243,14 +265,12 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds, args.iters = 2, 10
 
     trained = load_checkpoints(args.checkpoints) if args.checkpoints else {}
-    sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="student-search-"))
     work.mkdir(parents=True, exist_ok=True)
     cands = []
-    for backbone in args.candidates.split(","):
-        for size in sizes:
-            print(f"exporting {backbone} @ {size}", file=sys.stderr, flush=True)
-            cands.append(build_candidate(backbone, size, args.pool, work, trained.get((backbone, size))))
+    for backbone, size in candidate_sizes(args.candidates, args.sizes):
+        print(f"exporting {backbone} @ {size}", file=sys.stderr, flush=True)
+        cands.append(build_candidate(backbone, size, args.pool, work, trained.get((backbone, size))))
     peer = None
     if args.peer:
         cands.append(build_peer(args.peer, args.pool, work))

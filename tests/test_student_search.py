@@ -55,18 +55,29 @@ def test_pareto_front_and_ratios_against_the_peer(search):
     assert a["pareto"] == "yes (dev MAE)" and not b.get("pareto") and "pareto" not in peer
 
 
+def test_candidate_sizes_take_one_size_per_entry_or_all(search):
+    from edgepose.errors import ConfigError
+
+    assert search.candidate_sizes("mobilenetv1_x050@128,mobilefacenet", "96,112") == [
+        ("mobilenetv1_x050", 128), ("mobilefacenet", 96), ("mobilefacenet", 112)]
+    with pytest.raises(ConfigError, match="Did you mean 'mobilefacenet'"):
+        search.candidate_sizes("mobilefacenett", "96")
+    with pytest.raises(ConfigError, match="whole numbers"):
+        search.candidate_sizes("mobilefacenet@big", "96")
+
+
 @pytest.mark.slow  # exports 2 candidates four ways (LiteRT conversions) + quantizes the peer: ~1 min
 def test_quick_run_prints_the_table_and_writes_the_json(search, tmp_path, pool_root, capsys):
     ckpts = tmp_path / "ckpts"
     ckpts.mkdir()
     (ckpts / "mbv3s.pt").symlink_to(REPO / "weights" / "student_mbv3s_rot6d.pt")  # mobilenetv3_small @ 112, trained
-    out = tmp_path / "search.json"
-    assert search.main(["--candidates", "mobilenetv3_small,mobilenetv1_x025", "--sizes", "112", "--quick",
-                        "--pool", str(pool_root), "--peer", str(need(PEER)), "--checkpoints", str(ckpts),
-                        "--out", str(out)]) == 0
+    out, work = tmp_path / "search.json", tmp_path / "work"
+    argv = ["--candidates", "mobilenetv3_small,mobilenetv1_x025", "--sizes", "112", "--quick", "--pool",
+            str(pool_root), "--peer", str(need(PEER)), "--checkpoints", str(ckpts), "--work", str(work), "--out"]
+    assert search.main(argv + [str(out)]) == 0
     printed = capsys.readouterr().out
     lines = [ln for ln in printed.splitlines() if ln.startswith("| ")]
-    assert lines[0].startswith("| candidate | input |") and len(lines) == 2 + 3
+    assert lines[0].startswith("| candidate | input |") and len(lines) == 1 + 3  # header + 3 rows
     assert all(len(ln.split("|")) == len(search.COLUMNS) + 2 for ln in lines)
     assert "Pareto front (x peer vs dev MAE): mobilenetv3_small @ 112" in printed
     result = json.loads(out.read_text())
@@ -79,3 +90,8 @@ def test_quick_run_prints_the_table_and_writes_the_json(search, tmp_path, pool_r
     assert trained["checkpoint"].endswith("mbv3s.pt") and abs(trained["dev MAE"] - 6.62) < 0.01
     assert trained["holdout MAE"] > 0 and "dev MAE" not in rows["mobilenetv1_x025"]
     assert all(len(r["ort_fp32"]) == 2 for r in result["round_p50_ms"]) and result["rounds"] == 2
+    exported = {p.name: p.stat().st_mtime_ns for p in work.iterdir()}
+    assert len(exported) == 2 * 4 + 1  # four artifacts per candidate + the peer's int8
+    assert search.main(argv + [str(tmp_path / "again.json")]) == 0  # a rerun on --work re-times, exports nothing
+    assert {p.name: p.stat().st_mtime_ns for p in work.iterdir()} == exported
+    assert len(json.loads((tmp_path / "again.json").read_text())["rows"]) == 3
