@@ -1,6 +1,6 @@
 """Accuracy of one or more platforms on AFLW2000 (published protocol), side by side.
 
-    python benchmarks/accuracy.py [--platform cpu[,other]] [--root ../shared/data/aflw2000-dev]
+    python benchmarks/accuracy.py [--platform cpu[,other]] --root AFLW2000_DIR
 
 Prints a markdown table (MAE per angle, AUC@5, failure rate, |yaw| bins, model size) and writes JSON.
 """
@@ -12,14 +12,14 @@ import sys
 import time
 from pathlib import Path
 
-from edgepose.bench import markdown_table
+from edgepose.evaluation.bench import markdown_table
 from edgepose.errors import BackendUnavailableError
 
 
 def main() -> int:
-    from edgepose.bundle import open_runtime
-    from edgepose.evaluate import evaluate
-    from edgepose.metrics import format_summary
+    from edgepose.exporters.checkpoint_runtime import open_runtime
+    from edgepose.evaluation.evaluate import evaluate
+    from edgepose.evaluation.metrics import format_summary
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--platform", default="cpu")
@@ -27,18 +27,20 @@ def main() -> int:
                     "for each (default: each platform's own)")
     ap.add_argument("--peers", default="", help="comma-separated manifests of other models, run on --peer-platform")
     ap.add_argument("--peer-platform", default="cpu")
+    ap.add_argument("--models-dir", default="../shared/models/peers",
+                    help="folder holding the model files the --peers manifests name (benchmarks/peers/*.json)")
     ap.add_argument("--dataset", default="aflw2000")
-    ap.add_argument("--root", default="../shared/data/aflw2000-dev")
+    ap.add_argument("--root", required=True, help="AFLW2000-3D folder")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--out-dir", default="runs/benchmarks")
     args = ap.parse_args()
 
     rows, details = [], {}
-    runs = [(name, name, args.model) for name in args.platform.split(",")]
-    runs += [(Path(m).stem, args.peer_platform, m) for m in args.peers.split(",") if m]
-    for label, name, model in runs:
+    runs = [(name, name, args.model, None) for name in args.platform.split(",")]
+    runs += [(Path(m).stem, args.peer_platform, m, args.models_dir) for m in args.peers.split(",") if m]
+    for label, name, model, models_dir in runs:
         try:
-            with open_runtime(name, model) as rt:
+            with open_runtime(name, model, models_dir=models_dir) as rt:
                 summary, _, _ = evaluate(rt, args.dataset, args.root, limit=args.limit)
                 desc = rt.describe()
                 size_mb = sum(p.stat().st_size for p in rt.model_paths) / 1e6

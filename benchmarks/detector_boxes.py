@@ -16,12 +16,12 @@ import numpy as np
 from edgepose.datasets.faces_pool import read_pool_index
 from edgepose.detectors import create_detector, map_box
 from edgepose.platform import DetectorConfig
-from edgepose.tracking import box_iou as iou
+from edgepose.video.tracking import box_iou as iou
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root", default="../shared/data/faces")
+    ap.add_argument("--root", required=True, help="training pool folder (index.csv)")
     ap.add_argument("--detector", default="haar")
     ap.add_argument("--model", default="", help="detector model file (yunet / blazeface)")
     ap.add_argument("--n", type=int, default=1500)

@@ -1,6 +1,6 @@
 """Keypoint + fit routes on AFLW2000 next to the learned model: Face Mesh + canonical fit, and YuNet 5-point PnP.
 
-    python benchmarks/keypoint_pose.py --models ../shared/models
+    python benchmarks/keypoint_pose.py --root AFLW2000_DIR --models ../shared/models
 
 Face Mesh route: BlazeFace short range for the ROI (as MediaPipe does), face flag >= 0.5, Kabsch fit to the
 canonical face. PnP route: YuNet's 5 landmarks. Each route's MAE is over the faces it returns (its miss rate is
@@ -14,10 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgepose.bench import markdown_table
+from edgepose.evaluation.bench import markdown_table
 from edgepose.datasets.aflw2000 import read_aflw2000
-from edgepose.metrics import summarize
-from edgepose.tracking import box_iou as iou
+from edgepose.evaluation.metrics import summarize
+from edgepose.video.tracking import box_iou as iou
 
 
 def main() -> int:
@@ -26,8 +26,8 @@ def main() -> int:
     from edgepose.keypoint_pose import ROUTE_MIN_IOU, FaceMeshRoute, five_point_pnp, load_canonical_face
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="../shared/models")
-    ap.add_argument("--root", default="../shared/data/aflw2000-dev")
+    ap.add_argument("--models", required=True, help="folder holding the detector and Face Mesh model files")
+    ap.add_argument("--root", required=True, help="AFLW2000-3D folder")
     args = ap.parse_args()
     det_dir, mesh_obj = Path(args.models) / "detectors", Path(args.models) / "mesh/mediapipe_canonical_face/canonical_face_model.obj"
 

@@ -1,7 +1,7 @@
 """Where the large-yaw error comes from: Euler MAE against rotation (geodesic) error per |yaw| bin, and the part of
 the pitch/roll error that lies along the gimbal direction.
 
-    python benchmarks/large_yaw.py [--model BUNDLE_MANIFEST_OR_CHECKPOINT ...] [--root ../shared/data/aflw2000-dev]
+    python benchmarks/large_yaw.py [--model BUNDLE_MANIFEST_OR_CHECKPOINT ...] --root AFLW2000_DIR
 
 Near |yaw| = 90 deg, pitch and roll (R = Rz(roll) Ry(yaw) Rx(pitch)) turn about nearly the same axis, so a change of
 pitch and sign(yaw) * roll together by the same amount moves the face very little (at yaw 81, pitch = roll = 55 is
@@ -81,21 +81,23 @@ def mesh_fits(mesh: str, root: str, limit: int) -> tuple[dict[str, np.ndarray], 
 
 
 def main() -> int:
-    from edgepose.bundle import open_runtime
-    from edgepose.evaluate import evaluate
+    from edgepose.exporters.checkpoint_runtime import open_runtime
+    from edgepose.evaluation.evaluate import evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", default=[],
                     help="bundle folder, manifest or training checkpoint (default: the cpu bundle); "
                     "repeatable, e.g. benchmarks/peers/fsanet.json")
-    ap.add_argument("--root", default="../shared/data/aflw2000-dev")
+    ap.add_argument("--models-dir", default=None,
+                    help="folder holding the model files of --model manifests kept elsewhere, e.g. ../shared/models/peers")
+    ap.add_argument("--root", required=True, help="AFLW2000-3D folder")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--fit-mesh", default="", help="also fit this 3D face model to the labels' own 68 points")
     args = ap.parse_args()
     print("| model | \\|yaw\\| | faces | Euler MAE | median | geodesic | \\|along\\| | \\|across\\| | MAE without along | slope |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for model in args.model or [None]:
-        with open_runtime("cpu", model) as rt:
+        with open_runtime("cpu", model, models_dir=args.models_dir) as rt:
             _, pred, truth = evaluate(rt, "aflw2000", args.root, limit=args.limit, progress=False)
         print("\n".join(report(model or "default", pred, truth)))
     if args.fit_mesh:

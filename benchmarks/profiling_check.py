@@ -30,16 +30,19 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--face-model", required=True)
-    ap.add_argument("--pool", default=str(HERE.parent.parent / "shared" / "data" / "faces"))
+    ap.add_argument("--pool", required=True, help="training pool folder (index.csv)")
     ap.add_argument("--faces", type=int, default=60)
     ap.add_argument("--out", default="runs/profiling_check")
+    ap.add_argument("--models-dir", default=str(HERE.parent.parent / "shared" / "models" / "peers"),
+                    help="folder holding the FSA-Net and WHENet model files")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = load_face_model(args.face_model)
     rows, table, labels = source_rows(args.pool, ProfileSettings(source_max_yaw=15.0, source_max_pitch=15.0))
     rows = rows[np.random.default_rng(0).permutation(len(rows))[: args.faces]]
-    peers = {n: Runtime("cpu", model=str(HERE / "peers" / f"{n}.json"), threads=1) for n in ("fsanet", "whenet")}
+    peers = {n: Runtime("cpu", model=str(HERE / "peers" / f"{n}.json"), threads=1, models_dir=args.models_dir)
+             for n in ("fsanet", "whenet")}
 
     def predict(img, box) -> np.ndarray:
         return np.mean([[[p.yaw, p.pitch, p.roll] for p in rt.infer(img, boxes=[box])][0] for rt in peers.values()], 0)

@@ -1,8 +1,8 @@
 """Does int8 pay here? fp32 vs int8 latency of student variants on ONNX Runtime (and LiteRT), by input size and batch.
 
-    python benchmarks/quantization.py [--variants mobilenetv3_small,mobilenetv3_small_relu,mobilenetv3_small_relu_nose]
+    python benchmarks/quantization.py --pool POOL_DIR [--variants mobilenetv3_small,mobilenetv3_small_relu,mobilenetv3_small_relu_nose]
                                       [--sizes 112,160,224] [--batches 1,8] [--litert] [--weights CHECKPOINT]
-    python benchmarks/quantization.py --report [--weights weights/student_mbv3s_128_soup.pt] [--qat runs/qat_mbv3/last.pt]
+    python benchmarks/quantization.py --report --pool POOL_DIR --dev AFLW2000_DIR [--weights weights/student_mbv3s_128_soup.pt] [--qat runs/qat_mbv3/last.pt]
                                                   [--json OUT.json]
 
 --report: the quantization report of one trained student: every int8 route the export command offers (ORT static
@@ -32,7 +32,7 @@ def ort_session(path: Path, threads: int):
 
 
 def interleaved(fns: dict, calls: int, rounds: int = 5) -> dict:
-    from edgepose.bench import time_calls
+    from edgepose.evaluation.bench import time_calls
 
     res = {k: [] for k in fns}
     for _ in range(rounds):
@@ -44,7 +44,7 @@ def interleaved(fns: dict, calls: int, rounds: int = 5) -> dict:
 def main() -> int:
     import torch
 
-    from edgepose.bench import markdown_table
+    from edgepose.evaluation.bench import markdown_table
     from edgepose.exporters.calibration import calibration_inputs
     from edgepose.exporters.onnx_export import onnx_to_int8, write_onnx
     from edgepose.manifest import InputSpec
@@ -55,16 +55,18 @@ def main() -> int:
     ap.add_argument("--sizes", default="112,160,224")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--pool", default="../shared/data/faces")
+    ap.add_argument("--pool", required=True, help="training pool folder (calibration crops)")
     ap.add_argument("--litert", action="store_true", help="also LiteRT fp32 vs PT2E int8 (batch 1, slower to convert)")
     ap.add_argument("--probe", action="store_true", help="also time two 5-layer probes: dense 3x3 vs depthwise-separable")
     ap.add_argument("--report", action="store_true", help="the quantization report of --weights (see above)")
     ap.add_argument("--weights", default="weights/student_mbv3s_128_soup.pt")
     ap.add_argument("--qat", default="", help="--report: also export this QAT checkpoint with NNCF PTQ activations")
-    ap.add_argument("--dev", default="../shared/data/aflw2000-dev")
+    ap.add_argument("--dev", default="", help="--report: AFLW2000-3D folder to score on")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", default=None, help="--report: also write the rows here")
     args = ap.parse_args()
+    if args.report and not args.dev:
+        ap.error("--report scores every candidate: give --dev AFLW2000_DIR")
     if args.report:
         from quantization_report import report
 

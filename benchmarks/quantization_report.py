@@ -29,7 +29,7 @@ SHIPPED_QAT = [("onnxruntime", "QAT (shipped default-cpu-int8)", "cpu-int8", "de
 
 
 def report(args) -> int:
-    from edgepose.bench import markdown_table
+    from edgepose.evaluation.bench import markdown_table
     from edgepose.exporters.export import export_bundle
 
     work = Path(tempfile.mkdtemp(prefix="edgepose-quant-"))
@@ -98,9 +98,9 @@ def _torch_rows(args) -> list[dict]:
     """PyTorch on this CPU: fp32 against torch.ao dynamic int8 of the Linear layers (host-side inference)."""
     import torch
 
-    from edgepose.exporters.onnx_export import load_trained, torch_dynamic_int8
-    from edgepose.metrics import summarize
-    from edgepose.train.trainer import dev_crops, input_spec, predict_degrees, to_tensor
+    from edgepose.exporters.onnx_export import torch_dynamic_int8
+    from edgepose.evaluation.metrics import summarize
+    from edgepose.train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees, to_tensor
 
     model, recipe = load_trained(args.weights)
     crops, truth = dev_crops(args.dev, input_spec(recipe), recipe.data.crop_scale)

@@ -175,7 +175,7 @@ def onnx_complexity(path: Path) -> tuple[int, int]:
 
 def measure(cands: list[Candidate], rounds: int, iters: int) -> dict[int, dict[str, list[float]]]:
     """p50 of `iters` calls per (candidate, engine), `rounds` times; each round visits every candidate in turn."""
-    from edgepose.bench import time_calls
+    from edgepose.evaluation.bench import time_calls
 
     times: dict[int, dict[str, list[float]]] = {i: {e: [] for e in c.runners} for i, c in enumerate(cands)}
     for r in range(rounds):
@@ -238,14 +238,14 @@ def candidate_sizes(candidates: str, sizes: str) -> list[tuple[str, int]]:
 
 
 def write_json(path: Path, payload: dict) -> None:
-    from edgepose.manifest import atomic_write_bytes
+    from edgepose.atomic import atomic_write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, json.dumps(payload, indent=1).encode())
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edgepose.bench import environment, markdown_table
+    from edgepose.evaluation.bench import environment, markdown_table
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--candidates", default=",".join(CANDIDATES),

@@ -12,7 +12,7 @@ import time
 def main() -> int:
     import torch
 
-    from edgepose.bench import markdown_table
+    from edgepose.evaluation.bench import markdown_table
     from edgepose.train.models import BACKBONES, complexity, create
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,6 +1,6 @@
 """Video throughput: the threaded Runtime.stream pipeline against a plain sequential loop, same clip, same models.
 
-    python benchmarks/video.py [--frames 300] [--detector blazeface:MODEL] [--clip OUT.avi]
+    python benchmarks/video.py --root AFLW2000_DIR [--frames 300] [--detector blazeface:MODEL] [--clip OUT.avi]
 
 The clip is generated from aflw2000-dev images (640x480, one face per frame), written as MJPG and decoded back,
 so both runs include video decoding.
@@ -38,7 +38,7 @@ def main() -> int:
     from edgepose import Runtime
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root", default="../shared/data/aflw2000-dev")
+    ap.add_argument("--root", required=True, help="AFLW2000-3D folder")
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--platform", default="cpu")
     ap.add_argument("--detector", default=None)

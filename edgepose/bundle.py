@@ -1,12 +1,9 @@
 """Locating bundles: a model file plus its manifest.json, either packaged ('default') or on disk."""
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ConfigError, ModelFormatError
+from .errors import ModelFormatError
 from .manifest import Manifest, load_manifest, model_files
 
 BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
@@ -21,11 +18,16 @@ def bundled_names() -> list[str]:
     return sorted(p.name for p in BUNDLES_DIR.iterdir() if (p / "manifest.json").is_file())
 
 
-def resolve_bundle(model: str | Path) -> tuple[Manifest, list[Path]]:
+def resolve_bundle(model: str | Path, models_dir: str | Path | None = None) -> tuple[Manifest, list[Path]]:
     """(manifest, model file paths) for a packaged bundle, a bundle folder, or a manifest JSON; checksums verified.
 
+    Args:
+        models_dir: a folder to look for the model files in when they are not beside the manifest (third-party
+            models kept outside the repository, e.g. ../shared/models/peers for benchmarks/peers/*.json).
+
     Raises:
-        ModelFormatError: nothing there, no manifest, or the model file is missing or fails its checksum.
+        ModelFormatError: nothing there, no manifest, a model file name escaping its folder, or a model file that
+            is missing, has no checksum, or fails it.
     """
     text = str(model)
     path = bundled_dir(text) if (bundled_dir(text) / "manifest.json").is_file() else Path(text).expanduser()
@@ -39,13 +41,16 @@ def resolve_bundle(model: str | Path) -> tuple[Manifest, list[Path]]:
     if path.suffix == ".pt":
         raise ModelFormatError(f"'{model}' is a training checkpoint; the runtime runs exported bundles. Export it "
                                f"(`edgepose export {model} --platform NAME`), or open it through a temporary export with "
-                               "`edgepose.bundle.open_runtime(PLATFORM, PATH)` (needs edgepose[train]; the CLI's "
+                               "`edgepose.exporters.checkpoint_runtime.open_runtime(PLATFORM, PATH)` (needs edgepose[train]; the CLI's "
                                "--model does this for you)")
     if path.suffix != ".json":
         raise ModelFormatError(f"'{path}' is not a manifest; pass the bundle folder or its manifest.json "
                                "(a bare model file needs a manifest saying how to feed and decode it)")
+    if models_dir is not None and not Path(models_dir).expanduser().is_dir():
+        raise ModelFormatError(f"models folder '{models_dir}' does not exist; give the folder holding the model files "
+                               "the manifest names")
     manifest = load_manifest(path)
-    return manifest, model_files(manifest, path.parent)
+    return manifest, model_files(manifest, path.parent, models_dir, f"manifest '{path}'")
 
 
 def model_name(model: str | Path) -> str:
@@ -58,41 +63,3 @@ def model_name(model: str | Path) -> str:
     if p.name == "manifest.json" or (p.suffix == ".pt" and p.stem in ("best", "last")):
         return p.resolve().parent.name
     return p.stem
-
-
-@contextmanager
-def checkpoint_bundle(model: str | Path | None, platform: str = "cpu", **export_options) -> Iterator[str | None]:
-    """`model` as `Runtime(model=...)` takes it. A training checkpoint (.pt) is first exported for `platform` into a
-    temporary bundle, removed on exit (this needs edgepose[train]); bundles, manifests and None pass through.
-    `export_options` go to `edgepose.exporters.export.export_bundle` (e.g. calibration=DIR for int8 platforms, whose
-    default is the recipe's training pool, relative to where it was trained).
-
-    Raises:
-        ModelFormatError: the checkpoint file does not exist.
-        ConfigError: torch (edgepose[train]) is not installed.
-    """
-    if model is None or Path(model).suffix != ".pt":
-        yield None if model is None else str(model)
-        return
-    model = Path(model).expanduser()
-    if not model.is_file():
-        raise ModelFormatError(f"checkpoint '{model}' does not exist; give a training checkpoint (.pt), a bundle "
-                               "folder or a manifest JSON")
-    try:
-        from .exporters.export import export_bundle
-    except ImportError as exc:
-        raise ConfigError(f"'{model}' is a training checkpoint: running it exports it first, which needs torch "
-                          "(pip install 'edgepose[train]'); or pass a bundle made by `edgepose export`") from exc
-    with tempfile.TemporaryDirectory(prefix="edgepose-checkpoint-") as tmp:
-        yield str(export_bundle(model, platform, Path(tmp) / model.stem, measure=False,
-                                **export_options).parent)
-
-
-@contextmanager
-def open_runtime(platform: str, model: str | Path | None = None, **runtime_options) -> Iterator:
-    """`Runtime(platform, model=..., **runtime_options)` for any model the command line takes: a training checkpoint
-    is exported for `platform` first (`checkpoint_bundle`) and its temporary bundle removed after the runtime closes."""
-    from .runtime import Runtime
-
-    with checkpoint_bundle(model, platform) as bundle, Runtime(platform, model=bundle, **runtime_options) as rt:
-        yield rt

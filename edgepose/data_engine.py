@@ -26,10 +26,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .angles import euler_to_matrix, flip_euler, geodesic_degrees, matrix_to_euler, mean_rotation
-from .bundle import model_name, open_runtime
+from .angles import euler_to_matrix, flip_matrix, geodesic_degrees, matrix_to_euler, mean_rotation
+from .atomic import atomic_write_bytes
+from .bundle import model_name
 from .errors import ConfigError
-from .manifest import atomic_write_bytes
+from .exporters.checkpoint_runtime import open_runtime
+from .train.face_model import fitted_poses
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class LabelSettings:
     weights: tuple = ()  # (vote name, weight) pairs for the consensus; votes not named weigh 1
     max_yaw: tuple = ()  # (vote name, degrees) pairs: that vote counts only where the other votes' consensus |yaw|
     # is at most this (a teacher trusted in its own range, e.g. a larger student that is weaker at large yaw)
+    skip_sources: tuple = ()  # (vote name, pool source) pairs: that vote does not count on that source's rows (a
+    # teacher whose crop does not fit the source's box convention, e.g. 3DDFA_V2 on HIIT's whole-head 50 px boxes)
 
 
 def consensus(votes: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -58,45 +62,53 @@ def consensus(votes: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.
     return angles, np.where(none, np.nan, spread)
 
 
-def teacher_votes(spec: str, images: list[np.ndarray], boxes: np.ndarray, flip: bool):
-    """(N, 3) poses of one teacher and (N,) flip gaps in degrees (0 without flip)."""
+def teacher_votes(spec: str, images: list[np.ndarray], boxes: np.ndarray, flip: bool, chunk: int = 64,
+                  models_dir: str | None = None):
+    """(N, 3) poses of one teacher and (N, 3) flip gaps in degrees (0 without flip).
+
+    Faces go to the model in batches of `chunk` (crops cut by the teacher's own manifest), not one `infer` call each.
+    `models_dir`: where the teacher's model files are when they are not beside its manifest.
+    """
     from tqdm import tqdm
 
-    with open_runtime("cpu", spec, threads=0) as rt:
+    from .crop import clip_box
+    from .preprocess import prepare_batch
+
+    with open_runtime("cpu", spec, threads=0, models_dir=models_dir) as rt:
+        crop, spec_in = rt.manifest.crop, rt.manifest.input
         direct, mirrored = [], []
-        for img, box in tqdm(list(zip(images, boxes)), desc=f"labelling with {Path(spec).name}", unit="face",
-                             mininterval=5):
-            direct.append(rt.infer(img, boxes=[box])[0].rotation)
-            if flip:
-                w = img.shape[1]
-                fbox = np.array([w - box[2], box[1], w - box[0], box[3]])
-                p = rt.infer(np.ascontiguousarray(img[:, ::-1]), boxes=[fbox])[0]
-                mirrored.append(euler_to_matrix(*flip_euler(p.yaw, p.pitch, p.roll)))
-    direct = np.array(direct)
+        with tqdm(total=len(images), desc=f"labelling with {Path(spec).name}", unit="face", mininterval=5) as bar:
+            for start in range(0, len(images), chunk):
+                batch, flipped = [], []
+                for img, box in zip(images[start:start + chunk], boxes[start:start + chunk]):
+                    h, w = img.shape[:2]
+                    batch.append(prepare_batch(img, [clip_box(box, w, h)], crop, spec_in))
+                    if flip:
+                        fbox = clip_box((w - box[2], box[1], w - box[0], box[3]), w, h)
+                        flipped.append(prepare_batch(np.ascontiguousarray(img[:, ::-1]), [fbox], crop, spec_in))
+                direct.append(rt.predict(np.concatenate(batch))[1])
+                if flip:
+                    mirrored.append(rt.predict(np.concatenate(flipped))[1])
+                bar.update(len(batch))
+    direct = np.concatenate(direct) if direct else np.zeros((0, 3, 3))
     if not flip:
         return matrix_to_euler(direct), np.zeros(len(direct))
-    mirrored = np.array(mirrored)
+    mirrored = flip_matrix(np.concatenate(mirrored)) if mirrored else np.zeros((0, 3, 3))
     both = np.stack([matrix_to_euler(direct), matrix_to_euler(mirrored)], 1)
     angles, _ = consensus(both)
     return angles, geodesic_degrees(direct, mirrored)
 
 
-def landmark_votes(face_model: str, landmarks: list) -> np.ndarray:
-    """(N, 3) poses from a 3D face fitted to each row's 68 landmarks; NaN where a row has none."""
-    from .train.face_model import fit_pose, load_face_model
-
-    model = load_face_model(face_model)
-    out = np.full((len(landmarks), 3), np.nan)
-    for i, pts in enumerate(landmarks):
-        if pts is not None and len(pts) == 68:
-            out[i] = fit_pose(model, pts).angles()
-    return out
-
-
 def label_pool(root: str | Path, out: str | Path, teachers: list[str], index_votes: list[str] = (),
-               face_model: str | None = None, settings: LabelSettings = LabelSettings(), limit: int = 0) -> dict:
-    """Label the rows of a pool index (boxes, coarse classes and landmarks from the index)."""
+               face_model: str | None = None, settings: LabelSettings = LabelSettings(), limit: int = 0,
+               stored_votes: tuple = (), models_dir: str | None = None) -> dict:
+    """Label the rows of a pool index (boxes, coarse classes and landmarks from the index).
+
+    stored_votes: (labels CSV, [vote names]) pairs: votes taken from an earlier labels file's columns instead of
+    running their teachers again. models_dir: where the teachers' model files are when not beside their manifests.
+    """
     from .datasets.faces_pool import POOL_VOTES, read_pool_index
+    from .datasets.labels_csv import read_vote_columns
 
     table = read_pool_index(root)
     n = min(limit, len(table)) if limit else len(table)
@@ -105,14 +117,17 @@ def label_pool(root: str | Path, out: str | Path, teachers: list[str], index_vot
         if name not in POOL_VOTES:
             raise ConfigError(f"unknown index vote '{name}'; choose from {', '.join(POOL_VOTES)}")
         columns[name] = POOL_VOTES[name](table)[:n].astype(np.float64)
+    for path, names in stored_votes:
+        columns.update(read_vote_columns(path, list(names), table.paths[:n]))
     if face_model:
-        columns["landmarks"] = landmark_votes(face_model, table.landmarks[:n])
+        columns["landmarks"] = fitted_poses(face_model, table.landmarks[:n])
     images = [cv2.imread(str(Path(root) / p), cv2.IMREAD_COLOR) for p in table.paths[:n]] if teachers else []
-    return _label(out, table.paths[:n], images, table.boxes[:n], teachers, columns, table.coarse_yaw[:n], settings)
+    return _label(out, table.paths[:n], images, table.boxes[:n], teachers, columns, table.coarse_yaw[:n], settings,
+                  table.source[:n], models_dir)
 
 
 def label_folder(folder: str | Path, out: str | Path, teachers: list[str], detector: str | None = None,
-                 settings: LabelSettings = LabelSettings(), limit: int = 0) -> dict:
+                 settings: LabelSettings = LabelSettings(), limit: int = 0, models_dir: str | None = None) -> dict:
     """Label every image under `folder` (jpg/png); the largest face a detector finds in each is labelled."""
     from .runtime import Runtime
 
@@ -130,21 +145,31 @@ def label_folder(folder: str | Path, out: str | Path, teachers: list[str], detec
             paths.append(str(f.relative_to(folder)))
             images.append(img)
     summary = _label(out, paths, images, np.array(boxes).reshape(-1, 4), teachers, {}, np.full(len(paths), np.nan),
-                     settings)
+                     settings, models_dir=models_dir)
     summary["images"], summary["no_face"] = len(files), len(files) - len(paths)
     return summary
 
 
-def _label(out, paths, images, boxes, teachers, columns, coarse, settings: LabelSettings) -> dict:
+def _label(out, paths, images, boxes, teachers, columns, coarse, settings: LabelSettings, sources=None,
+           models_dir=None) -> dict:
     gaps = np.zeros(len(paths))
     for spec in teachers:
-        angles, gap = teacher_votes(spec, images, boxes, settings.flip)
+        angles, gap = teacher_votes(spec, images, boxes, settings.flip, models_dir=models_dir)
         columns[model_name(spec)] = angles
         gaps = np.maximum(gaps, gap)
     if not columns:
         raise ConfigError("no votes: give --teacher, --index-votes or --face-model")
     weights, max_yaw = dict(settings.weights), dict(settings.max_yaw)
-    for what, named in (("vote weight", weights), ("vote yaw bound", max_yaw)):
+    skipped = dict.fromkeys(name for name, _ in settings.skip_sources)
+    if skipped and sources is None:
+        raise ConfigError("a vote skipped by source needs a pool index (--index): image folders have no sources")
+    for name, source in settings.skip_sources:
+        if name in columns:
+            if source not in set(sources):
+                raise ConfigError(f"vote skip on source '{source}', which the pool does not have; its sources: "
+                                  f"{', '.join(sorted(set(sources)))}")
+            columns[name][np.asarray(sources) == source] = np.nan
+    for what, named in (("vote weight", weights), ("vote yaw bound", max_yaw), ("vote source skip", skipped)):
         unknown = sorted(set(named) - set(columns))
         if unknown:
             raise ConfigError(f"{what} for {', '.join(unknown)}, which is not a vote here; votes: {', '.join(columns)}")
@@ -163,7 +188,8 @@ def _label(out, paths, images, boxes, teachers, columns, coarse, settings: Label
     _write_labels(Path(out), paths, angles, confidence, spread, np.isfinite(votes).all(-1).sum(1), keep, columns)
     return {"rows": len(paths), "kept": int(keep.sum()), "median_spread": float(np.nanmedian(spread)),
             "votes": {name: weights.get(name, 1.0) for name in columns},
-            **({"vote_max_yaw": max_yaw} if max_yaw else {})}
+            **({"vote_max_yaw": max_yaw} if max_yaw else {}),
+            **({"vote_skip_sources": [list(p) for p in settings.skip_sources]} if settings.skip_sources else {})}
 
 
 def _gate_votes(votes: np.ndarray, weights: np.ndarray, bounds: list[float]) -> np.ndarray:
@@ -191,17 +217,3 @@ def _write_labels(path: Path, paths, angles, confidence, spread, count, keep, co
                     int(count[i]), int(keep[i])] + extra)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buf.getvalue().encode())
-
-
-def read_labels(path: str | Path, min_confidence: float = 0.0) -> dict[str, np.ndarray]:
-    """{pool path: (yaw, pitch, roll)} of the kept rows of a labels file at or above `min_confidence`."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"labels file '{path}' does not exist; make one with `edgepose label` (each recipe that "
-                          "reads one names the command in its header comment)")
-    out = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            if row["keep"] == "1" and float(row["confidence"]) >= min_confidence:
-                out[row["path"]] = np.array([float(row[a]) for a in ("yaw", "pitch", "roll")], np.float32)
-    return out

@@ -6,7 +6,7 @@ import numpy as np
 from .angles import euler_to_matrix, matrix_to_euler, rot6d_to_matrix
 from .errors import ModelFormatError
 
-DECODINGS = ("rot6d", "euler_degrees", "sincos", "bins", "bins_packed")
+DECODINGS = ("rot6d", "euler_degrees", "sincos", "bins", "bins_packed", "affine_camera")
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -24,10 +24,15 @@ def decode_outputs(outputs: dict[str, np.ndarray], decoding: dict) -> tuple[np.n
       bins:          {"yaw": {"name", "width", "offset"}, "pitch": {...}, "roll": {...}};
                      angle = sum(softmax(logits)_i * i * width) + offset (Hopenet/WHENet style).
       bins_packed:   {"name", "bins", "width", "offset"}: one (N, 3 * bins) tensor, yaw/pitch/roll in turn.
+      affine_camera: {"name": output}; the first 12 values are a 3x4 affine camera matrix [sR | t] (3DMM-parameter
+                     models such as 3DDFA_V2), the rotation is read from its rows (see `decode_affine_camera`).
     """
     kind = decoding.get("type")
     if kind == "rot6d":
         matrices = rot6d_to_matrix(_output(outputs, decoding["name"]).reshape(-1, 6))
+        return matrix_to_euler(matrices), matrices
+    if kind == "affine_camera":
+        matrices = decode_affine_camera(_output(outputs, decoding["name"]))
         return matrix_to_euler(matrices), matrices
     if kind == "euler_degrees":
         raw = _output(outputs, decoding["name"]).reshape(-1, 3)
@@ -52,6 +57,27 @@ def decode_outputs(outputs: dict[str, np.ndarray], decoding: dict) -> tuple[np.n
     return angles, euler_to_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
 
 
+def decode_affine_camera(params: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations in edgepose's convention from (N, >=12) 3DMM parameters whose first 12 are a row-major
+    3x4 affine camera matrix P = [s R_cam | t] (the weak-perspective camera of 300W-LP / AFLW2000-3D fits).
+
+    The first two rows of P, normalised, are the first two rows of the model-to-image rotation; their cross product
+    is the third. Fit noise leaves the rows only nearly orthogonal, so the matrix is projected to the nearest rotation
+    (SVD, U Vt). The AFLW2000-convention matrix (R = Rz(roll) Ry(yaw) Rx(pitch)) is its transpose.
+    """
+    p = np.asarray(params, dtype=np.float64).reshape(len(params), -1)
+    if p.shape[1] < 12:
+        raise ModelFormatError(f"affine_camera decoding needs at least 12 values per face, the model gave {p.shape[1]}; "
+                               "fix output.type or output.name in the manifest")
+    rows = p[:, :12].reshape(-1, 3, 4)[:, :2, :3]
+    r1 = rows[:, 0] / np.maximum(np.linalg.norm(rows[:, 0], axis=-1, keepdims=True), 1e-12)
+    r2 = rows[:, 1] / np.maximum(np.linalg.norm(rows[:, 1], axis=-1, keepdims=True), 1e-12)
+    u, _, vt = np.linalg.svd(np.stack([r1, r2, np.cross(r1, r2)], 1))
+    d = np.sign(np.linalg.det(u @ vt))  # keep a proper rotation (det +1) when the rows are degenerate
+    u[:, :, 2] *= d[:, None]
+    return np.transpose(u @ vt, (0, 2, 1))
+
+
 def _first(outputs: dict[str, np.ndarray]) -> np.ndarray:
     return next(iter(outputs.values()))
 
@@ -61,3 +87,64 @@ def _output(outputs: dict[str, np.ndarray], name: str) -> np.ndarray:
         raise ModelFormatError(f"the manifest decodes output '{name}' but the model produced {sorted(outputs)}; "
                                "fix output names in the manifest")
     return np.asarray(outputs[name])
+
+
+ANGLES = ("yaw", "pitch", "roll")
+# the keys each decoding reads besides "type"; (required, optional)
+_DECODING_KEYS = {"rot6d": ({"name"}, set()), "euler_degrees": ({"name"}, {"order"}), "sincos": ({"name"}, set()),
+                  "affine_camera": ({"name"}, set()),
+                  "bins_packed": ({"name", "bins", "width", "offset"}, set()), "bins": (set(ANGLES), set())}
+
+
+def check_decoding(decoding) -> None:
+    """Validate a manifest's `output` section before any model runs (see `decode_outputs` for the forms).
+
+    Raises:
+        ModelFormatError: unknown type, missing or unknown keys, a wrongly typed name, a bad order, bins or width.
+    """
+    from .errors import did_you_mean
+
+    if not isinstance(decoding, dict) or decoding.get("type") not in DECODINGS:
+        kind = decoding.get("type") if isinstance(decoding, dict) else decoding
+        raise ModelFormatError(f"manifest.output.type '{kind}' must be one of {DECODINGS}")
+    required, optional = _DECODING_KEYS[decoding["type"]]
+    for key in set(decoding) - required - optional - {"type"}:
+        raise ModelFormatError(f"unknown key 'manifest.output.{key}' for output type '{decoding['type']}'."
+                               f"{did_you_mean(str(key), required | optional)} Valid keys: {sorted(required | optional)}")
+    for key in sorted(required - set(decoding)):
+        raise ModelFormatError(f"manifest.output of type '{decoding['type']}' needs '{key}'")
+    if decoding["type"] == "bins":
+        for angle in ANGLES:
+            _check_bins(decoding[angle], f"manifest.output.{angle}", {"name", "width", "offset"})
+        return
+    if not isinstance(decoding["name"], str) or not decoding["name"]:
+        raise ModelFormatError(f"manifest.output.name must be the output tensor's name, got {decoding['name']!r}")
+    if "order" in decoding and (not isinstance(decoding["order"], (list, tuple))
+                                or sorted(map(str, decoding["order"])) != sorted(ANGLES)):
+        raise ModelFormatError(f"manifest.output.order must list yaw, pitch and roll once each, got {decoding['order']!r}")
+    if decoding["type"] == "bins_packed":
+        _check_bins(decoding, "manifest.output", {"type", "name", "bins", "width", "offset"})
+        if isinstance(decoding["bins"], bool) or not isinstance(decoding["bins"], int) or not 1 <= decoding["bins"] <= 4096:
+            raise ModelFormatError(f"manifest.output.bins must be a whole number 1..4096, got {decoding['bins']!r}")
+
+
+def _check_bins(spec, where: str, keys: set) -> None:
+    import math
+
+    if not isinstance(spec, dict) or set(spec) != keys:
+        raise ModelFormatError(f"{where} must be a mapping with keys {sorted(keys)}, got {spec!r}")
+    if not isinstance(spec["name"], str) or not spec["name"]:
+        raise ModelFormatError(f"{where}.name must be the output tensor's name, got {spec['name']!r}")
+    for key, low in (("width", 0.0), ("offset", None)):
+        value = spec[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or (low is not None and value <= low):
+            raise ModelFormatError(f"{where}.{key} must be a finite number{' > 0' if low is not None else ''}, "
+                                   f"got {value!r}")
+
+
+def output_names(decoding: dict) -> list[str]:
+    """The model outputs a (validated) decoding reads."""
+    if decoding["type"] == "bins":
+        return [decoding[a]["name"] for a in ANGLES]
+    return [decoding["name"]]

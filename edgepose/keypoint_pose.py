@@ -150,7 +150,7 @@ class FaceMeshRoute:
 
     def estimate(self, frame: np.ndarray, box) -> KeypointPose | None:
         """Pose of the detected face that overlaps `box` best (IoU > 0.2); None when the route finds none there."""
-        from .tracking import box_iou
+        from .video.tracking import box_iou
 
         found = self.detector.detect(frame)
         if not len(found):

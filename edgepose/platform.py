@@ -8,13 +8,14 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, PlatformError, did_you_mean
-from .typed import from_mapping
+from .typed import at_least, from_mapping
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """type: 'haar' (OpenCV cascades, bundled), 'yunet' (cv2.FaceDetectorYN) or 'blazeface' (LiteRT); the last two
-    need `model`, the path of their model file (not shipped). min_size: smallest face side in frame pixels.
+    """type: 'auto' (BlazeFace once `edgepose detectors fetch` stored it, else Haar with a warning), 'haar' (OpenCV
+    cascades, bundled), 'yunet' (cv2.FaceDetectorYN) or 'blazeface' (LiteRT); the last two need `model`, the path of
+    their model file (not shipped). min_size: smallest face side in frame pixels.
     max_faces: 0 = all. score_threshold: None = the detector's own default.
     detect_width: frames wider than this are downscaled for detection (speed; boxes are mapped back).
     scale_factor: image-pyramid step. profile: also run the profile cascade (both directions; slower).
@@ -41,14 +42,20 @@ class Platform:
     precision: str = "fp32"
     description: str = ""
     model: str = "default"
-    threads: int = 0
+    threads: int = field(default=0, metadata=at_least(0, whole=True))
     backend_options: dict = field(default_factory=dict)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     requires: str = ""
 
 
 def _platform_dir():
-    """The packaged platform YAMLs (the repository's platforms/ folder, installed as edgepose.platforms)."""
+    """The packaged platform YAMLs (the repository's platforms/ folder, installed as edgepose.platforms).
+
+    In a source checkout its own platforms/ folder wins, so an editable install of another checkout cannot shadow it.
+    """
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "platforms" / "cpu.yaml").is_file():
+        return checkout / "platforms"
     try:
         return resources.files("edgepose.platforms")
     except ModuleNotFoundError:  # running from a source checkout that was not pip-installed
@@ -61,7 +68,17 @@ def platform_names() -> list[str]:
 
 
 def platform_from_dict(data: dict, where: str) -> Platform:
-    return from_mapping(Platform, data, f"platform file {where}", ConfigError)
+    """Validate and build a Platform; backend options are checked against what its backend accepts.
+
+    Raises:
+        ConfigError: unknown keys or wrongly typed values. PlatformError: an unknown backend option.
+    """
+    from .backends import BACKENDS, check_backend_options
+
+    platform = from_mapping(Platform, data, f"platform file {where}", ConfigError)
+    if platform.backend in BACKENDS:  # an unknown backend is reported (with suggestions) when the Runtime builds it
+        check_backend_options(platform.backend, platform.backend_options, f"platform file {where}")
+    return platform
 
 
 def load_platform(name_or_path: str | Path) -> Platform:

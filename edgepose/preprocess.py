@@ -4,7 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .crop import square_crop
+from .crop import roi_crop, square_crop, square_warp
+from .errors import ConfigError
 from .manifest import CropSpec, InputSpec
 
 
@@ -28,11 +29,16 @@ def crop_face(frame: np.ndarray, box, crop: CropSpec, spec: InputSpec, level_ang
     which keeps roll intact.
     """
     if crop.protocol == "square":
-        out = square_crop(frame, box, crop.scale, spec.size[0]) if not level_angle else \
+        out = square_warp(frame, box, crop.scale, spec.size[0]) if not level_angle else \
             _levelled_square(frame, box, crop.scale, spec.size[0], level_angle)
         if spec.size[0] != spec.size[1]:
             out = cv2.resize(out, (spec.size[1], spec.size[0]), interpolation=cv2.INTER_LINEAR)
         return out
+    if level_angle:
+        raise ConfigError(f"eye levelling (align) needs a model with the square crop protocol, this one uses "
+                          f"'{crop.protocol}'; run it with align=False")
+    if crop.protocol == "roi":
+        return roi_crop(frame, box, crop.scale, crop.shift, spec.size)
     return expand_crop(frame, box, crop.margins, spec.size)
 
 
@@ -53,12 +59,19 @@ def eye_line_angle(landmarks: np.ndarray) -> float:
 
 
 def to_input(crops: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """(N, H, W, 3) BGR uint8 crops -> float32 model input in the spec's colour order, normalisation and layout."""
+    """(N, H, W, 3) BGR uint8 crops -> float32 model input in the spec's colour order, normalisation and layout.
+
+    One strided copy into the output (colour swap and layout change included), then normalised in place.
+    """
     x = crops[..., ::-1] if spec.color == "RGB" else crops
-    x = (x.astype(np.float32) - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    channels = (3,)
     if spec.layout == "NCHW":
-        x = x.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(x)
+        x, channels = x.transpose(0, 3, 1, 2), (3, 1, 1)
+    out = np.empty(x.shape, np.float32)
+    np.copyto(out, x)
+    out -= np.asarray(spec.mean, np.float32).reshape(channels)
+    out *= (1 / np.asarray(spec.std, np.float32)).reshape(channels)
+    return out
 
 
 def prepare_batch(frame: np.ndarray, boxes, crop: CropSpec, spec: InputSpec, angles=None) -> np.ndarray:

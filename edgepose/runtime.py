@@ -2,19 +2,25 @@
 from __future__ import annotations
 
 import dataclasses
-
+import threading
 
 import numpy as np
 
 from .angles import euler_to_matrix, flip_matrix, matrix_to_euler, mean_rotation, rotate_in_plane
-from .backends import create_backend
+from .backends import check_backend_options, create_backend
 from .bundle import resolve_bundle
 from .crop import clip_box, validate_frame
 from .decode import decode_outputs
-from .errors import ModelFormatError
+from .detectors import check_detector
+from .errors import ConfigError, EdgePoseError, ModelFormatError
+from .model_check import check_model_io
+from .per_thread import PerThread, Shared
 from .platform import Platform, load_platform
 from .pose import FacePose
 from .preprocess import eye_line_angle, prepare_batch, to_input
+
+# faces sent to the pose model at once: the crops and input tensor of one chunk stay a few MB whatever the box count
+POSE_CHUNK = 64
 
 
 class Runtime:
@@ -32,6 +38,22 @@ class Runtime:
             manifest says crop.aligned are always run this way.
         flip_tta: test-time augmentation: also run each crop mirrored, mirror that pose back (F R F) and return the
             rotation mean of the two. Twice the pose-model compute (one batch of 2N) for a lower error.
+        models_dir: a folder to look for the model files in when they are not beside the manifest (third-party
+            models kept elsewhere; a manifest itself can only name files inside its own folder).
+
+    Raises:
+        PlatformError, ConfigError: unknown platform, bad platform file, unknown backend option or detector.
+        BackendUnavailableError: the platform's engine is not installed (the message names the extra).
+        ModelFormatError: bundle missing or invalid, a model file outside its folder, without or failing its
+            checksum, or not matching its manifest (input name/shape/layout/dtype, output names); a detector model
+            file missing or of the wrong format.
+
+    Threads: one Runtime may be shared by any number of threads and gives each call the answer it would give
+    single-threaded. Engines that are safe to share (ONNX Runtime sessions) are shared; the others (LiteRT
+    interpreters, TensorRT contexts) and every detector (OpenCV cascades and FaceDetectorYN, BlazeFace on LiteRT)
+    are loaded once per calling thread, on that thread's first call, and freed when the thread ends. A thread's
+    first call therefore pays a model load; give a thread pool long-lived workers. `close()` closes them all; do
+    not call it while other threads still run inference.
 
     Example:
         >>> with Runtime("cpu") as rt:
@@ -39,42 +61,67 @@ class Runtime:
     """
 
     def __init__(self, platform: str = "cpu", model: str | None = None, *, threads: int | None = None,
-                 backend_options: dict | None = None, detector=None, align: bool = False, flip_tta: bool = False):
+                 backend_options: dict | None = None, detector=None, align: bool = False, flip_tta: bool = False,
+                 models_dir: str | None = None):
+        self._engines: list = []
+        self._closed = False
         self.platform: Platform = load_platform(platform)
         if detector is not None:
             from .detectors import parse_detector
 
             self.platform = dataclasses.replace(self.platform, detector=parse_detector(detector))
+        check_detector(self.platform.detector)  # unknown type, missing or wrong-format file: now, not at first frame
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+            raise ConfigError(f"threads must be a whole number >= 0 (0 = all cores), got {threads!r}")
+        check_backend_options(self.platform.backend, backend_options or {}, "backend_options")
         self.backend = create_backend(self.platform.backend)  # a missing engine is reported before a missing model
-        self.manifest, self.model_paths = resolve_bundle(model or self.platform.model)
+        self.manifest, self.model_paths = resolve_bundle(model or self.platform.model, models_dir)
         self.model_path = self.model_paths[0]
         options = {**self.platform.backend_options, **(backend_options or {})}
         options["threads"] = self.platform.threads if threads is None else threads
         if self.manifest.format == "tensorrt":
             options.update(expect_trt_version=self.manifest.source.get("tensorrt"), expect_gpu=self.manifest.source.get("gpu"))
         self.backend.load(str(self.model_path), options)
-        self.members = [self.backend]
-        for path in self.model_paths[1:]:  # ensemble members (e.g. FSA-Net's two variants)
+
+        def load(path):
             member = create_backend(self.platform.backend)
             member.load(str(path), options)
-            self.members.append(member)
-        self._detector = None
+            return member
+
+        first = [self.backend] + [load(path) for path in self.model_paths[1:]]  # ensemble members (FSA-Net's two)
+        for path, engine in zip(self.model_paths, first):  # a manifest that disagrees with its model fails here
+            check_model_io(self.manifest, engine.io(), str(path))
+        self._engines = [Shared(b) if b.thread_safe else PerThread(lambda path=path: load(path), first=b)
+                         for path, b in zip(self.model_paths, first)]
+        self._detectors: PerThread | None = None
+        self._lock = threading.Lock()
         self.batch_size = self.manifest.input.batch
         self.align = align or self.manifest.crop.aligned
         self.flip_tta = flip_tta
 
     @property
+    def members(self) -> list:
+        """The calling thread's pose-model engines (one per ensemble member)."""
+        return [engine.get() for engine in self._engines]
+
+    @property
     def detector(self):
-        if self._detector is None:
+        """The calling thread's detector, built on first use (each thread gets its own: none is thread-safe)."""
+        if self._detectors is None:
             from .detectors import create_detector
 
-            self._detector = create_detector(self.platform.detector)
-        return self._detector
+            with self._lock:
+                if self._detectors is None:
+                    self._detectors = PerThread(lambda: create_detector(self.platform.detector))
+        return self._detectors.get()
 
     def describe(self) -> dict:
         """What actually runs: platform, backend and engine details, precision, model file."""
+        from .detectors import resolve_detector
+
         return {"platform": self.platform.name, "backend": self.backend.name, "precision": self.manifest.precision,
-                "model": str(self.model_path), "flip_tta": self.flip_tta, **self.backend.describe()}
+                "model": str(self.model_path), "flip_tta": self.flip_tta,
+                "detector": resolve_detector(self.platform.detector, warn=False).type, **self.backend.describe()}
 
     def infer(self, frame: np.ndarray, boxes=None) -> list[FacePose]:
         """Poses of the faces in a BGR uint8 H x W x 3 frame.
@@ -87,7 +134,9 @@ class Runtime:
 
         Raises:
             InputError: malformed frame or box.
+            EdgePoseError: the runtime is closed.
         """
+        self._check_open()
         frame = validate_frame(frame)
         h, w = frame.shape[:2]
         levels = None
@@ -99,14 +148,17 @@ class Runtime:
         else:
             clipped = [clip_box(b, w, h) for b in boxes]
             scores = np.ones(len(clipped))
-        if not clipped:
-            return []
-        angles, matrices = self.predict(prepare_batch(frame, clipped, self.manifest.crop, self.manifest.input, levels))
-        if levels is not None:
-            matrices = rotate_in_plane(matrices, np.asarray(levels))  # undo the levelling: roll kept
-            angles = matrix_to_euler(matrices)
-        return [FacePose(float(a[0]), float(a[1]), float(a[2]), tuple(b), float(s), m)
-                for a, b, s, m in zip(angles, clipped, scores, matrices)]
+        poses = []
+        for i in range(0, len(clipped), POSE_CHUNK):  # bounded chunks: memory stays flat however many boxes
+            chunk, chunk_levels = clipped[i:i + POSE_CHUNK], None if levels is None else levels[i:i + POSE_CHUNK]
+            angles, matrices = self.predict(prepare_batch(frame, chunk, self.manifest.crop, self.manifest.input,
+                                                          chunk_levels))
+            if chunk_levels is not None:
+                matrices = rotate_in_plane(matrices, np.asarray(chunk_levels))  # undo the levelling: roll kept
+                angles = matrix_to_euler(matrices)
+            poses += [FacePose(float(a[0]), float(a[1]), float(a[2]), tuple(b), float(s), m)
+                      for a, b, s, m in zip(angles, chunk, scores[i:i + POSE_CHUNK], matrices)]
+        return poses
 
     def stream(self, source, options=None, keep_frames: bool = False):
         """Poses over a video: a file path, a camera index, or an iterable of BGR frames.
@@ -114,8 +166,9 @@ class Runtime:
         Returns a PoseStream: iterate it for FrameResults in frame order (faces carry track ids; angles are
         One-Euro smoothed when options.smoothing is set); close it, or use it in a `with` block, to stop early.
         """
-        from .video import PoseStream, StreamOptions
+        from .video.stream import PoseStream, StreamOptions
 
+        self._check_open()
         return PoseStream(self, source, options or StreamOptions(), keep_frames)
 
     def infer_crops(self, crops: np.ndarray) -> np.ndarray:
@@ -125,6 +178,7 @@ class Runtime:
     def predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Decoded ((N, 3) degrees, (N, 3, 3) matrices) for a preprocessed input batch (with flip_tta: the rotation
         mean of each crop's pose and its mirrored crop's pose mirrored back)."""
+        self._check_open()
         if not self.flip_tta:
             return self._predict(batch)
         width_axis = self.manifest.input.layout.index("W")
@@ -134,7 +188,7 @@ class Runtime:
         return matrix_to_euler(matrices), matrices
 
     def _predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        decoded = [decode_outputs(self._run(member, batch), self.manifest.output) for member in self.members]
+        decoded = [decode_outputs(self._run(engine.get(), batch), self.manifest.output) for engine in self._engines]
         if not all(np.isfinite(d[0]).all() for d in decoded):
             raise ModelFormatError(f"model '{self.model_path}' produced non-finite outputs; the file or its manifest's "
                                    "input normalisation is wrong — re-export the bundle")
@@ -150,9 +204,18 @@ class Runtime:
             return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return backend.run({name: batch})
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EdgePoseError("this Runtime is closed (close() was called, or its `with` block ended); create a new "
+                                "Runtime to run more frames")
+
     def close(self) -> None:
-        for member in self.members:
-            member.close()
+        """Close every thread's engines (call it once no thread is running inference); later calls raise
+        EdgePoseError. Closing twice is harmless."""
+        self._closed = True
+        for engine in self._engines:
+            for instance in engine.instances():
+                instance.close()
 
     def __enter__(self) -> "Runtime":
         return self

@@ -48,3 +48,27 @@ def runtime():
 
     with Runtime("cpu", threads=1) as rt:
         yield rt
+
+
+@pytest.fixture(scope="session", autouse=True)
+def empty_edgepose_home(tmp_path_factory):
+    """Tests never see the user's cache: `detector: auto` is Haar unless a test fetches into its own EDGEPOSE_HOME."""
+    import os
+
+    old = os.environ.get("EDGEPOSE_HOME")
+    os.environ["EDGEPOSE_HOME"] = str(tmp_path_factory.mktemp("edgepose-home"))
+    yield
+    if old is None:
+        os.environ.pop("EDGEPOSE_HOME", None)
+    else:
+        os.environ["EDGEPOSE_HOME"] = old
+
+
+@pytest.fixture()
+def fetched_home(tmp_path, monkeypatch):
+    """An EDGEPOSE_HOME holding the BlazeFace models, as `edgepose detectors fetch --from ../shared/...` leaves it."""
+    from edgepose.detectors.fetch import fetch
+
+    monkeypatch.setenv("EDGEPOSE_HOME", str(tmp_path))
+    fetch(need(SHARED / "models" / "detectors"), log=lambda *a: None)
+    return tmp_path

@@ -111,3 +111,30 @@ def test_mean_rotation_is_the_midpoint_and_a_rotation():
     assert np.allclose(m, r, atol=1e-9)
     assert np.allclose(mean_rotation(r, r), r, atol=1e-12)
     assert np.allclose(np.linalg.det(m), 1.0) and np.allclose(geodesic_degrees(m, a), 12.0)
+
+
+def test_affine_camera_decoding_recovers_the_rotation_from_a_scaled_noisy_camera():
+    """3DMM-parameter models give P = [s R_cam | t]; decoding reads R from its rows, orthonormalises, transposes."""
+    from edgepose.decode import decode_outputs
+
+    rng = np.random.default_rng(3)
+    angles = np.column_stack([rng.uniform(-80, 80, 50), rng.uniform(-60, 60, 50), rng.uniform(-60, 60, 50)])
+    r_cam = np.transpose(A.euler_to_matrix(angles[:, 0], angles[:, 1], angles[:, 2]), (0, 2, 1))
+    scale = rng.uniform(1e-4, 2e-3, (50, 1, 1))
+    camera = np.concatenate([scale * r_cam, rng.normal(0, 50, (50, 3, 1))], 2)
+    camera[:, :2, :3] += scale * rng.normal(0, 2e-3, (50, 2, 3))  # a fit's rows are only nearly orthogonal
+    params = np.concatenate([camera.reshape(50, 12), rng.normal(0, 1, (50, 50))], 1).astype(np.float32)
+    decoded, matrices = decode_outputs({"params": params}, {"type": "affine_camera", "name": "params"})
+    assert np.allclose(np.linalg.det(matrices), 1.0) and np.allclose(matrices @ np.transpose(matrices, (0, 2, 1)),
+                                                                     np.eye(3), atol=1e-9)
+    truth = A.euler_to_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
+    assert A.geodesic_degrees(matrices, truth).max() < 0.5  # rows perturbed by ~0.2 %: a fraction of a degree
+    assert np.abs(decoded - angles)[np.abs(angles[:, 0]) < 60].max() < 0.5
+
+
+def test_affine_camera_decoding_names_a_too_short_output():
+    from edgepose.decode import decode_outputs
+    from edgepose.errors import ModelFormatError
+
+    with pytest.raises(ModelFormatError, match="at least 12 values"):
+        decode_outputs({"params": np.zeros((2, 6), np.float32)}, {"type": "affine_camera", "name": "params"})

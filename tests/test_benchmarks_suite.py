@@ -44,7 +44,7 @@ def test_biwi_npz_reader(tmp_path, dev_samples):
 
 
 def test_detector_protocol_on_biwi_counts_misses(tmp_path, dev_samples, runtime):
-    from edgepose.evaluate import evaluate
+    from edgepose.evaluation.evaluate import evaluate
 
     picked = [s for s in dev_samples if abs(s.yaw) < 30][:6]
     write_biwi(tmp_path, picked)
@@ -56,9 +56,11 @@ def test_detector_protocol_on_biwi_counts_misses(tmp_path, dev_samples, runtime)
         evaluate(runtime, "biwi", str(tmp_path), progress=False, protocol="label")
 
 
+@pytest.mark.slow
 def test_edgepose_bench_one_table(tmp_path, dev_root):
     r = subprocess.run([sys.executable, "-m", "edgepose", "bench", "--platform", "cpu,android,jetson", "--model",
-                        "benchmarks/peers/fsanet.json", "--model", "weights/student_mbv3s_128_soup.pt", "--root", str(dev_root), "--runs", "5", "--plots",
+                        "benchmarks/peers/fsanet.json", "--models-dir", "../shared/models/peers", "--model",
+                        "weights/student_mbv3s_128_soup.pt", "--root", str(dev_root), "--runs", "5", "--plots",
                         str(tmp_path / "plots"), "--json", str(tmp_path / "bench.json"), "--flip-tta", "cpu",
                         "--rounds", "6", "--span", "1"],
                        capture_output=True, text=True)
@@ -98,8 +100,9 @@ def test_models_are_named_by_their_bundle_folder_run_or_file(tmp_path):
     assert model_name("weights/student_mbv3s_rot6d.pt") == "student_mbv3s_rot6d"
 
 
+@pytest.mark.slow
 def test_bench_reproducibility_check(tmp_path):
-    from edgepose.bench_suite import RAN, reproducibility
+    from edgepose.evaluation.bench_suite import RAN, reproducibility
 
     def result(mae, p50, spread):
         return {"rows": [{"model": "default", "platform": "cpu", "status": RAN, "MAE": mae, "pose p50 ms": p50,
@@ -113,11 +116,13 @@ def test_bench_reproducibility_check(tmp_path):
     assert rows[0]["inside"] == "NO" and rows[0]["MAE same"] == "NO" and "identical for 0" in verdict
     bad = tmp_path / "broken.json"
     bad.write_text("{not json")
-    r = subprocess.run([sys.executable, "-m", "edgepose", "bench", "--platform", "cpu", "--against", str(bad)],
+    r = subprocess.run([sys.executable, "-m", "edgepose", "bench", "--platform", "cpu", "--root", str(tmp_path),
+                        "--against", str(bad)],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "--against" in r.stderr and "edgepose bench --json" in r.stderr
 
 
+@pytest.mark.slow
 def test_latency_stages_and_compare(tmp_path):
     cmd = [sys.executable, "benchmarks/latency.py", "--platform", "cpu", "--threads", "1,0", "--runs", "6", "--warmup", "1",
            "--rounds", "3"]

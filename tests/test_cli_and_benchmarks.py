@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import cv2
+import pytest
 
 
 def run(*args, **kw):
@@ -26,6 +27,7 @@ def test_eval_prints_table_with_bins(dev_root):
     assert "|yaw| 0-30" in r.stdout and "AUC@5deg" in r.stdout
 
 
+@pytest.mark.slow
 def test_eval_and_infer_take_a_training_checkpoint(tmp_path, dev_root, dev_samples):
     # the default bundle is exported from these weights, so the checkpoint route must score the same
     scores = {}
@@ -70,7 +72,9 @@ def test_eval_compare_scores_peers_in_the_same_run(dev_root, capsys):
     from edgepose.cli import main
 
     peer = Path(__file__).resolve().parent.parent / "benchmarks" / "peers" / "fsanet.json"
-    assert main(["eval", "--root", str(dev_root), "--limit", "12", "--compare", str(peer), "--threads", "1"]) == 0
+    models = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "peers"
+    assert main(["eval", "--root", str(dev_root), "--limit", "12", "--compare", str(peer), "--threads", "1",
+                 "--models-dir", str(models)]) == 0
     out = capsys.readouterr().out
     ours = next(ln for ln in out.splitlines() if ln.startswith("| this model | 12 |"))
     theirs = next(ln for ln in out.splitlines() if ln.startswith("| FSA-Net"))

@@ -9,10 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edgepose.data_engine import LabelSettings, consensus, label_folder, label_pool, read_labels
+from edgepose.data_engine import LabelSettings, consensus, label_folder, label_pool
+from edgepose.datasets.labels_csv import read_labels
 from edgepose.errors import ConfigError
 
 FSANET = str(Path(__file__).resolve().parent.parent / "benchmarks" / "peers" / "fsanet.json")
+PEER_MODELS = str(Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "peers")
 
 
 def test_consensus_of_agreeing_votes_is_the_vote_and_missing_votes_are_skipped():
@@ -59,7 +61,8 @@ def test_label_pool_with_a_teacher_index_votes_and_landmarks(pool_root, tmp_path
 
     root = _mini_pool(pool_root, tmp_path / "pool", 12, flip_coarse=True)
     out = tmp_path / "labels.csv"
-    summary = label_pool(root, out, [FSANET], ["fsa", "whenet"], str(need(SHARED / "models" / "mesh" / "bfm_mean_3ddfa")))
+    summary = label_pool(root, out, [FSANET], ["fsa", "whenet"], str(need(SHARED / "models" / "mesh" / "bfm_mean_3ddfa")),
+                         models_dir=PEER_MODELS)
     assert summary["rows"] == 12
     assert summary["votes"] == {"fsa": 1.0, "whenet": 1.0, "landmarks": 1.0, "fsanet": 1.0}
     rows = list(csv.DictReader(open(out)))
@@ -103,10 +106,10 @@ def test_fused_vote_is_the_default_training_label(pool_root, tmp_path):
 def test_label_folder_runs_the_detector_and_counts_faceless_images(tmp_path, astronaut_bgr):
     from .conftest import SHARED, need
 
-    need(SHARED / "models" / "peers")  # the FSA-Net manifest points there
+    need(SHARED / "models" / "peers")  # the FSA-Net model files are there
     cv2.imwrite(str(tmp_path / "astronaut.jpg"), astronaut_bgr)
     cv2.imwrite(str(tmp_path / "blank.png"), np.full((240, 320, 3), 128, np.uint8))
-    summary = label_folder(tmp_path, tmp_path / "out" / "labels.csv", [FSANET])
+    summary = label_folder(tmp_path, tmp_path / "out" / "labels.csv", [FSANET], models_dir=PEER_MODELS)
     assert summary["images"] == 2 and summary["no_face"] == 1 and summary["rows"] == 1
     row = next(csv.DictReader(open(tmp_path / "out" / "labels.csv")))
     assert row["path"] == "astronaut.jpg" and abs(float(row["yaw"])) < 45
@@ -199,3 +202,38 @@ def test_mp_trusted_vote_is_face_mesh_where_the_fusion_rule_trusts_it_fully(pool
     np.testing.assert_array_equal(np.isfinite(got[:, 0]), want)
     np.testing.assert_array_equal(got[want], table.mp[want])
     assert np.nanmax(np.abs(got[:, 0])) < 60  # near-frontal only: Face Mesh fails on profiles
+
+
+def test_stored_votes_are_reused_and_a_vote_can_skip_a_source(tmp_path, pool_root, capsys):
+    """A consensus can be rebuilt from an earlier labels file's vote columns (no teacher rerun), and one vote can be
+    left out on one pool source's rows (a teacher whose crop does not fit that source's boxes)."""
+    from edgepose.cli import main
+
+    root = _mini_pool(pool_root, tmp_path / "pool", 12, flip_coarse=False)
+    first = tmp_path / "first.csv"
+    assert main(["label", "--index", str(root), "--teacher", FSANET, "--models-dir", PEER_MODELS, "--index-votes",
+                 "fused", "--no-coarse-filter", "--max-spread", "90", "--out", str(first)]) == 0
+    capsys.readouterr()
+    rows = list(csv.DictReader(first.read_text().splitlines()))
+    again = tmp_path / "again.csv"
+    assert main(["label", "--index", str(root), "--index-votes", "fused", "--no-coarse-filter", "--max-spread", "90",
+                 "--no-flip", "--stored-votes", f"{first}=fsanet", "--out", str(again)]) == 0
+    reused = list(csv.DictReader(again.read_text().splitlines()))
+    for a, b in zip(rows, reused):  # same votes, same consensus (stored votes carry no flip gap, so spread may differ)
+        assert [a[f"fsanet_{k}"] for k in ("yaw", "pitch", "roll")] == [b[f"fsanet_{k}"] for k in ("yaw", "pitch", "roll")]
+        assert all(abs(float(a[k]) - float(b[k])) <= 0.011 for k in ("yaw", "pitch", "roll"))
+    source = csv.DictReader((root / "index.csv").read_text().splitlines()).__next__()["source"]
+    skipped = tmp_path / "skipped.csv"
+    assert main(["label", "--index", str(root), "--index-votes", "fused", "--no-coarse-filter", "--max-spread", "90",
+                 "--stored-votes", f"{first}=fsanet", "--vote-skip-source", f"fsanet={source}",
+                 "--out", str(skipped)]) == 0
+    out = list(csv.DictReader(skipped.read_text().splitlines()))
+    sources = [r["source"] for r in csv.DictReader((root / "index.csv").read_text().splitlines())]
+    for r, s in zip(out, sources):
+        if s == source:
+            assert r["fsanet_yaw"] == "" and r["votes"] == "1"
+    for bad, message in ((["--stored-votes", f"{first}=nope"], "has no vote column"),
+                         (["--stored-votes", f"{first}=fsanet", "--vote-skip-source", "fsanet=mars"], "does not have"),
+                         (["--vote-skip-source", "fsanet"], "give NAME=VALUE")):
+        assert main(["label", "--index", str(root), "--index-votes", "fused", "--out", str(tmp_path / "x.csv")] + bad) == 2
+        assert message in capsys.readouterr().err

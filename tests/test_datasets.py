@@ -34,7 +34,7 @@ def test_box_ignores_invisible_points(dev_root):
 def test_box68_is_the_box_of_the_68_3d_points_and_is_wider(dev_root, dev_samples, runtime):
     from scipy.io import loadmat
 
-    from edgepose.evaluate import evaluate
+    from edgepose.evaluation.evaluate import evaluate
 
     mat = sorted(dev_root.glob("*.mat"))[0]
     p68 = loadmat(str(mat))["pt3d_68"]

@@ -5,9 +5,9 @@ import pytest
 
 from edgepose.detectors import create_detector, parse_detector
 from edgepose.detectors.blazeface import ssd_anchors
-from edgepose.errors import ConfigError
+from edgepose.errors import ConfigError, ModelFormatError
 from edgepose.platform import DetectorConfig
-from edgepose.tracking import box_iou as iou
+from edgepose.video.tracking import box_iou as iou
 
 from .conftest import SHARED
 
@@ -26,6 +26,16 @@ def detector(name):
     if cfg.model and not MODELS.is_dir():
         pytest.skip(f"{MODELS} is absent")
     return create_detector(cfg)
+
+
+def test_every_registered_detector_is_tested_and_names_its_class():
+    import importlib.util
+
+    from edgepose.detectors import DETECTORS
+
+    assert {spec.split(":")[0] for spec in SPECS.values()} == set(DETECTORS)  # a new detector needs a SPECS entry
+    for entry in DETECTORS.values():
+        assert importlib.util.find_spec(entry.module) is not None and entry.cls.endswith("Detector")
 
 
 @pytest.mark.parametrize("name", SPECS)
@@ -59,8 +69,10 @@ def test_blank_frame_has_no_faces():
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match="needs `detector.model`"):
+    with pytest.raises(ModelFormatError, match="none.onnx' not found"):
         create_detector(DetectorConfig(type="yunet", model=str(tmp_path / "none.onnx")))
+    with pytest.raises(ConfigError, match="needs `detector.model`"):
+        create_detector(DetectorConfig(type="yunet"))
     with pytest.raises(ConfigError, match="Did you mean 'yunet'"):
         create_detector(DetectorConfig(type="yunett"))
 
@@ -92,3 +104,16 @@ def test_alignment_keeps_roll_on_a_rotated_face(dev_samples):
     with Runtime("cpu", threads=1, detector=SPECS["blazeface-short"], align=True) as rt:
         pose = max(rt.infer(rotated), key=lambda p: p.box[2] - p.box[0])
     assert abs(pose.roll - (s.roll + 40)) < 8 and abs(pose.yaw - s.yaw) < 8 and abs(pose.pitch - s.pitch) < 8
+
+
+@pytest.mark.parametrize("min_size, size, windows", [(40, (640, 480), 7), (40, (450, 450), 1), (0, (640, 480), 1),
+                                                     (200, (640, 480), 1), (40, (1920, 1080), 63)])
+def test_blazeface_tiles_only_where_faces_of_min_size_need_them(min_size, size, windows):
+    import dataclasses
+
+    det = detector("blazeface-short")
+    det.cfg = dataclasses.replace(det.cfg, min_size=min_size)
+    got = det.windows(*size)
+    assert len(got) == windows and got[0] == (0, 0, max(size))
+    for x, y, side in got[1:]:  # tiles lie inside the frame (or span it) and are at least the model's input size
+        assert 0 <= x and 0 <= y and x + side <= max(size[0], side) and y + side <= max(size[1], side) and side >= 128

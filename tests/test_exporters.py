@@ -23,9 +23,8 @@ MAX_ABS = {"fp32": 0.1, "fp16": 0.5}
 
 @pytest.fixture(scope="module")
 def reference(dev_root):
-    from edgepose.exporters.onnx_export import load_trained
-    from edgepose.metrics import summarize
-    from edgepose.train.trainer import dev_crops, input_spec, predict_degrees
+    from edgepose.evaluation.metrics import summarize
+    from edgepose.train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees
 
     model, recipe = load_trained(WEIGHTS)
     crops, truth = dev_crops(str(dev_root), input_spec(recipe), recipe.data.crop_scale)
@@ -33,11 +32,12 @@ def reference(dev_root):
     return crops, truth, pred, summarize(pred, truth)["mean"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("platform, precision, quantizer", CASES)
 def test_export_parity(platform, precision, quantizer, reference, tmp_path, dev_root, pool_root):
     from edgepose import Runtime
-    from edgepose.exporters.export import QUANTIZERS, export_bundle
-    from edgepose.metrics import angle_errors, summarize
+    from edgepose.exporters.export import export_bundle
+    from edgepose.evaluation.metrics import angle_errors, summarize
     from edgepose.platform import load_platform
 
     backend = load_platform(platform).backend
@@ -51,7 +51,8 @@ def test_export_parity(platform, precision, quantizer, reference, tmp_path, dev_
     fmt = format_for(backend, precision).name
     assert manifest["precision"] == precision and manifest["format"] == fmt
     if precision == "int8":
-        how = QUANTIZERS[fmt][quantizer or next(iter(QUANTIZERS[fmt]))]
+        offered = FORMATS[fmt].quantizers
+        how = offered[quantizer or next(iter(offered))]
         assert manifest["source"]["quantization"] == "post-training: " + how
         if quantizer == "ort-dynamic":  # weights only: nothing to calibrate
             assert "calibration" not in manifest["source"]
@@ -68,9 +69,14 @@ def test_export_parity(platform, precision, quantizer, reference, tmp_path, dev_
 
 
 def test_format_table_is_consistent():
+    from edgepose.backends import BACKENDS
+
     for fmt in FORMATS.values():
         for precision in fmt.precisions:
             assert format_for(fmt.backend, precision) is fmt
+        assert fmt.backend in BACKENDS and callable(fmt.build)  # each format is run by a registered engine
+        assert ("int8" in fmt.precisions) == bool(fmt.quantizers)  # int8 formats name their quantizers, first = default
+    assert {f.backend for f in FORMATS.values()} == set(BACKENDS)  # and every engine has a format to run
     with pytest.raises(ConfigError, match="supports precisions"):
         format_for("tensorrt", "fp32")
     with pytest.raises(ConfigError, match="no export format"):
@@ -87,10 +93,11 @@ def test_quantizer_choice_is_checked(tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_torch_dynamic_int8_keeps_the_pose(reference):
-    from edgepose.exporters.onnx_export import load_trained, torch_dynamic_int8
-    from edgepose.metrics import angle_errors
-    from edgepose.train.trainer import predict_degrees
+    from edgepose.exporters.onnx_export import torch_dynamic_int8
+    from edgepose.evaluation.metrics import angle_errors
+    from edgepose.train.checkpoint import load_trained, predict_degrees
 
     crops, _, torch_pred, _ = reference
     model = torch_dynamic_int8(load_trained(WEIGHTS)[0])

@@ -4,7 +4,7 @@ import sys
 
 
 def test_import_edgepose_is_light():
-    code = ("import sys, edgepose; heavy = [m for m in ('torch', 'tensorflow', 'tensorrt', 'nncf', 'onnxruntime', 'cv2')"
+    code = ("import sys, edgepose; heavy = [m for m in ('torch', 'tensorflow', 'tensorrt', 'nncf', 'onnxruntime', 'cv2', 'ai_edge_litert')"
             " if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

@@ -66,6 +66,20 @@ def test_every_platform_loads_and_names_a_known_backend(name):
     assert p.name == name and p.backend in BACKENDS
 
 
+def test_every_backend_entry_names_its_module_and_a_declared_extra():
+    import importlib.util
+    import tomllib
+    from pathlib import Path
+
+    from edgepose.backends import BACKENDS
+
+    extras = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    for name, entry in BACKENDS.items():
+        assert importlib.util.find_spec(entry.module) is not None, name  # found without importing the engine
+        assert entry.extra in extras and entry.package and entry.cls.endswith("Backend")
+
+
 def test_unknown_platform_lists_known_ones():
     with pytest.raises(PlatformError, match="Did you mean 'cpu'.*Known platforms"):
         load_platform("cpuu")
@@ -86,7 +100,7 @@ def test_user_platform_file_and_bad_key(tmp_path):
 def test_atomic_writes_never_collide_and_never_leave_half_a_file(tmp_path):
     from pathlib import Path
 
-    from edgepose.manifest import atomic_path
+    from edgepose.atomic import atomic_path
 
     target = tmp_path / "cache" / "faces.npy"
     # two writers of the same file at once (two training runs building one cache): each has its own temporary file

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from edgepose.metrics import angle_errors, format_summary, summarize
+from edgepose.evaluation.metrics import angle_errors, format_summary, summarize
 
 
 def test_summary_values():

@@ -25,7 +25,11 @@ def test_card_tables_every_measured_row_and_names_recipes_and_terms(tmp_path):
     card = (tmp_path / "CARD.md").read_text()
     assert "| default | cpu | fp32 | 6.1 | 4.21 |" in card and "| fsanet | cpu | fp32 | 6.1 | 5.19 |" in card
     assert "jetson" not in card.split("## Artifacts")[0]  # only measured rows are tabled
-    assert "TestCPU" in card and "non-commercial" in card and "### `recipes/" in card
+    assert "TestCPU" in card and "non-commercial" in card and "- `recipes/" in card
+    # the card says how the shipped checkpoint was chosen, dev selection included, and pastes no recipe bodies
+    chosen = card.split("## How it was chosen")[1]
+    assert "used to choose between candidates" in chosen and "optimistic" in chosen
+    assert "never used for training, tuning or checkpoint choice" not in card and "name: " not in card
 
 
 def test_card_without_a_default_row_is_an_error(tmp_path):
@@ -33,20 +37,22 @@ def test_card_without_a_default_row_is_an_error(tmp_path):
     path.write_text(json.dumps({"rows": [_row("fsanet", "cpu", 5.19, 1.6)]}))
     from importlib.resources import files
 
-    from edgepose.model_card import build_card
+    from edgepose.evaluation.model_card import build_card
 
     with pytest.raises(ConfigError, match="no measured row of the default model"):
         build_card(path, files("edgepose") / "bundles")
 
 
 def test_recipe_chain_follows_warm_starts_and_teachers(tmp_path):
-    from edgepose.model_card import _recipe_chain
+    from edgepose.evaluation.model_card import _recipe_chain
 
     (tmp_path / "stage2.yaml").write_text("# stage two\nname: stage2\ntrain:\n  init: runs/stage1/last.pt\n")
     (tmp_path / "stage1.yaml").write_text("# stage one\nname: stage1\ntrain:\n  init: weights/base.pt\n"
                                           "distill:\n  teacher: runs/teacher/last.pt\n")
     (tmp_path / "base.yaml").write_text("# the base\nname: base\n")
-    (tmp_path / "teacher.yaml").write_text("# the teacher\nname: teacher\n")
-    titles = [line for line in _recipe_chain(tmp_path, "stage2") if line.startswith("### ")]
-    assert titles == ["### `recipes/stage2.yaml`", "### `recipes/stage1.yaml`", "### `recipes/base.yaml`",
-                      "### `recipes/teacher.yaml`"]
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "teacher.yaml").write_text("# the teacher\nname: teacher\n")
+    lines = _recipe_chain([tmp_path, tmp_path / "more"], "stage2")
+    t = tmp_path.as_posix()
+    assert lines == [f"- `{t}/stage2.yaml`: stage two", f"- `{t}/stage1.yaml`: stage one",
+                     f"- `{t}/base.yaml`: the base", f"- `{t}/more/teacher.yaml`: the teacher"]

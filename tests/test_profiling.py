@@ -48,6 +48,7 @@ def test_fit_recovers_a_known_pose(bfm):
     assert geodesic_degrees(fit.rotation, rot) < 0.01
 
 
+@pytest.mark.slow
 def test_rotated_label_matches_the_rendered_geometry(bfm):
     """The label change claimed for a view equals the pose change of the 3D fit to the view's own landmarks."""
     rng = np.random.default_rng(0)
@@ -100,6 +101,7 @@ def profiled_set(tmp_path_factory, pool_root):
     return generate(pool_root, need(MESH / "bfm_mean_3ddfa"), out, ProfileSettings(views=2), limit=12)
 
 
+@pytest.mark.slow
 def test_profiled_set_has_large_yaw_exact_labels_and_resumes(profiled_set, pool_root, tmp_path):
     from edgepose.errors import ConfigError
     from edgepose.train.profile_pool import ProfileSettings, generate, load_profiled
@@ -117,6 +119,7 @@ def test_profiled_set_has_large_yaw_exact_labels_and_resumes(profiled_set, pool_
     assert shard.stat().st_mtime_ns == stamp  # finished shards are kept, not redone
 
 
+@pytest.mark.slow
 def test_pool_data_appends_profiled_views_with_source_holdout(profiled_set, pool_root):
     from edgepose.train.pool_data import PoolData
     from edgepose.train.recipe import DataConfig
@@ -132,7 +135,7 @@ def test_pool_data_appends_profiled_views_with_source_holdout(profiled_set, pool
 def test_profile_command_rejects_a_bad_face_model(tmp_path):
     from edgepose.cli import main
 
-    assert main(["profile", "--face-model", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert main(["profile", "--face-model", str(tmp_path), "--pool", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
 
 
 def test_augmentation_labels_follow_the_3d_fit_of_the_warped_landmarks(bfm, pool_root):

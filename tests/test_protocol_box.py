@@ -17,6 +17,7 @@ def frames_of():
     return ProtocolFrames(load_face_model(need(SHARED / "models" / "mesh" / "bfm_mean_3ddfa"))).frames
 
 
+@pytest.mark.slow
 def test_ears_widen_a_frontal_box_and_pull_a_profile_toward_the_back_of_the_head(frames_of):
     f = frames_of(np.array([[0, 0, 0], [80, 0, 0], [-80, 0, 0], [0, 25, 0]], float))
     assert abs(f[0, 0]) < 0.01 and abs(f[0, 1]) < 0.01 and 1.02 < f[0, 2] < 1.2  # centred, wider (two ears)

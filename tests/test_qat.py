@@ -15,6 +15,7 @@ SMOKE = ["data.limit=400", "train.batch_size=16", "model.input_size=64", "eval.a
          "data.labels=", "train.epochs=1", "train.max_steps_per_epoch=3", "train.checkpoint_every=0"]
 
 
+@pytest.mark.slow
 def test_batchnorm_folding_keeps_the_outputs():
     model = create("mobilenetv3_small", "rot6d").eval()
     for m in model.modules():  # non-trivial BN statistics
@@ -42,8 +43,9 @@ def qat_run(tmp_path_factory, pool_root):
     return out, metrics, overrides
 
 
+@pytest.mark.slow
 def test_qat_trains_checkpoints_and_reloads_with_its_quantizers(qat_run):
-    from edgepose.exporters.onnx_export import load_trained
+    from edgepose.train.checkpoint import load_trained
 
     out, metrics, _ = qat_run
     assert np.isfinite(metrics["train_loss"])
@@ -61,6 +63,7 @@ def _conv_weights(model):
     return [m.weight.detach() for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
 
 
+@pytest.mark.slow
 def test_qat_resume_continues(qat_run, tmp_path, pool_root):
     from edgepose.train.trainer import train
 
@@ -69,6 +72,7 @@ def test_qat_resume_continues(qat_run, tmp_path, pool_root):
     assert resumed["epoch"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("platform,qat_format", [("cpu-int8", "weights"), ("cpu-int8", "nncf-qdq")])
 def test_qat_checkpoint_exports_int8_that_runs(qat_run, tmp_path, platform, qat_format, dev_root):
     import onnx
@@ -86,6 +90,7 @@ def test_qat_checkpoint_exports_int8_that_runs(qat_run, tmp_path, platform, qat_
     assert pred.shape == (2, 3) and np.isfinite(pred).all()
 
 
+@pytest.mark.slow
 def test_qat_checkpoint_refuses_fp32_export(qat_run, tmp_path):
     from edgepose.errors import ConfigError
     from edgepose.exporters.export import export_bundle

@@ -1,7 +1,7 @@
 """Golden numbers: the shipped default bundle on all 300 aflw2000-dev images, measured through Runtime('cpu')."""
 import pytest
 
-from edgepose.evaluate import evaluate
+from edgepose.evaluation.evaluate import evaluate
 
 
 def test_default_bundle_accuracy_matches_its_manifest(runtime, dev_root):

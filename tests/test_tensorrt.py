@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not ok, reason=f"TensorRT unav
 def test_engine_matches_onnx(precision, tolerance, tmp_path, dev_root, pool_root):
     from edgepose import Runtime
     from edgepose.exporters.tensorrt_export import export_tensorrt_bundle
-    from edgepose.metrics import angle_errors, summarize
+    from edgepose.evaluation.metrics import angle_errors, summarize
     from edgepose.preprocess import crop_face
 
     import cv2

@@ -11,6 +11,9 @@ from edgepose.errors import ConfigError  # noqa: E402
 from edgepose.train.recipe import load_recipe  # noqa: E402
 
 RECIPE = "recipes/student_mbv3s_rot6d.yaml"
+# the recipes a user starts from, and the default model's ladder and ablations kept under research/
+RECIPE_FILES = sorted(str(p) for d in ("recipes", "research/ladder", "research/ablations", "research/labels3ddfa")
+                      for p in __import__("pathlib").Path(d).glob("*.yaml"))
 SMOKE = ["data.limit=800", "train.batch_size=16", "train.max_steps_per_epoch=3", "model.input_size=64"]
 
 
@@ -25,6 +28,7 @@ def trained(tmp_path_factory, pool_root, dev_root):
     return out, first, resumed
 
 
+@pytest.mark.slow
 def test_training_writes_checkpoint_log_and_recipe(trained):
     out, first, resumed = trained
     assert first["epoch"] == 2 and resumed["epoch"] == 3 and resumed["step"] == 9
@@ -37,11 +41,11 @@ def test_training_writes_checkpoint_log_and_recipe(trained):
     assert (out / "best.pt").is_file()
 
 
+@pytest.mark.slow
 def test_export_onnx_parity_with_torch(trained, tmp_path, dev_root, dev_samples):
     from edgepose import Runtime
     from edgepose.exporters.export import export_bundle
-    from edgepose.exporters.onnx_export import load_trained
-    from edgepose.train.trainer import dev_crops, input_spec, predict_degrees
+    from edgepose.train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees
 
     out, _, _ = trained
     manifest_path = export_bundle(out / "last.pt", "cpu", tmp_path / "bundle", dev_root=str(dev_root))
@@ -65,6 +69,7 @@ def test_recipe_errors_are_clear(tmp_path):
         load_recipe(tmp_path / "none.yaml")
 
 
+@pytest.mark.slow
 def test_resume_without_checkpoint_or_missing_inputs_are_clear(tmp_path, pool_root):
     from edgepose.train.trainer import train
 
@@ -76,12 +81,21 @@ def test_resume_without_checkpoint_or_missing_inputs_are_clear(tmp_path, pool_ro
     assert not run.exists()  # nothing written for a run that cannot start
 
 
+def test_data_roots_are_arguments_not_lab_paths():
+    from edgepose.train.pool_data import PoolData
+    from edgepose.train.recipe import DataConfig, EvalConfig
+
+    assert "shared" not in DataConfig().root and EvalConfig().aflw2000_root == ""
+    with pytest.raises(ConfigError, match="data.root is empty: set it to the training pool folder"):
+        PoolData(DataConfig())
+
+
 def test_every_recipe_parses():
     from pathlib import Path
 
-    recipes = sorted(Path("recipes").glob("*.yaml"))
-    assert recipes
-    for path in recipes:
+    assert len(list(Path("recipes").glob("*.yaml"))) <= 8  # the few a user starts from; research/ holds the rest
+    assert len(RECIPE_FILES) >= 30
+    for path in RECIPE_FILES:
         load_recipe(path)
 
 
@@ -90,6 +104,7 @@ TINY = 64  # every backbone reduces 64 px to a 2x2 map
 SMALLEST = {"mobilefacenet": 112}  # its GDConv runs (and trains) only on the 7x7 map of 112 px
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", BACKBONE_NAMES)
 def test_every_backbone_builds_trains_a_step_and_exports(backbone, tmp_path):
     from edgepose.manifest import InputSpec
@@ -160,11 +175,13 @@ t.train(load_recipe(sys.argv[1], sys.argv[3:]), sys.argv[2], resume="--resume" i
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, pool_root):
     import subprocess
     import sys
 
-    from edgepose.train.trainer import load_checkpoint, train
+    from edgepose.train.checkpoint import load_checkpoint
+    from edgepose.train.trainer import train
 
     overrides = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=2", "train.max_steps_per_epoch=6",
                          "train.checkpoint_every=2", "train.threads=1", "train.accumulate=2", "train.label_noise_deg=2"]
@@ -183,15 +200,17 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, poo
         assert torch.equal(a["ema"][key], b["ema"][key]), key
 
 
-@pytest.mark.parametrize("head", ["rot6d", "euler", "sincos", "bins"])
+@pytest.mark.slow
+@pytest.mark.parametrize("head", sorted(__import__("edgepose.train.heads", fromlist=["HEADS"]).HEADS))
 def test_every_head_trains_and_exports_with_one_decoding(head, tmp_path, pool_root, dev_root):
     import json
 
     from edgepose import Runtime
     from edgepose.exporters.export import export_bundle
-    from edgepose.exporters.onnx_export import load_trained
-    from edgepose.metrics import angle_errors
-    from edgepose.train.trainer import dev_crops, input_spec, predict_degrees, train
+    from edgepose.train.checkpoint import load_trained
+    from edgepose.evaluation.metrics import angle_errors
+    from edgepose.train.checkpoint import dev_crops, input_spec, predict_degrees
+    from edgepose.train.trainer import train
 
     overrides = SMOKE + [f"data.root={pool_root}", f"eval.aflw2000_root={dev_root}", "train.epochs=1",
                          f"model.head={head}", "train.curriculum=[[0,45]]"]
@@ -205,6 +224,7 @@ def test_every_head_trains_and_exports_with_one_decoding(head, tmp_path, pool_ro
         assert angle_errors(rt.infer_crops(crops[:50]), predict_degrees(model, crops[:50])).max() < 0.1
 
 
+@pytest.mark.slow
 def test_large_yaw_emphasis_repeats_the_large_yaw_rows(tmp_path, pool_root):
     from edgepose.errors import ConfigError
     from edgepose.train.trainer import train
@@ -220,6 +240,7 @@ def test_large_yaw_emphasis_repeats_the_large_yaw_rows(tmp_path, pool_root):
         train(load_recipe(RECIPE, base + ["train.large_yaw_repeat=0"]), tmp_path / "bad")
 
 
+@pytest.mark.slow
 def test_early_stopping_on_the_holdout(tmp_path, pool_root):
     from edgepose.train.trainer import train
 
@@ -229,6 +250,7 @@ def test_early_stopping_on_the_holdout(tmp_path, pool_root):
     assert metrics["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_models_table_lists_params_and_macs():
     import subprocess
     import sys
@@ -262,13 +284,14 @@ def tiny_profiled(tmp_path_factory, pool_root):
                     tmp_path_factory.mktemp("profiled"), ProfileSettings(views=1), limit=6)
 
 
-@pytest.mark.parametrize("recipe", sorted(p.name for p in __import__("pathlib").Path("recipes").glob("*.yaml")))
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", RECIPE_FILES)
 def test_every_recipe_runs_a_smoke(recipe, tmp_path, pool_root, tiny_teacher, tiny_profiled):
     from edgepose.train.trainer import train
 
     overrides = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=1",
                          "train.max_steps_per_epoch=2", "train.checkpoint_every=0", "train.curriculum=[]"]
-    original = load_recipe(f"recipes/{recipe}")
+    original = load_recipe(recipe)
     if original.distill.teacher:
         overrides.append(f"distill.teacher={tiny_teacher}")
     if original.data.profiled:
@@ -287,7 +310,7 @@ def test_every_recipe_runs_a_smoke(recipe, tmp_path, pool_root, tiny_teacher, ti
     if original.qat.init:
         pytest.importorskip("nncf")
         overrides.append("qat.calibration_size=8")
-    metrics = train(load_recipe(f"recipes/{recipe}", overrides), tmp_path)
+    metrics = train(load_recipe(recipe, overrides), tmp_path)
     assert metrics["epoch"] == 1 and np.isfinite(metrics["train_loss"]) and (tmp_path / "last.pt").is_file()
 
 
@@ -301,16 +324,36 @@ def _fresh_weights(recipe, path):
     return path
 
 
+@pytest.mark.parametrize("head", sorted(__import__("edgepose.train.heads", fromlist=["HEADS"]).HEADS))
+def test_every_head_names_a_device_decoding_that_matches_its_training_decode(head):
+    """The head's manifest decoding is one the device half knows, and numpy decoding of its raw output gives the
+    angles training computes (so an exported head needs no decoder of its own)."""
+    from edgepose.decode import DECODINGS, decode_outputs
+    from edgepose.train.heads import HEADS
+
+    torch.manual_seed(0)
+    module = HEADS[head](16).eval()
+    decoding = module.decoding("pose")
+    assert decoding["type"] in DECODINGS
+    with torch.no_grad():
+        raw = module(torch.randn(8, 16))
+        expected = module.to_degrees(raw).numpy()
+    degrees, _ = decode_outputs({"pose": raw.numpy()}, decoding)
+    np.testing.assert_allclose(degrees, expected, atol=1e-3)
+
+
 def test_warm_start_from_another_network_is_refused_clearly():
     from edgepose.train.models import create
-    from edgepose.train.trainer import load_weights
+    from edgepose.train.checkpoint import load_weights
 
     with pytest.raises(ConfigError, match="another network.*mobilenetv3_small"):
         load_weights(create("mobilenetv3_large", "rot6d"), "weights/student_mbv3s_rot6d.pt", "train.init")
 
 
+@pytest.mark.slow
 def test_distillation_caches_teacher_poses_and_resumes(tmp_path, pool_root, tiny_teacher, monkeypatch):
-    from edgepose.train.trainer import load_checkpoint, train
+    from edgepose.train.checkpoint import load_checkpoint
+    from edgepose.train.trainer import train
 
     monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
     overrides = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", f"distill.teacher={tiny_teacher}",
@@ -324,6 +367,7 @@ def test_distillation_caches_teacher_poses_and_resumes(tmp_path, pool_root, tiny
     assert resumed["epoch"] == 2 and len(list((tmp_path / "cache").glob("teacher_poses_*.npy"))) == 1
 
 
+@pytest.mark.slow
 def test_kl_distillation_needs_bins_heads_on_both(tmp_path, pool_root, tiny_teacher):
     from edgepose.train.trainer import train
 
@@ -333,13 +377,14 @@ def test_kl_distillation_needs_bins_heads_on_both(tmp_path, pool_root, tiny_teac
         train(load_recipe(RECIPE, overrides), tmp_path)
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_hold_identical_weights(tmp_path, pool_root):
     """torchrun --nproc_per_node=2 (gloo on CPU): sharded batches, averaged gradients, rank-0 files."""
     import csv
     import subprocess
     import sys
 
-    from edgepose.train.trainer import load_checkpoint
+    from edgepose.train.checkpoint import load_checkpoint
 
     sets = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=2", "train.threads=1"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
@@ -377,6 +422,7 @@ def cv2_smooth(images):
     return np.stack([cv2.GaussianBlur(i, (0, 0), 4) for i in images])
 
 
+@pytest.mark.slow
 def test_tensorboard_scalars(tmp_path, pool_root):
     pytest.importorskip("torch.utils.tensorboard", reason="needs tensorboard")
     from edgepose.train.trainer import train
@@ -387,6 +433,7 @@ def test_tensorboard_scalars(tmp_path, pool_root):
     assert events and events[0].stat().st_size > 100
 
 
+@pytest.mark.slow
 def test_landmark_branch_and_attention(tmp_path, pool_root, dev_root):
     """5-point landmark branch trained with the pose (0.7 / 0.3), spatial attention on; the export stays pose-only."""
     from edgepose import Runtime
@@ -443,11 +490,13 @@ def test_euler_term_sees_what_the_geodesic_loss_barely_sees():
     assert np.rad2deg(both - geodesic) == pytest.approx(20.0, abs=0.05)  # mean |error| over yaw, pitch, roll
 
 
+@pytest.mark.slow
 def test_warm_start_and_euler_weight(tmp_path, pool_root):
     import torch
 
     from edgepose.errors import ConfigError
-    from edgepose.train.trainer import load_checkpoint, train
+    from edgepose.train.checkpoint import load_checkpoint
+    from edgepose.train.trainer import train
 
     weights = "weights/student_mbv3s_rot6d.pt"
     base = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.epochs=1", "train.max_steps_per_epoch=2",
@@ -462,6 +511,7 @@ def test_warm_start_and_euler_weight(tmp_path, pool_root):
         train(load_recipe(RECIPE, base + ["train.euler_weight=1", "model.head=euler"]), tmp_path / "c")
 
 
+@pytest.mark.slow
 def test_extra_profiled_folders_add_their_views(pool_root, tiny_profiled):
     from edgepose.errors import ConfigError
     from edgepose.train.pool_data import PoolData
@@ -476,10 +526,12 @@ def test_extra_profiled_folders_add_their_views(pool_root, tiny_profiled):
         PoolData(DataConfig(root=str(pool_root), limit=80, profiled_extra=(str(tiny_profiled),)))
 
 
+@pytest.mark.slow
 def test_select_by_the_profiled_views_picks_best_by_their_exact_labels(tmp_path, pool_root, tiny_profiled):
     import torch
 
-    from edgepose.train.trainer import load_checkpoint, train
+    from edgepose.train.checkpoint import load_checkpoint
+    from edgepose.train.trainer import train
 
     base = SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.max_steps_per_epoch=2"]
     with pytest.raises(ConfigError, match="set data.profiled, or use train.select_by=holdout"):
@@ -501,6 +553,7 @@ def test_select_by_the_profiled_views_picks_best_by_their_exact_labels(tmp_path,
     assert not (out / "epoch_4.pt").exists()
 
 
+@pytest.mark.slow
 def test_profiled_relabel_composes_the_labels_file_source_pose_with_each_views_turn(tmp_path, pool_root,
                                                                                      tiny_profiled):
     from edgepose.angles import euler_to_matrix
@@ -536,6 +589,7 @@ def test_profiled_relabel_composes_the_labels_file_source_pose_with_each_views_t
         PoolData(DataConfig(root=str(pool_root), profiled=str(tiny_profiled), profiled_relabel=True))
 
 
+@pytest.mark.slow
 def test_profiled_fit_model_labels_each_view_with_the_geometry_it_was_rendered_from(pool_root, tiny_profiled):
     from edgepose.angles import euler_to_matrix, geodesic_degrees
     from edgepose.train.face_model import fit_pose, load_face_model
@@ -563,6 +617,7 @@ def test_profiled_fit_model_labels_each_view_with_the_geometry_it_was_rendered_f
         PoolData(DataConfig(root=str(pool_root), profiled_fit_model=mesh))
 
 
+@pytest.mark.slow
 def test_pool_max_abs_yaw_leaves_out_real_rows_beyond_it_but_their_views_keep_their_relabelled_turns(
         tmp_path, pool_root, tiny_profiled):
     from edgepose.datasets.faces_pool import read_pool_index
@@ -590,13 +645,14 @@ def test_pool_max_abs_yaw_leaves_out_real_rows_beyond_it_but_their_views_keep_th
         PoolData(DataConfig(**cfg, pool_max_abs_yaw=-5))
 
 
+@pytest.mark.slow
 def test_average_is_the_mean_of_the_weights_and_bundles_and_cards_name_its_members(tmp_path):
     import shutil
 
     from edgepose.cli import main
     from edgepose.manifest import load_manifest
-    from edgepose.model_card import build_card
-    from edgepose.train.trainer import load_checkpoint
+    from edgepose.evaluation.model_card import build_card
+    from edgepose.train.checkpoint import load_checkpoint
 
     a = tmp_path / "runs" / "round1" / "best.pt"
     b = tmp_path / "runs" / "round2" / "best.pt"
@@ -628,7 +684,7 @@ def test_average_is_the_mean_of_the_weights_and_bundles_and_cards_name_its_membe
                                            "× first": 1.0}]}))
     card = build_card(bench, bundles, recipes)
     assert f"edgepose average {a} {b} --out weights/soup.pt" in card
-    assert card.index("### `recipes/round2.yaml`") < card.index("### `recipes/round1.yaml`")
+    assert card.index(f"- `{recipes.as_posix()}/round2.yaml`: round two") < card.index(f"`{recipes.as_posix()}/round1.yaml`")
 
     with pytest.raises(ConfigError, match="at least two"):
         main_average([str(a)], tmp_path / "x.pt")

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgepose.smoothing import OneEuroConfig, OneEuroFilter
-from edgepose.tracking import IouTracker
+from edgepose.video.smoothing import OneEuroConfig, OneEuroFilter
+from edgepose.video.tracking import IouTracker
 from edgepose.video import StreamOptions
 
 from .conftest import SHARED

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -9,26 +10,72 @@ import numpy as np
 from ..errors import BackendUnavailableError, PlatformError, did_you_mean
 
 
-class Backend(Protocol):
-    """What every engine offers. `run` takes {input name: array} and returns {output name: array}."""
+@dataclass(frozen=True)
+class TensorInfo:
+    """One model input as the engine opened it. shape: ints, None for a dynamic (or engine-resizable) dimension.
+    dtype: numpy dtype name. quantized: the backend converts float32 to this integer type itself (scale, zero)."""
 
     name: str
+    shape: tuple
+    dtype: str
+    quantized: bool = False
+
+
+@dataclass(frozen=True)
+class ModelIO:
+    """What an opened model takes and gives, for checking it against its manifest (edgepose.model_check)."""
+
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[str, ...]
+
+
+class Backend(Protocol):
+    """What every engine offers. `run` takes {input name: array} and returns {output name: array}.
+    thread_safe: whether `run` may be called from several threads at once on one loaded instance; when False the
+    Runtime loads one instance per calling thread."""
+
+    name: str
+    thread_safe: bool
 
     def load(self, path: str, options: dict) -> None: ...
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def io(self) -> ModelIO: ...
 
     def close(self) -> None: ...
 
     def describe(self) -> dict: ...
 
 
-# name -> (module, class, the package that provides the engine, the extra that installs it)
-BACKENDS: dict[str, tuple[str, str, str, str]] = {
-    "onnxruntime": ("edgepose.backends.onnxruntime_backend", "OnnxRuntimeBackend", "onnxruntime", "onnx"),
-    "litert": ("edgepose.backends.litert_backend", "LiteRTBackend", "ai-edge-litert", "tflite"),
-    "tensorrt": ("edgepose.backends.tensorrt_backend", "TensorRTBackend", "tensorrt + pycuda", "tensorrt"),
+@dataclass(frozen=True)
+class BackendEntry:
+    """A registered engine: the module and class implementing `Backend` (imported only when a platform needs it),
+    the package that provides the engine, and the pip extra that installs it."""
+
+    module: str
+    cls: str
+    package: str
+    extra: str
+    options: tuple[str, ...]
+
+
+BACKENDS: dict[str, BackendEntry] = {
+    "onnxruntime": BackendEntry("edgepose.backends.onnxruntime_backend", "OnnxRuntimeBackend", "onnxruntime", "onnx",
+                                ("threads", "providers", "graph_optimization")),
+    "litert": BackendEntry("edgepose.backends.litert_backend", "LiteRTBackend", "ai-edge-litert", "tflite", ("threads",)),
+    "tensorrt": BackendEntry("edgepose.backends.tensorrt_backend", "TensorRTBackend", "tensorrt + pycuda", "tensorrt",
+                             ("threads", "device", "expect_trt_version", "expect_gpu")),
 }
+
+
+def check_backend_options(name: str, options: dict, where: str) -> None:
+    """Raise PlatformError for an option backend `name` does not know (with the closest known one)."""
+    known = BACKENDS[name].options
+    for key in options:
+        if key not in known:
+            raise PlatformError(f"{where}: unknown backend option '{key}' for {name}.{did_you_mean(str(key), known)} "
+                                f"Options of {name}: {', '.join(o for o in known if not o.startswith('expect_'))}")
 
 
 def create_backend(name: str) -> Backend:
@@ -40,14 +87,14 @@ def create_backend(name: str) -> Backend:
     """
     if name not in BACKENDS:
         raise PlatformError(f"unknown backend '{name}'.{did_you_mean(name, BACKENDS)} Available: {sorted(BACKENDS)}")
-    module, cls, package, extra = BACKENDS[name]
+    entry = BACKENDS[name]
     try:
-        mod = importlib.import_module(module)
+        mod = importlib.import_module(entry.module)
     except ImportError as exc:
         raise BackendUnavailableError(
-            f"backend '{name}' needs the '{package}' package, which is not importable here ({exc}). "
-            f"Install it with: pip install 'edgepose[{extra}]'") from None
-    return getattr(mod, cls)()
+            f"backend '{name}' needs the '{entry.package}' package, which is not importable here ({exc}). "
+            f"Install it with: pip install 'edgepose[{entry.extra}]'") from None
+    return getattr(mod, entry.cls)()
 
 
 def backend_available(name: str) -> tuple[bool, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelFormatError
+from . import ModelIO, TensorInfo
 
 try:
     from ai_edge_litert.interpreter import Interpreter
@@ -26,6 +27,7 @@ class LiteRTBackend:
     """
 
     name = "litert"
+    thread_safe = False  # an Interpreter holds its tensors: one per thread
 
     def __init__(self) -> None:
         self.interpreter = None
@@ -63,6 +65,13 @@ class LiteRTBackend:
         if len(self.inputs) == 1:  # converters rename inputs (e.g. 'serving_default_args_0:0')
             return next(iter(self.inputs.values()))
         raise ModelFormatError(f"model has no input '{name}'; inputs are {sorted(self.inputs)}")
+
+    def io(self) -> ModelIO:
+        """The batch dimension is reported dynamic: `run` resizes it to the batch given."""
+        inputs = tuple(TensorInfo(name, (None, *(int(x) for x in d["shape_signature"][1:])), np.dtype(d["dtype"]).name,
+                                  np.dtype(d["dtype"]) in (np.int8, np.uint8) and bool(d["quantization"][0]))
+                       for name, d in self.inputs.items())
+        return ModelIO(inputs, tuple(d["name"] for d in self.outputs))
 
     def describe(self) -> dict:
         return {"engine": ENGINE, "threads": getattr(self, "threads", 0)}

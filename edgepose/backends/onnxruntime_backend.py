@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-from ..errors import BackendUnavailableError, ModelFormatError
+from ..errors import BackendUnavailableError, ConfigError, ModelFormatError
+from . import ModelIO, TensorInfo
 
 _OPT_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -13,12 +14,16 @@ _OPT_LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
 
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+              "tensor(uint8)": "uint8", "tensor(int8)": "int8"}
+
 
 class OnnxRuntimeBackend:
     """Runs an .onnx file. Options: threads (0 = ORT default), providers ([name | [name, {options}]]),
     graph_optimization (disable/basic/extended/all)."""
 
     name = "onnxruntime"
+    thread_safe = True  # InferenceSession.run may be called from several threads at once
 
     def __init__(self) -> None:
         self.session: ort.InferenceSession | None = None
@@ -28,7 +33,10 @@ class OnnxRuntimeBackend:
         threads = int(options.get("threads", 0) or 0)
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
-        so.graph_optimization_level = _OPT_LEVELS[options.get("graph_optimization", "all")]
+        level = options.get("graph_optimization", "all")
+        if level not in _OPT_LEVELS:
+            raise ConfigError(f"backend option graph_optimization '{level}' must be one of {', '.join(_OPT_LEVELS)}")
+        so.graph_optimization_level = _OPT_LEVELS[level]
         so.log_severity_level = 3
         providers = [p if isinstance(p, str) else (p[0], dict(p[1])) for p in options.get("providers", ["CPUExecutionProvider"])]
         available = ort.get_available_providers()
@@ -46,6 +54,11 @@ class OnnxRuntimeBackend:
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs = self.session.run(None, inputs)
         return {o.name: v for o, v in zip(self.session.get_outputs(), outs)}
+
+    def io(self) -> ModelIO:
+        inputs = tuple(TensorInfo(i.name, tuple(d if isinstance(d, int) and d >= 0 else None for d in i.shape),
+                                  _ORT_TYPES.get(i.type, i.type)) for i in self.session.get_inputs())
+        return ModelIO(inputs, tuple(o.name for o in self.session.get_outputs()))
 
     def describe(self) -> dict:
         return {"engine": f"onnxruntime {ort.__version__}", "providers": self.session.get_providers() if self.session else []}

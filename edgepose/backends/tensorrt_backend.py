@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelFormatError
+from . import ModelIO, TensorInfo
 
 try:
     import tensorrt as trt
@@ -21,6 +22,7 @@ class TensorRTBackend:
     """Options: device (GPU index, default 0), expect_trt_version / expect_gpu (from the manifest, checked)."""
 
     name = "tensorrt"
+    thread_safe = False  # an execution context and its buffers: one per thread
 
     def __init__(self) -> None:
         self.engine = None
@@ -63,6 +65,12 @@ class TensorRTBackend:
         results = {name: self.memory.to_host(name) for name in self.outputs}
         self.memory.sync()
         return {k: v.astype(np.float32, copy=True) for k, v in results.items()}
+
+    def io(self) -> ModelIO:
+        """TensorRT 10 name-based I/O: -1 dimensions are dynamic (an optimisation profile covers them)."""
+        inputs = tuple(TensorInfo(n, tuple(d if d >= 0 else None for d in self.engine.get_tensor_shape(n)),
+                                  np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))).name) for n in self.inputs)
+        return ModelIO(inputs, tuple(self.outputs))
 
     def describe(self) -> dict:
         return {"engine": f"tensorrt {trt.__version__}", "gpu": getattr(self, "gpu", "")}

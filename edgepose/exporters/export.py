@@ -11,64 +11,19 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..atomic import atomic_path
 from ..backends import backend_available
 from ..errors import ConfigError
-from ..manifest import CropSpec, InputSpec, Manifest, save_manifest, sha256_file
+from ..manifest import CropSpec, Manifest, save_manifest, sha256_file
 from ..platform import load_platform
+from ..train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees, read_checkpoint
 from .calibration import calibration_inputs
 from .formats import ExportFormat, format_for
-from .onnx_export import (OUTPUT_NAME, load_trained, onnx_to_fp16, onnx_to_int8, onnx_to_int8_dynamic,
-                          onnx_to_int8_nncf, read_checkpoint, write_onnx)
+from .onnx_export import OUTPUT_NAME, write_onnx
+from .record_accuracy import record_accuracy
 
 DEFAULT_CALIBRATION_SIZE = 256
 QAT_FORMATS = ("weights", "nncf-qdq")  # how a QAT checkpoint becomes int8 (see export_bundle)
-# int8 quantizers per format, the first is the default; "how" is what the manifest records
-QUANTIZERS = {
-    "onnx": {"ort-static": "ONNX Runtime static QDQ (per-channel int8 weights, u8 activations, MinMax calibration)",
-             "nncf-ptq": "NNCF post-training quantization of the ONNX graph (QDQ, fast bias correction)",
-             "ort-dynamic": "ONNX Runtime dynamic int8 of MatMul/Gemm weights (no calibration; convolutions fp32)"},
-    "tflite": {"pt2e": "PT2E static int8 (XNNPACK quantizer) through litert-torch"},
-    "tensorrt": {"tensorrt": "TensorRT int8 calibration (or the QDQ scales of a QAT graph)"},
-}
-
-
-def _build_onnx(ctx: dict) -> tuple[Path, InputSpec, str]:
-    precision, work, onnx32 = ctx["precision"], ctx["work"], ctx["onnx32"]
-    if precision == "fp32":
-        return onnx32, ctx["spec"], OUTPUT_NAME
-    if precision == "fp16":
-        return onnx_to_fp16(onnx32, work / "fp16.onnx"), ctx["spec"], OUTPUT_NAME
-    if ctx["qat"] == "nncf-qdq":  # NNCF's own QDQ graph (onnx32 was written from the fake-quantized model)
-        return onnx32, ctx["spec"], OUTPUT_NAME
-    if ctx["quantizer"] == "ort-dynamic":
-        return onnx_to_int8_dynamic(onnx32, work / "int8.onnx"), ctx["spec"], OUTPUT_NAME
-    quantize = onnx_to_int8_nncf if ctx["quantizer"] == "nncf-ptq" else onnx_to_int8
-    return quantize(onnx32, work / "int8.onnx", ctx["calibration"](), ctx["spec"].name), ctx["spec"], OUTPUT_NAME
-
-
-def _build_tflite(ctx: dict) -> tuple[Path, InputSpec, str]:
-    from .tflite_export import torch_to_tflite
-
-    calib = ctx["calibration"]() if ctx["precision"] == "int8" else None
-    model = ctx["model"]
-    return torch_to_tflite(model, ctx["spec"], ctx["precision"], ctx["work"] / "model.tflite", calib)
-
-
-def _build_tensorrt(ctx: dict) -> tuple[Path, InputSpec, str]:
-    from .tensorrt_export import build_engine
-
-    calib = None
-    if ctx["precision"] == "int8":
-        inputs = ctx["calibration"]()
-        calib = inputs[: len(inputs) // 8 * 8].reshape(-1, 8, *inputs.shape[1:])
-    manifest_path = build_engine(ctx["manifest"], ctx["onnx32"], ctx["work"] / "trt", ctx["precision"], calib,
-                                 timing_cache=Path(ctx["work"]).parent / "edgepose-trt-timing.cache")
-    return manifest_path.parent / "model.engine", dataclasses.replace(ctx["spec"], batch=0), OUTPUT_NAME
-
-
-BUILDERS = {"onnx": _build_onnx, "tflite": _build_tflite, "tensorrt": _build_tensorrt}
-
-
 def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | Path | None = None, *,
                   precision: str | None = None, calibration: str | None = None,
                   calibration_size: int = DEFAULT_CALIBRATION_SIZE, dev_root: str | None = None,
@@ -88,11 +43,10 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     plat = load_platform(platform)
     precision = precision or plat.precision
     fmt: ExportFormat = format_for(plat.backend, precision)
-    quantizer = _check_quantizer(fmt.name, precision, quantizer)
+    quantizer = _check_quantizer(fmt, precision, quantizer)
     state = read_checkpoint(checkpoint)
     model, recipe = load_trained(checkpoint, state=state)
     from ..train.qat import is_quantized
-    from ..train.trainer import input_spec
 
     quantized = is_quantized(model)
     if quantized and precision != "int8":
@@ -129,26 +83,28 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
                             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             "host": host_platform.machine(), "platform": plat.name,
                             **_provenance(state)})
-    with tempfile.TemporaryDirectory(dir=out) as tmp:
+    remove_stale_work(out)
+    # the work folder lives in the system's temporary folder, never in the bundle folder: a killed export leaves
+    # nothing there but, at most, one hidden .model*.tmp that the next export removes
+    with tempfile.TemporaryDirectory(prefix="edgepose-export-") as tmp:
         work = Path(tmp)
         onnx32 = write_onnx(model, spec, work / "fp32.onnx")
         base = dataclasses.replace(base, sha256=sha256_file(onnx32))
         ctx = {"model": model, "spec": spec, "precision": precision, "work": work, "onnx32": onnx32,
-               "calibration": calibration_batch, "manifest": base,
+               "calibration": calibration_batch, "manifest": base, "out": out,
                "qat": qat_format if quantized else "", "quantizer": quantizer}
-        artifact, artifact_spec, output_name = BUILDERS[fmt.name](ctx)
+        artifact, artifact_spec, output_name = fmt.build(ctx)
         final = out / f"model{fmt.suffix}"
-        staged = work / f"staged{fmt.suffix}"
-        shutil.copyfile(artifact, staged)
-        staged.replace(final)
+        with atomic_path(final) as staged:
+            shutil.copyfile(artifact, staged)
     source = dict(base.source)
     if "x" in calib_cache:
         source["calibration"] = {"source": str(calib_source), "images": int(len(calib_cache["x"]))}
     if quantized:
         source["quantization"] = ("NNCF QAT, NNCF's QDQ graph" if qat_format == "nncf-qdq" else
-                                  "NNCF QAT weights (int8 grid) + " + QUANTIZERS[fmt.name][quantizer])
+                                  "NNCF QAT weights (int8 grid) + " + fmt.quantizers[quantizer])
     elif precision == "int8":
-        source["quantization"] = "post-training: " + QUANTIZERS[fmt.name][quantizer]
+        source["quantization"] = "post-training: " + fmt.quantizers[quantizer]
     manifest = dataclasses.replace(base, model_file=final.name, format=fmt.name, precision=precision,
                                    input=artifact_spec, output=model.head.decoding(output_name),
                                    sha256=sha256_file(final), source=source)
@@ -161,12 +117,23 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     return out / "manifest.json"
 
 
+def remove_stale_work(out: Path) -> list[Path]:
+    """Remove what a killed export left in bundle folder `out`: the hidden temporary files of its atomic writes
+    (.model.*.tmp, .manifest.json.*.tmp) and the tmpXXXXXXXX work folders older versions made there (recognised by
+    their fp32.onnx). Returns what was removed."""
+    stale = [p for p in out.glob(".model.*.tmp") if p.is_file()] + [p for p in out.glob(".manifest.json.*.tmp")]
+    stale += [p for p in out.glob("tmp*") if p.is_dir() and len(p.name) == 11 and (p / "fp32.onnx").exists()]
+    for path in stale:
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    return stale
+
+
 def _provenance(state: dict) -> dict:
     """Manifest source fields a checkpoint carries beyond its recipe: the members of a weight average."""
     return {"averaged_from": state["averaged_from"]} if state.get("averaged_from") else {}
 
 
-def _check_quantizer(fmt: str, precision: str, quantizer: str | None) -> str:
+def _check_quantizer(fmt: ExportFormat, precision: str, quantizer: str | None) -> str:
     """The int8 quantizer to use ('' for float precisions).
 
     Raises:
@@ -177,30 +144,24 @@ def _check_quantizer(fmt: str, precision: str, quantizer: str | None) -> str:
             raise ConfigError(f"--quantizer applies to int8 exports; this export is {precision} (drop --quantizer "
                               "or add --precision int8)")
         return ""
-    offered = QUANTIZERS[fmt]
+    offered = fmt.quantizers
     if quantizer is None:
         return next(iter(offered))
     if quantizer not in offered:
-        raise ConfigError(f"{fmt} int8 has no quantizer '{quantizer}'; choose one of: {', '.join(offered)}")
+        raise ConfigError(f"{fmt.name} int8 has no quantizer '{quantizer}'; choose one of: {', '.join(offered)}")
     return quantizer
 
 
 def measure_bundle(bundle: Path, platform: str, model, recipe, dev_root: str) -> dict:
     """Record in the manifest: dev accuracy through the platform's Runtime, and max |degrees| vs PyTorch."""
-    from ..evaluate import evaluate
-    from ..manifest import load_manifest
-    from ..metrics import angle_errors, manifest_metrics
-    from ..runtime import Runtime
-    from ..train.trainer import dev_crops, input_spec, predict_degrees
+    from ..evaluation.metrics import angle_errors
 
     if not dev_root or not Path(dev_root).is_dir():
         return {}
-    with Runtime(platform, model=str(bundle)) as rt:
-        summary, _, _ = evaluate(rt, "aflw2000", dev_root, progress=False)
+
+    def parity(rt) -> dict:
         crops, _ = dev_crops(dev_root, input_spec(recipe), recipe.data.crop_scale)
         diff = angle_errors(rt.infer_crops(crops), predict_degrees(model, crops))
-    metrics = {"aflw2000-dev": manifest_metrics(summary), "parity_vs_torch_max_abs_deg": float(diff.max()),
-               "parity_vs_torch_mean_abs_deg": float(diff.mean())}
-    manifest = load_manifest(bundle / "manifest.json")
-    save_manifest(dataclasses.replace(manifest, metrics=metrics), bundle / "manifest.json")
-    return metrics
+        return {"parity_vs_torch_max_abs_deg": float(diff.max()), "parity_vs_torch_mean_abs_deg": float(diff.mean())}
+
+    return record_accuracy(bundle, platform, dev_root, parity)

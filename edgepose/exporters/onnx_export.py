@@ -7,40 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ModelFormatError
-from ..manifest import InputSpec, atomic_path
-from ..train.models import create_for
-from ..train.recipe import Recipe, recipe_from_yaml
-from ..train.trainer import load_checkpoint
+from ..atomic import atomic_path
+from ..manifest import InputSpec
 
 OUTPUT_NAME = "pose"
-
-
-def read_checkpoint(checkpoint: str | Path) -> dict:
-    """The raw state of a training checkpoint, with clear errors for a missing or unreadable file."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise ModelFormatError(f"checkpoint '{path}' does not exist")
-    try:
-        return load_checkpoint(path)
-    except Exception as exc:
-        raise ModelFormatError(f"cannot read checkpoint '{path}' ({exc}); is it an edgepose training checkpoint?") from None
-
-
-def load_trained(checkpoint: str | Path, use_ema: bool = True,
-                 state: dict | None = None) -> tuple[torch.nn.Module, Recipe]:
-    """The model of a training checkpoint (EMA weights by default) in eval mode, with its recipe. `state`: the
-    checkpoint already read by `read_checkpoint` (read here otherwise)."""
-    path = Path(checkpoint)
-    state = read_checkpoint(path) if state is None else state
-    recipe = recipe_from_yaml(state["recipe"], where=f"recipe inside '{path}'")
-    model = create_for(recipe.model)
-    if "nncf_config" in state:  # a quantization-aware training checkpoint: rebuild NNCF's quantizers first
-        from ..train import qat
-
-        model = qat.restore(qat.fold_batchnorm(model.eval()), state["nncf_config"])
-    model.load_state_dict(state["ema" if use_ema and "ema" in state else "model"])
-    return model.eval(), recipe
 
 
 def write_onnx(model: torch.nn.Module, spec: InputSpec, path: Path, opset: int = 17) -> Path:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_bytes
 from ..errors import BackendUnavailableError, ConfigError
-from ..manifest import Manifest, atomic_write_bytes, save_manifest, sha256_file
+from ..manifest import Manifest, save_manifest, sha256_file
 
 WORKSPACE_BYTES = 1 << 30
 
@@ -130,6 +131,11 @@ def _gpu_name() -> str:
         return "unknown"
 
 
+def calibration_batches(inputs: np.ndarray, batch: int = 8) -> np.ndarray:
+    """Calibration inputs (N, ...) as whole batches (N // batch, batch, ...) for the int8 calibrator."""
+    return inputs[: len(inputs) // batch * batch].reshape(-1, batch, *inputs.shape[1:])
+
+
 def export_tensorrt_bundle(bundle: str | Path, out_dir: str | Path, precision: str = "fp16",
                            calibration: str | None = None, calibration_size: int = 512,
                            dev_root: str | None = None, platform: str | None = None) -> Path:
@@ -139,6 +145,7 @@ def export_tensorrt_bundle(bundle: str | Path, out_dir: str | Path, precision: s
     """
     from ..bundle import resolve_bundle
     from .calibration import calibration_inputs
+    from .record_accuracy import record_accuracy
 
     manifest, (onnx_path,) = resolve_bundle(bundle)
     if manifest.format != "onnx":
@@ -147,23 +154,10 @@ def export_tensorrt_bundle(bundle: str | Path, out_dir: str | Path, precision: s
     if precision == "int8" and manifest.precision != "int8":
         if not calibration:
             raise ConfigError("int8 from an fp32 ONNX bundle needs --calibration (the faces pool or a folder of face crops)")
-        inputs = calibration_inputs(calibration, manifest.input, calibration_size, manifest.crop.scale)
-        calib = inputs[: len(inputs) // 8 * 8].reshape(-1, 8, *inputs.shape[1:])
+        calib = calibration_batches(calibration_inputs(calibration, manifest.input, calibration_size,
+                                                       manifest.crop.scale))
     out = Path(out_dir).expanduser()
     manifest_path = build_engine(manifest, onnx_path, out, precision, calib, timing_cache=out / "timing.cache")
     if dev_root:
-        _record_accuracy(manifest_path, platform or ("jetson-int8" if precision == "int8" else "jetson"), dev_root)
+        record_accuracy(manifest_path.parent, platform or ("jetson-int8" if precision == "int8" else "jetson"), dev_root)
     return manifest_path
-
-
-def _record_accuracy(manifest_path: Path, platform: str, dev_root: str) -> None:
-    from ..evaluate import evaluate
-    from ..manifest import load_manifest
-    from ..metrics import manifest_metrics
-    from ..runtime import Runtime
-
-    with Runtime(platform, model=str(manifest_path.parent)) as rt:
-        summary, _, _ = evaluate(rt, "aflw2000", dev_root, progress=False)
-    manifest = load_manifest(manifest_path)
-    metrics = {"aflw2000-dev": manifest_metrics(summary)}
-    save_manifest(dataclasses.replace(manifest, metrics=metrics), manifest_path)

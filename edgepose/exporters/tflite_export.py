@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from ..errors import BackendUnavailableError
-from ..manifest import InputSpec, atomic_path
+from ..manifest import InputSpec
 
 
 def _litert_torch():

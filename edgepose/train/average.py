@@ -11,7 +11,8 @@ from pathlib import Path
 from ..bundle import model_name
 from ..errors import ConfigError
 from .recipe import recipe_from_yaml, recipe_to_yaml
-from .trainer import load_checkpoint, release_state, save_checkpoint
+from .checkpoint import load_checkpoint
+from .trainer import release_state, save_checkpoint
 
 
 def average_checkpoints(paths: list[str], out: str | Path, name: str = "") -> Path:

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from ..angles import euler_to_matrix
+from ..atomic import atomic_open
 from ..errors import ConfigError
-from ..manifest import atomic_open, sha256_file
+from ..manifest import sha256_file
 from .heads import BIN_COUNT, geodesic_loss
 from .pool_data import PoolData, augment_batch, cache_dir
 from .recipe import DistillConfig
@@ -26,7 +27,7 @@ class Distiller(nn.Module):
 
     def __init__(self, cfg: DistillConfig, student: nn.Module, data: PoolData, student_size: int):
         super().__init__()
-        from ..exporters.onnx_export import load_trained
+        from .checkpoint import load_trained
 
         self.cfg = cfg
         teacher, trecipe = load_trained(cfg.teacher)
@@ -47,7 +48,7 @@ class Distiller(nn.Module):
             raise ConfigError("distill.kl_weight needs 'bins' heads on both student and teacher; use pose_weight otherwise")
 
     def _cached_poses(self, teacher_path: str, data: PoolData) -> np.ndarray:
-        from .trainer import predict_degrees
+        from .checkpoint import predict_degrees
 
         key = hashlib.sha1(f"{sha256_file(teacher_path)}:{data.images.shape}:{data.angles.sum():.6f}".encode()).hexdigest()[:16]
         path = cache_dir() / f"teacher_poses_{key}.npy"

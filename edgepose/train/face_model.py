@@ -132,3 +132,12 @@ def fit_pose(model: FaceModel, points: np.ndarray, use: np.ndarray = INNER, iter
     resid = scale * (X @ rotation[:2].T) + shift - x
     return Fit(float(scale), rotation, shift, float(np.sqrt((resid ** 2).sum(1).mean())))
 
+
+def fitted_poses(face_model: str | Path, landmarks: list) -> np.ndarray:
+    """(N, 3) poses from a 3D face fitted to each row's 68 landmarks; NaN where a row has none."""
+    model = load_face_model(face_model)
+    out = np.full((len(landmarks), 3), np.nan)
+    for i, pts in enumerate(landmarks):
+        if pts is not None and len(pts) == 68:
+            out[i] = fit_pose(model, pts).angles()
+    return out

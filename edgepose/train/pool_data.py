@@ -10,10 +10,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ..angles import euler_to_matrix, flip_matrix, rotate_in_plane
+from ..atomic import atomic_open
 from ..datasets.faces_pool import (FLIP_5, FLIP_68, FusionRule, five_from_68, fuse_labels, holdout_mask,
                                    landmark_targets, read_pool_index)
 from ..errors import ConfigError
-from ..manifest import atomic_open
 from .recipe import AugmentConfig, DataConfig
 
 POOL_SIDE = 128  # crops are stored at 128 px (HIIT at 50 px, upscaled into the cache)
@@ -54,6 +54,9 @@ class PoolData:
         if cfg.profiled_fit_model and cfg.profiled_relabel:
             raise ConfigError("data.profiled_fit_model and data.profiled_relabel both set the views' source poses; "
                               "choose one")
+        if not cfg.root:
+            raise ConfigError("data.root is empty: set it to the training pool folder (the one holding index.csv), "
+                              "in the recipe or with --set data.root=PATH")
         root = Path(cfg.root)
         table = read_pool_index(root)
         labels, keep = fuse_labels(table, FusionRule(mp_max_fit=cfg.mp_max_fit))
@@ -134,17 +137,17 @@ def _relabel_views(angles: np.ndarray, views: dict, rows: list[int], labels: np.
 def _fitted_sources(face_model: str, table, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Pool-row poses of `face_model` fitted to the 68 points of the rows in `rows` (300W-LP labels its views this
     way) and the mask of rows that have one."""
-    from ..data_engine import landmark_votes
+    from .face_model import fitted_poses
 
     sources = np.unique(rows)
     poses = np.full((len(table.paths), 3), np.nan)
-    poses[sources] = landmark_votes(face_model, [table.landmarks[r] for r in sources])
+    poses[sources] = fitted_poses(face_model, [table.landmarks[r] for r in sources])
     return poses, np.isfinite(poses).all(1)
 
 
 def _labels_file(cfg: DataConfig, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Labels and keep mask from an `edgepose label` CSV (rows it lacks or dropped are not kept)."""
-    from ..data_engine import read_labels
+    from ..datasets.labels_csv import read_labels
 
     table = read_labels(cfg.labels, cfg.labels_min_confidence)
     labels = np.array([table.get(p, (0.0, 0.0, 0.0)) for p in paths], np.float32)

@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..atomic import atomic_open, atomic_write_bytes
 from ..datasets.faces_pool import FusionRule, fuse_labels, mp_fit_ok, read_pool_index
 from ..errors import ConfigError
-from ..manifest import atomic_open, atomic_write_bytes
 from .face_model import fit_pose, load_face_model
 from .profiling import profile_view, rotated_label
 

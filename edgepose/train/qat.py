@@ -30,7 +30,7 @@ def require_nncf():
 
 def prepare(model: torch.nn.Module, init: str, crops: np.ndarray, preset: str = "performance") -> torch.nn.Module:
     """fp32 weights of `init` (EMA) into `model`, then NNCF fake quantizers calibrated on `crops` (BGR uint8)."""
-    from .trainer import load_weights, to_tensor
+    from .checkpoint import load_weights, to_tensor
 
     nncf = require_nncf()
     fold_batchnorm(load_weights(model, init, "qat.init").eval())

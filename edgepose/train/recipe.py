@@ -8,79 +8,95 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
-from ..typed import from_mapping
+from ..typed import Range, above, at_least, between, check_ranges, from_mapping
+
+PROBABILITY = between(0.0, 1.0)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     backbone: str = "mobilenetv3_small"
-    width: float = 1.0
+    width: float = field(default=1.0, metadata=above(0.0))
     head: str = "rot6d"
-    input_size: int = 112
-    landmarks: int = 0  # 0, 5 or 68: an auxiliary landmark branch trained with the pose (not exported)
+    input_size: int = field(default=112, metadata=between(16, 1024, whole=True))
+    # 0, 5 or 68: an auxiliary landmark branch trained with the pose (not exported)
+    landmarks: int = field(default=0, metadata=between(0, 68, whole=True))
     attention: bool = False  # a spatial-attention block on the last feature map
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    root: str = "../shared/data/faces"
-    holdout: float = 0.03
-    crop_scale: float = 1.6
-    mp_max_fit: float = 0.6
-    limit: int = 0  # use only the first N rows (smoke runs); 0 = all
+    root: str = ""  # the training pool folder (index.csv); required: recipes name it, or --set data.root=PATH
+    holdout: float = field(default=0.03, metadata=between(0.0, 1.0, lo_open=True, hi_open=True))
+    crop_scale: float = field(default=1.6, metadata=between(0.0, 10.0, lo_open=True))
+    mp_max_fit: float = field(default=0.6, metadata=at_least(0.0))
+    limit: int = field(default=0, metadata=at_least(0, whole=True))  # use only the first N rows (smoke runs); 0 = all
     profiled: str = ""  # folder made by `edgepose profile`: synthetic large-yaw views added to the training rows
     profiled_extra: tuple = ()  # more such folders (e.g. renders with other --seed values), added alike
     labels: str = ""  # CSV made by `edgepose label`: replaces the fused labels; pool rows it drops are not used
-    labels_min_confidence: float = 0.0  # with labels: also drop rows below this confidence
+    # with labels: also drop rows below this confidence
+    labels_min_confidence: float = field(default=0.0, metadata=between(0.0, 1.0))
     profiled_relabel: bool = False  # with labels and profiled: a view's label = its source face's label in the labels
     # file composed with the view's turn (views and pool rows agree on the source pose); False = as rendered
     profiled_fit_model: str = ""  # 3D face model folder: a view's label = that model fitted to its source's 68 points
     # (the pose 300W-LP would give it) composed with the view's turn; instead of profiled_relabel
-    pool_max_abs_yaw: float = 0.0  # leave out pool (real) rows whose label |yaw| exceeds this, so larger yaw is taught
+    # leave out pool (real) rows whose label |yaw| exceeds this, so larger yaw is taught
     # only by the profiled views' exact turns (their sources still relabel them); 0 = keep every row
+    pool_max_abs_yaw: float = field(default=0.0, metadata=between(0.0, 180.0))
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    flip: float = 0.5
-    rotate_deg: float = 15.0
-    scale_jitter: float = 0.12
-    shift_jitter: float = 0.06
-    color_jitter: float = 0.25
-    grayscale: float = 0.1
-    lowres: float = 0.15
-    blur: float = 0.0  # probability of a Gaussian blur (sigma 0.5-1.5 px)
-    occlusion: float = 0.0  # probability of random erasing: a box of 5-25 % of the crop filled with noise
-    protocol_box: float = 0.0  # share of crops reframed on the box of their visible AFLW-21 points (the published
+    flip: float = field(default=0.5, metadata=PROBABILITY)
+    rotate_deg: float = field(default=15.0, metadata=between(0.0, 180.0))
+    scale_jitter: float = field(default=0.12, metadata=between(0.0, 1.0, hi_open=True))
+    shift_jitter: float = field(default=0.06, metadata=between(0.0, 1.0, hi_open=True))
+    color_jitter: float = field(default=0.25, metadata=between(0.0, 1.0))
+    grayscale: float = field(default=0.1, metadata=PROBABILITY)
+    lowres: float = field(default=0.15, metadata=PROBABILITY)
+    blur: float = field(default=0.0, metadata=PROBABILITY)  # probability of a Gaussian blur (sigma 0.5-1.5 px)
+    # probability of random erasing: a box of 5-25 % of the crop filled with noise
+    occlusion: float = field(default=0.0, metadata=PROBABILITY)
+    # share of crops reframed on the box of their visible AFLW-21 points (the published
     # AFLW2000 protocol's box: ears in, jaw line out) instead of the 68-point box; see train/protocol_box.py
+    protocol_box: float = field(default=0.0, metadata=PROBABILITY)
     protocol_box_model: str = ""  # with protocol_box: the 3D face model with ears (a 3DDFA BFM folder) that predicts it
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 0.3
-    ema_decay: float = 0.998
-    seed: int = 0
-    threads: int = 0  # 0 = all cores
-    max_steps_per_epoch: int = 0  # 0 = whole epoch (smoke runs set a few)
-    accumulate: int = 1  # gradient accumulation: optimizer step every N batches
-    label_noise_deg: float = 0.0  # label smoothing: Gaussian noise on the target angles (sigma, degrees)
+    epochs: int = field(default=10, metadata=between(1, 100_000, whole=True))
+    batch_size: int = field(default=128, metadata=between(1, 1 << 16, whole=True))
+    lr: float = field(default=2e-3, metadata=between(0.0, 10.0, lo_open=True))
+    weight_decay: float = field(default=0.05, metadata=at_least(0.0))
+    warmup_epochs: float = field(default=0.3, metadata=at_least(0.0))
+    ema_decay: float = field(default=0.998, metadata=between(0.0, 1.0, hi_open=True))
+    seed: int = field(default=0, metadata=between(0, 2**32 - 1, whole=True))
+    threads: int = field(default=0, metadata=between(0, 4096, whole=True))  # 0 = all cores
+    # 0 = whole epoch (smoke runs set a few)
+    max_steps_per_epoch: int = field(default=0, metadata=at_least(0, whole=True))
+    # gradient accumulation: optimizer step every N batches
+    accumulate: int = field(default=1, metadata=between(1, 4096, whole=True))
+    # label smoothing: Gaussian noise on the target angles (sigma, degrees)
+    label_noise_deg: float = field(default=0.0, metadata=between(0.0, 90.0))
     curriculum: tuple = ()  # [[start_epoch, max_abs_deg], ...]: e.g. [[0, 30], [2, 60], [4, 99]] (small angles first)
-    large_yaw_repeat: int = 1  # large-angle emphasis: rows whose label |yaw| >= large_yaw_deg are seen this many
+    # large-angle emphasis: rows whose label |yaw| >= large_yaw_deg are seen this many
     # times per epoch (1 = off)
-    large_yaw_deg: float = 60.0
-    patience: int = 0  # early stopping on the pool-holdout MAE (never the dev set); 0 = off
-    min_delta: float = 0.0  # degrees the holdout MAE must improve by to count as an improvement
+    large_yaw_repeat: int = field(default=1, metadata=between(1, 100, whole=True))
+    large_yaw_deg: float = field(default=60.0, metadata=between(0.0, 180.0))
+    # early stopping on the pool-holdout MAE (never the dev set); 0 = off
+    patience: int = field(default=0, metadata=at_least(0, whole=True))
+    # degrees the holdout MAE must improve by to count as an improvement
+    min_delta: float = field(default=0.0, metadata=at_least(0.0))
     keep_epochs: bool = False  # also keep every epoch's checkpoint as epoch_<N>.pt (for `edgepose average`)
-    checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (exact mid-epoch resume); 0 = epochs only
-    landmark_weight: float = 0.3  # with model.landmarks: loss = (1 - w) * pose + w * landmarks (0.7 / 0.3)
+    # also checkpoint every N steps inside an epoch (exact mid-epoch resume); 0 = epochs only
+    checkpoint_every: int = field(default=0, metadata=at_least(0, whole=True))
+    # with model.landmarks: loss = (1 - w) * pose + w * landmarks (0.7 / 0.3)
+    landmark_weight: float = field(default=0.3, metadata=between(0.0, 1.0))
     tensorboard: bool = False  # also write TensorBoard scalars to <out>/tensorboard (needs the tensorboard package)
     init: str = ""  # warm start: load the (EMA) weights of this checkpoint before training; '' = from scratch
-    euler_weight: float = 0.0  # rot6d head: + w * L1 of the decoded yaw/pitch/roll (radians) beside the geodesic loss
+    # rot6d head: + w * L1 of the decoded yaw/pitch/roll (radians) beside the geodesic loss
+    euler_weight: float = field(default=0.0, metadata=at_least(0.0))
     select_by: str = "holdout"  # best.pt / early stopping by: holdout (all), holdout_views (the profiled views' exact
     # labels; for self-training, where the pool labels come from the model itself), holdout_pool
 
@@ -92,11 +108,11 @@ class DistillConfig:
     + kl_weight * T^2 * KL(bins, temperature T) [both online]."""
 
     teacher: str = ""
-    hard_weight: float = 1.0
-    pose_weight: float = 1.0
-    feature_weight: float = 0.0
-    kl_weight: float = 0.0
-    temperature: float = 2.0
+    hard_weight: float = field(default=1.0, metadata=at_least(0.0))
+    pose_weight: float = field(default=1.0, metadata=at_least(0.0))
+    feature_weight: float = field(default=0.0, metadata=at_least(0.0))
+    kl_weight: float = field(default=0.0, metadata=at_least(0.0))
+    temperature: float = field(default=2.0, metadata=between(0.0, 100.0, lo_open=True))
 
 
 @dataclass(frozen=True)
@@ -105,13 +121,13 @@ class QATConfig:
     quantizers calibrated on `calibration_size` pool crops, then fine-tune with this recipe's train section."""
 
     init: str = ""
-    calibration_size: int = 300
+    calibration_size: int = field(default=300, metadata=between(1, 1_000_000, whole=True))
     preset: str = "performance"  # NNCF preset: performance (symmetric) or mixed (asymmetric activations)
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    aflw2000_root: str = "../shared/data/aflw2000-dev"
+    aflw2000_root: str = ""  # AFLW2000 folder scored each epoch (reporting only); empty = none
 
 
 @dataclass(frozen=True)
@@ -136,7 +152,13 @@ def _apply_override(data: dict, assignment: str) -> None:
     parts = dotted.split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{assignment}': '{part}' is a value, not a section; use section.key=value")
+    try:
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{assignment}': the value is not valid YAML ({exc}); quote strings, "
+                          "e.g. data.root='my folder'") from None
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
@@ -147,7 +169,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"recipe '{path}' does not exist; recipes live in recipes/*.yaml")
+        raise ConfigError(f"recipe '{path}' does not exist; recipes live in recipes/*.yaml (research/ holds the default model's ladder)")
     return recipe_from_yaml(path.read_text(), overrides, where=f"recipe '{path}'")
 
 
@@ -157,9 +179,27 @@ def recipe_from_yaml(text: str, overrides: list[str] = (), where: str = "recipe"
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping of sections (model, data, train, ...), got {type(data).__name__}")
     for assignment in overrides:
         _apply_override(data, assignment)
-    return from_mapping(Recipe, data, "", ConfigError)
+    recipe = from_mapping(Recipe, data, "", ConfigError)
+    check_recipe(recipe)
+    return recipe
+
+
+def check_recipe(recipe: Recipe) -> None:
+    """Every numeric field inside its declared range, and the curriculum well formed, before anything is written.
+
+    Raises:
+        ConfigError: naming the key, the value and the valid range.
+    """
+    check_ranges(recipe, "", ConfigError)
+    for entry in recipe.train.curriculum:
+        if (not isinstance(entry, (list, tuple)) or len(entry) != 2 or not Range(0, whole=True).holds(entry[0])
+                or not Range(0.0, 180.0, lo_open=True).holds(entry[1])):
+            raise ConfigError(f"'train.curriculum' entry {entry!r} must be [start_epoch, max_abs_deg] with start_epoch a "
+                              "whole number >= 0 and 0 < max_abs_deg <= 180, e.g. [[0, 30], [2, 60], [4, 99]]")
 
 
 def recipe_to_yaml(recipe: Recipe) -> str:

@@ -16,32 +16,15 @@ import yaml
 from tqdm import tqdm
 
 from ..angles import euler_to_matrix, matrix_to_euler
-from ..decode import decode_outputs
+from ..atomic import atomic_write_bytes
 from ..errors import ConfigError
-from ..datasets.aflw2000 import read_aflw2000
-from ..manifest import InputSpec, atomic_write_bytes
-from ..metrics import summarize
+from ..evaluation.metrics import summarize
+from .checkpoint import dev_crops, input_spec, load_checkpoint, load_weights, predict_degrees, to_tensor
 from .heads import landmark_loss
 from .models import create_for
 from .pool_data import PoolData, augment_batch, color_jitter
 from .protocol_box import training_frames
-from .recipe import Recipe, recipe_to_yaml
-
-INPUT_MEAN = 127.5
-INPUT_STD = 127.5
-
-
-def input_spec(recipe: Recipe) -> InputSpec:
-    """The input contract every model trained by this loop has (RGB, (x - 127.5) / 127.5, NCHW)."""
-    s = recipe.model.input_size
-    return InputSpec(size=(s, s), layout="NCHW", color="RGB", mean=(INPUT_MEAN,) * 3, std=(INPUT_STD,) * 3)
-
-
-def to_tensor(bgr: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) BGR 0..255 (uint8 or float) -> normalised RGB NCHW channels-last tensor."""
-    x = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1], dtype=np.float32))
-    x = (x - INPUT_MEAN) / INPUT_STD
-    return x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+from .recipe import Recipe, check_recipe, recipe_to_yaml
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -70,54 +53,6 @@ def release_state(weights: dict, recipe_yaml: str, metrics: dict, epoch: int, st
     """The shipping layout of a checkpoint: one set of weights (as both model and EMA, stored once), recipe, metrics."""
     return {"model": weights, "ema": weights, "recipe": recipe_yaml, "metrics": metrics, "epoch": epoch, "step": step,
             **extra}
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def load_weights(model: torch.nn.Module, checkpoint: str, key: str) -> torch.nn.Module:
-    """The EMA weights (else the raw weights) of `checkpoint` into `model`, for a recipe's warm start `key`.
-
-    Raises:
-        ConfigError: no checkpoint at that path, or one of another network (backbone, width, head or options).
-    """
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"{key}: no checkpoint at '{checkpoint}'; point it at a .pt written by edgepose train "
-                          "(e.g. weights/student_mbv3s_rot6d.pt) or leave it empty to train from scratch")
-    state = load_checkpoint(path)
-    try:
-        model.load_state_dict(state["ema" if "ema" in state else "model"])
-    except RuntimeError as exc:
-        theirs = yaml.safe_load(state.get("recipe") or "{}").get("model", {})
-        raise ConfigError(f"{key}: '{checkpoint}' holds another network ({theirs or 'recipe unknown'}) than this "
-                          f"recipe's model section; warm-start from a checkpoint of the same model, or from scratch "
-                          f"({str(exc).splitlines()[0]})") from None
-    return model
-
-
-@torch.no_grad()
-def predict_degrees(model: torch.nn.Module, batch: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """(N, 3) yaw/pitch/roll from BGR uint8 crops, decoded by the device-half decoder the runtime uses."""
-    model.eval()
-    raw = np.concatenate([model(to_tensor(batch[i:i + chunk])).numpy() for i in range(0, len(batch), chunk)])
-    return decode_outputs({"pose": raw}, model.head.decoding("pose"))[0]
-
-
-def dev_crops(root: str, spec: InputSpec, scale: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """Crops (device-side preprocessing, exactly as the runtime does it) and labels of AFLW2000 at `root`."""
-    import cv2
-
-    from ..manifest import CropSpec
-    from ..preprocess import crop_face
-
-    if not root or not Path(root).is_dir():
-        return None
-    samples = read_aflw2000(root)
-    crop = CropSpec(protocol="square", scale=scale)
-    crops = np.stack([crop_face(cv2.imread(str(s.image)), s.box, crop, spec) for s in samples])
-    return crops, np.array([[s.yaw, s.pitch, s.roll] for s in samples])
 
 
 class EMA:
@@ -321,6 +256,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
     resume=True continues from last.pt exactly where it stopped, mid-epoch included: same batch order, optimizer,
     schedule, EMA and RNG streams, so a killed and resumed run ends with the weights of an uninterrupted one.
     """
+    check_recipe(recipe)  # recipes built in Python too: nothing is written for an out-of-range value
     dist = _Distributed()
     try:
         return _train(recipe, Path(out_dir), resume, dist)
@@ -340,8 +276,6 @@ def _holdout_metrics(pred: np.ndarray, truth: np.ndarray, views: np.ndarray) -> 
 
 def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     cfg = recipe.train
-    if cfg.large_yaw_repeat < 1:
-        raise ConfigError(f"train.large_yaw_repeat must be a whole number >= 1 (1 = off), not {cfg.large_yaw_repeat}")
     if cfg.select_by not in SELECT_BY:
         raise ConfigError(f"train.select_by '{cfg.select_by}' is not one of {', '.join(SELECT_BY)}")
     if cfg.select_by != "holdout" and not recipe.data.profiled:

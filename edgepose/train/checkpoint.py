@@ -1,0 +1,108 @@
+"""Reading a training checkpoint: its state, its network with weights, the input contract it was trained with, and
+its predictions on crops. Shared by training (warm starts, distillation, QAT) and the exporters, so neither needs the
+trainer."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from ..datasets.aflw2000 import read_aflw2000
+from ..decode import decode_outputs
+from ..errors import ConfigError, ModelFormatError
+from ..manifest import InputSpec
+from .models import create_for
+from .recipe import Recipe, recipe_from_yaml
+
+INPUT_MEAN = 127.5
+INPUT_STD = 127.5
+
+
+def input_spec(recipe: Recipe) -> InputSpec:
+    """The input contract every model trained by this loop has (RGB, (x - 127.5) / 127.5, NCHW)."""
+    s = recipe.model.input_size
+    return InputSpec(size=(s, s), layout="NCHW", color="RGB", mean=(INPUT_MEAN,) * 3, std=(INPUT_STD,) * 3)
+
+
+def to_tensor(bgr: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) BGR 0..255 (uint8 or float) -> normalised RGB NCHW channels-last tensor."""
+    x = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1], dtype=np.float32))
+    x = (x - INPUT_MEAN) / INPUT_STD
+    return x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_weights(model: torch.nn.Module, checkpoint: str, key: str) -> torch.nn.Module:
+    """The EMA weights (else the raw weights) of `checkpoint` into `model`, for a recipe's warm start `key`.
+
+    Raises:
+        ConfigError: no checkpoint at that path, or one of another network (backbone, width, head or options).
+    """
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{key}: no checkpoint at '{checkpoint}'; point it at a .pt written by edgepose train "
+                          "(e.g. weights/student_mbv3s_rot6d.pt) or leave it empty to train from scratch")
+    state = load_checkpoint(path)
+    try:
+        model.load_state_dict(state["ema" if "ema" in state else "model"])
+    except RuntimeError as exc:
+        theirs = yaml.safe_load(state.get("recipe") or "{}").get("model", {})
+        raise ConfigError(f"{key}: '{checkpoint}' holds another network ({theirs or 'recipe unknown'}) than this "
+                          f"recipe's model section; warm-start from a checkpoint of the same model, or from scratch "
+                          f"({str(exc).splitlines()[0]})") from None
+    return model
+
+
+def read_checkpoint(checkpoint: str | Path) -> dict:
+    """The raw state of a training checkpoint, with clear errors for a missing or unreadable file."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise ModelFormatError(f"checkpoint '{path}' does not exist")
+    try:
+        return load_checkpoint(path)
+    except Exception as exc:
+        raise ModelFormatError(f"cannot read checkpoint '{path}' ({exc}); is it an edgepose training checkpoint?") from None
+
+
+def load_trained(checkpoint: str | Path, use_ema: bool = True,
+                 state: dict | None = None) -> tuple[torch.nn.Module, Recipe]:
+    """The model of a training checkpoint (EMA weights by default) in eval mode, with its recipe. `state`: the
+    checkpoint already read by `read_checkpoint` (read here otherwise)."""
+    path = Path(checkpoint)
+    state = read_checkpoint(path) if state is None else state
+    recipe = recipe_from_yaml(state["recipe"], where=f"recipe inside '{path}'")
+    model = create_for(recipe.model)
+    if "nncf_config" in state:  # a quantization-aware training checkpoint: rebuild NNCF's quantizers first
+        from . import qat
+
+        model = qat.restore(qat.fold_batchnorm(model.eval()), state["nncf_config"])
+    model.load_state_dict(state["ema" if use_ema and "ema" in state else "model"])
+    return model.eval(), recipe
+
+
+@torch.no_grad()
+def predict_degrees(model: torch.nn.Module, batch: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """(N, 3) yaw/pitch/roll from BGR uint8 crops, decoded by the device-half decoder the runtime uses."""
+    model.eval()
+    raw = np.concatenate([model(to_tensor(batch[i:i + chunk])).numpy() for i in range(0, len(batch), chunk)])
+    return decode_outputs({"pose": raw}, model.head.decoding("pose"))[0]
+
+
+def dev_crops(root: str, spec: InputSpec, scale: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Crops (device-side preprocessing, exactly as the runtime does it) and labels of AFLW2000 at `root`."""
+    import cv2
+
+    from ..manifest import CropSpec
+    from ..preprocess import crop_face
+
+    if not root or not Path(root).is_dir():
+        return None
+    samples = read_aflw2000(root)
+    crop = CropSpec(protocol="square", scale=scale)
+    crops = np.stack([crop_face(cv2.imread(str(s.image)), s.box, crop, spec) for s in samples])
+    return crops, np.array([[s.yaw, s.pitch, s.roll] for s in samples])

@@ -1,0 +1,106 @@
+"""The command line's failure contract: a user error exits 2 with one line naming the problem and the fix; a run in
+which nothing ran exits non-zero; a missing optional package is named with the pip install that brings it."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+
+def edgepose(*args, block: str = "", timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python -m edgepose ARGS`, with the modules in `block` made unimportable (as if not installed)."""
+    code = (f"import sys\nfor name in {block.split()!r}:\n    sys.modules[name] = None\n"
+            "from edgepose.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=timeout)
+
+
+def one_line_error(r: subprocess.CompletedProcess, *words: str) -> str:
+    assert r.returncode == 2, (r.returncode, r.stdout[-1000:], r.stderr[-2000:])
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgepose: error: "), r.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def test_unknown_image_extension_is_refused_before_any_work(tmp_path, astronaut_bgr):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "face.jpg"), astronaut_bgr)
+    one_line_error(edgepose("infer", str(tmp_path / "face.jpg"), "--out", str(tmp_path / "x.xyz")),
+                   "unknown image extension '.xyz'", ".png")
+    assert not (tmp_path / "x.xyz").exists()
+
+
+def test_unknown_video_extension_and_bad_fps_are_refused(tmp_path):
+    one_line_error(edgepose("video", "clip.mp4", "--out", str(tmp_path / "x.xyz")), "unknown video extension")
+    one_line_error(edgepose("video", "clip.mp4", "--out", str(tmp_path / "x.mp4"), "--fps", "0"), "--fps 0.0")
+
+
+def test_card_with_a_missing_bench_file(tmp_path):
+    one_line_error(edgepose("card", "--bench", str(tmp_path / "missing.json"), "--out", str(tmp_path / "card.md")),
+                   "missing.json' does not exist", "edgepose bench")
+    assert not (tmp_path / "card.md").exists()
+
+
+def test_demo_without_scikit_image_names_the_extra(tmp_path):
+    one_line_error(edgepose("demo", "--out", str(tmp_path / "demo.jpg"), block="skimage"),
+                   "scikit-image", "pip install 'edgepose[demo]'")
+
+
+@pytest.mark.parametrize("args", [["train", "recipes/student_mbv3l_128.yaml", "--set", "train.epochs=1"],
+                                  ["export", "weights/student_mbv3s_128_soup.pt"], ["models"]])
+def test_host_commands_without_torch_name_the_train_extra(args, tmp_path):
+    if args[0] in ("train", "export"):
+        args = [*args, "--out", str(tmp_path / "out")]
+    one_line_error(edgepose(*args, block="torch"), "needs the 'torch' package", "pip install 'edgepose[train]'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_bench_of_an_unknown_platform_is_an_error():
+    one_line_error(edgepose("bench", "--root", ".", "--platform", "nope", "--runs", "1", "--rounds", "1", "--span", "0"),
+                   "unknown platform 'nope'")
+
+
+def test_bench_where_nothing_ran_exits_non_zero(tmp_path):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here: the jetson entry could run")
+    except ImportError:
+        pass
+    r = edgepose("bench", "--root", ".", "--platform", "jetson", "--runs", "1", "--rounds", "1", "--span", "0",
+                 "--json", str(tmp_path / "bench.json"))
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "nothing ran" in r.stderr and "Traceback" not in r.stderr
+    assert json.loads((tmp_path / "bench.json").read_text())["rows"][0]["status"].startswith("❌")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["eval", "--root", ".", "--limit", "-5"], ["--limit", ">= 0"]),
+    (["bench", "--root", ".", "--runs", "0"], ["--runs", ">= 1"]),
+    (["infer", "x.jpg", "--threads", "-1"], ["--threads"]),
+])
+def test_negative_counts_are_usage_errors(args, words):
+    r = edgepose(*args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert all(w in r.stderr for w in words), r.stderr
+
+
+def test_evaluate_refuses_a_negative_limit(runtime, dev_root):
+    from edgepose.errors import ConfigError
+    from edgepose.evaluation.evaluate import evaluate
+
+    with pytest.raises(ConfigError, match="limit"):
+        evaluate(runtime, "aflw2000", str(dev_root), limit=-5)
+
+
+def test_manifest_hash_of_a_missing_manifest(tmp_path):
+    one_line_error(edgepose("manifest", "hash", str(tmp_path / "m.json")), "does not exist")
+
+
+def test_negative_camera_index_on_the_command_line():
+    one_line_error(edgepose("video", "-1"), "camera index -1")
