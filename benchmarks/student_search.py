@@ -57,7 +57,7 @@ def load_checkpoints(folder: str) -> dict[tuple[str, int], tuple[Path, dict]]:
     """(backbone, input size) -> (checkpoint, the metrics its training recorded) for every *.pt under `folder`.
     With several checkpoints for one key, the one with the lowest holdout MAE is kept (never chosen on dev)."""
     from edgepose.errors import ConfigError
-    from edgepose.exporters.onnx_export import read_checkpoint
+    from edgepose.train.checkpoint import read_checkpoint
     from edgepose.train.recipe import recipe_from_yaml
 
     root = Path(folder)
@@ -97,11 +97,11 @@ def build_candidate(backbone: str, size: int, pool: str, work: Path, checkpoint:
     import torch
 
     from edgepose.exporters.calibration import calibration_inputs
-    from edgepose.exporters.onnx_export import load_trained, onnx_to_int8, write_onnx
+    from edgepose.exporters.onnx_export import onnx_to_int8, write_onnx
     from edgepose.exporters.tflite_export import torch_to_tflite
     from edgepose.manifest import InputSpec, sha256_file
     from edgepose.train.models import complexity, create
-    from edgepose.train.trainer import input_spec
+    from edgepose.train.checkpoint import input_spec, load_trained
 
     if checkpoint is not None:
         model, recipe = load_trained(checkpoint[0])
