@@ -201,8 +201,10 @@ def table_rows(cands: list[Candidate], times: dict[int, dict[str, list[float]]],
         for engine in ("ort", "litert"):
             if f"{engine}_int8" in t:
                 row[f"{engine} fp32/int8"] = float(np.median(t[f"{engine}_fp32"] / t[f"{engine}_int8"]))
-        if peer is not None:
-            row["x peer"] = float(np.median(t["ort_fp32"] / np.asarray(times[peer]["ort_fp32"])))
+        if peer is not None:  # every engine against the peer's ORT fp32 in the same round (JSON; the table shows ORT fp32)
+            reference = np.asarray(times[peer]["ort_fp32"])
+            row.update({f"{e} x peer": float(np.median(t[e] / reference)) for e in ENGINES if e in t})
+            row["x peer"] = row["ort_fp32 x peer"]
         for key, col in (("dev_mae", "dev MAE"), ("holdout_mae", "holdout MAE")):
             if key in c.metrics:
                 row[col] = float(c.metrics[key])

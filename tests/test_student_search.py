@@ -51,6 +51,7 @@ def test_pareto_front_and_ratios_against_the_peer(search):
              2: {"ort_fp32": [2.0, 4.0], "ort_int8": [1.0, 2.0]}}
     a, b, peer = search.table_rows(cands, times, peer=2)
     assert a["x peer"] == 0.5 and b["x peer"] == 1.0 and peer["x peer"] == 1.0  # per-round ratios: drift cancels
+    assert a["ort_int8 x peer"] == 0.25 and a["litert_int8 x peer"] == 0.75 and "litert_fp32 x peer" not in peer
     assert a["ort fp32/int8"] == 2.0 and b["ort fp32/int8"] == 0.5 and a["litert fp32/int8"] == 0.5
     assert a["pareto"] == "yes (dev MAE)" and not b.get("pareto") and "pareto" not in peer
 
