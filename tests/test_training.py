@@ -99,8 +99,13 @@ def test_every_recipe_parses():
         load_recipe(path)
 
 
+BACKBONE_NAMES = sorted(__import__("edgepose.train.models", fromlist=["BACKBONES"]).BACKBONES)
+TINY = 64  # every backbone reduces 64 px to a 2x2 map
+SMALLEST = {"mobilefacenet": 112}  # its GDConv runs (and trains) only on the 7x7 map of 112 px
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("backbone", sorted(__import__("edgepose.train.models", fromlist=["BACKBONES"]).BACKBONES))
+@pytest.mark.parametrize("backbone", BACKBONE_NAMES)
 def test_every_backbone_builds_trains_a_step_and_exports(backbone, tmp_path):
     from edgepose.manifest import InputSpec
     from edgepose.train.heads import geodesic_loss, rot6d_to_matrix
@@ -108,14 +113,49 @@ def test_every_backbone_builds_trains_a_step_and_exports(backbone, tmp_path):
     import onnxruntime as ort
     from edgepose.exporters.onnx_export import write_onnx
 
-    model = create(backbone)
-    x = torch.randn(2, 3, 112, 112)
+    model, size = create(backbone), SMALLEST.get(backbone, TINY)
+    x = torch.randn(2, 3, size, size)
     loss = geodesic_loss(rot6d_to_matrix(model(x)), torch.eye(3).expand(2, 3, 3))
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters() if p.requires_grad)
-    path = write_onnx(model.eval(), InputSpec(size=(112, 112)), tmp_path / "m.onnx")
+    path = write_onnx(model.eval(), InputSpec(size=(size, size)), tmp_path / "m.onnx")
     out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
     np.testing.assert_allclose(out, model(x).detach().numpy(), atol=1e-4)
+
+
+@pytest.mark.slow  # two LiteRT conversions per backbone: ~45 s each
+@pytest.mark.parametrize("backbone", BACKBONE_NAMES)
+def test_every_backbone_exports_int8_and_litert(backbone, tmp_path, pool_root):
+    """The student-search exports of every backbone: ONNX static int8, LiteRT fp32 (parity) and LiteRT PT2E int8."""
+    from edgepose.backends import create_backend
+    from edgepose.exporters.calibration import calibration_inputs
+    from edgepose.exporters.onnx_export import onnx_to_int8, write_onnx
+    from edgepose.exporters.tflite_export import torch_to_tflite
+    from edgepose.manifest import InputSpec
+    from edgepose.train.models import create
+
+    torch.manual_seed(0)
+    model, spec = create(backbone).eval(), InputSpec(size=(TINY, TINY))
+    calib = calibration_inputs(pool_root, spec, 16)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(calib)).numpy()
+    outputs = {}
+    int8 = onnx_to_int8(write_onnx(model, spec, tmp_path / "m.onnx"), tmp_path / "int8.onnx", calib, spec.name)
+    ort = create_backend("onnxruntime")
+    ort.load(str(int8), {"threads": 1})
+    outputs["onnx int8"] = ort.run({"input": calib})["pose"]
+    nhwc = np.ascontiguousarray(calib.transpose(0, 2, 3, 1))
+    for precision in ("fp32", "int8"):
+        path, tfl_spec, out_name = torch_to_tflite(model, spec, precision, tmp_path / f"{precision}.tflite", calib)
+        assert tfl_spec.layout == "NHWC" and tfl_spec.batch == 1
+        lite = create_backend("litert")
+        lite.load(str(path), {"threads": 1})
+        outputs[f"litert {precision}"] = np.concatenate([lite.run({"input": nhwc[i:i + 1]})[out_name] for i in range(4)])
+    np.testing.assert_allclose(outputs["litert fp32"], expected[:4], atol=1e-4, rtol=1e-3)
+    for name in ("onnx int8", "litert int8"):  # int8 follows fp32 (quantization noise, not a broken graph)
+        got, ref = outputs[name], expected[: len(outputs[name])]
+        assert got.shape == ref.shape and np.isfinite(got).all(), name
+        assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] > 0.95, name
 
 
 KILL_SNIPPET = """

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .backbone import GlobalPoolBackbone
+
 
 def _divisible(v: float, divisor: int = 8) -> int:
     new = max(divisor, int(v + divisor / 2) // divisor * divisor)
@@ -63,7 +65,7 @@ LARGE = [
 ]
 
 
-class MobileNetV3(nn.Module):
+class MobileNetV3(GlobalPoolBackbone):
     """MobileNetV3 feature extractor: `forward` returns the pooled feature vector of size `out_features`.
 
     Quantization-friendly variants: `hardswish=False` uses ReLU everywhere (int8 kernels fuse Conv+ReLU; hard-swish
@@ -84,16 +86,6 @@ class MobileNetV3(nn.Module):
         layers.append(_conv_bn(cin, self.out_features, 1, 1, 1, swish))
         self.features = nn.Sequential(*layers)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last feature map (N, C, H/32, W/32), for feature distillation."""
-        return self.features(x)
-
-    def pool(self, features: torch.Tensor) -> torch.Tensor:
-        return features.mean((2, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.forward_features(x))
-
 
 def mobilenetv3_small(width: float = 1.0) -> MobileNetV3:
     return MobileNetV3(SMALL, width)
@@ -102,6 +94,11 @@ def mobilenetv3_small(width: float = 1.0) -> MobileNetV3:
 def mobilenetv3_small_relu(width: float = 1.0) -> MobileNetV3:
     """ReLU instead of hard-swish: every activation fuses into an int8 convolution."""
     return MobileNetV3(SMALL, width, hardswish=False)
+
+
+def mobilenetv3_small_nose(width: float = 1.0) -> MobileNetV3:
+    """Hard-swish kept, no squeeze-excite: isolates what the SE blocks cost."""
+    return MobileNetV3(SMALL, width, squeeze_excite=False)
 
 
 def mobilenetv3_small_relu_nose(width: float = 1.0) -> MobileNetV3:

@@ -8,7 +8,9 @@ from torch import nn
 from ..errors import ConfigError, did_you_mean
 from .heads import HEADS, PoseNet
 from .mobilefacenet import mobilefacenet
-from .mobilenetv3 import mobilenetv3_large, mobilenetv3_small, mobilenetv3_small_relu, mobilenetv3_small_relu_nose
+from .mobilenetv1 import mobilenetv1_x025, mobilenetv1_x050, mobilenetv1_x075
+from .mobilenetv3 import (mobilenetv3_large, mobilenetv3_small, mobilenetv3_small_nose, mobilenetv3_small_relu,
+                          mobilenetv3_small_relu_nose)
 from .resnet import resnet18, resnet50, resnet152
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {}
@@ -19,8 +21,9 @@ def register_backbone(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
-for _builder in (mobilenetv3_small, mobilenetv3_small_relu, mobilenetv3_small_relu_nose, mobilenetv3_large,
-                 mobilefacenet, resnet18, resnet50, resnet152):
+for _builder in (mobilenetv3_small, mobilenetv3_small_relu, mobilenetv3_small_nose, mobilenetv3_small_relu_nose,
+                 mobilenetv3_large, mobilenetv1_x025, mobilenetv1_x050, mobilenetv1_x075, mobilefacenet,
+                 resnet18, resnet50, resnet152):
     register_backbone(_builder)
 
 
