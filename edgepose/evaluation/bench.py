@@ -71,27 +71,35 @@ def environment() -> dict:
             "python": host.python_version(), "versions": versions}
 
 
-def _stage_calls(rt, frame: np.ndarray, batch: int) -> list[tuple[str, Callable[[], object], bool]]:
-    """(stage name, call, slow) for one Runtime on one frame; slow stages run the detector and get fewer calls."""
+def stage_calls(rt, frame: np.ndarray, batch: int = 0, all_faces: bool = False
+                ) -> list[tuple[str, Callable[[], object], bool]]:
+    """(stage name, call, slow) for one Runtime on one frame; slow stages run the detector and get fewer calls.
+
+    The crop, model and decode stages take the detector's first face (`all_faces`: every face it finds), or a
+    central box when it finds none; `batch` > 0 adds the pose model on a batch of that many copies.
+    """
     from ..decode import decode_outputs
     from ..preprocess import prepare_batch
 
     spec, crop = rt.manifest.input, rt.manifest.crop
     found = rt.detector.detect(frame)
     h, w = frame.shape[:2]
-    boxes = [tuple(b) for b in found.boxes[:1]] or [(w * 0.4, h * 0.3, w * 0.6, h * 0.6)]
-    one = prepare_batch(frame, boxes, crop, spec)
-    many = np.repeat(one, batch, axis=0)
-    raw = rt.backend.run({spec.name: one})
-    return [
+    boxes = [tuple(b) for b in (found.boxes if all_faces else found.boxes[:1])] or [(w * 0.4, h * 0.3, w * 0.6, h * 0.6)]
+    inputs = prepare_batch(frame, boxes, crop, spec)
+    raw = rt.members[0].run({spec.name: inputs})
+    stages = [
         ("detect", lambda: rt.detector.detect(frame), True),
-        ("crop + normalise (1 face)", lambda: prepare_batch(frame, boxes, crop, spec), False),
-        ("pose model, batch 1", lambda: [m.run({spec.name: one}) for m in rt.members], False),
-        (f"pose model, batch {batch}", lambda: rt.predict(many), False),
+        ("crop + normalise" + ("" if all_faces else " (1 face)"), lambda: prepare_batch(frame, boxes, crop, spec), False),
+        ("pose model" + ("" if all_faces else ", batch 1"), lambda: [m.run({spec.name: inputs}) for m in rt.members],
+         False),
         ("decode", lambda: decode_outputs(raw, rt.manifest.output), False),
         ("end to end: infer(frame)", lambda: rt.infer(frame), True),
         ("end to end: infer(frame, boxes)", lambda: rt.infer(frame, boxes=boxes), False),
     ]
+    if batch:
+        many = np.repeat(inputs[:1], batch, axis=0)
+        stages.insert(3, (f"pose model, batch {batch}", lambda: rt.predict(many), False))
+    return stages
 
 
 def stage_latency(runtimes: list, frame: np.ndarray, runs: int, warmup: int, min_time: float = 0.0, batch: int = 8,
@@ -105,7 +113,7 @@ def stage_latency(runtimes: list, frame: np.ndarray, runs: int, warmup: int, min
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
-    calls = [_stage_calls(rt, frame, batch) for rt in runtimes]
+    calls = [stage_calls(rt, frame, batch) for rt in runtimes]
     times: list[list[list[np.ndarray]]] = [[[] for _ in c] for c in calls]
     for r in range(rounds):
         for k, stages in enumerate(calls):

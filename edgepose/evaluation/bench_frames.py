@@ -6,29 +6,10 @@ import time
 
 import numpy as np
 
-from .bench import latency_stats, sample_calls
+from .bench import latency_stats, sample_calls, stage_calls
 from .scenes import SceneMaker
 
 FACE_COUNTS = (1, 3, 10)
-
-
-def _stages(rt, frame: np.ndarray) -> list[tuple[str, callable]]:
-    """(stage, call) of one runtime on one frame; the boxes are the detector's own."""
-    from ..decode import decode_outputs
-    from ..preprocess import prepare_batch
-
-    spec, crop = rt.manifest.input, rt.manifest.crop
-    boxes = [tuple(b) for b in rt.detector.detect(frame).boxes] or [(0, 0, 64, 64)]
-    batch = prepare_batch(frame, boxes, crop, spec)
-    raw = rt.members[0].run({spec.name: batch})
-    return [
-        ("detect", lambda: rt.detector.detect(frame)),
-        ("crop + normalise", lambda: prepare_batch(frame, boxes, crop, spec)),
-        ("pose model", lambda: [m.run({spec.name: batch}) for m in rt.members]),
-        ("decode", lambda: decode_outputs(raw, rt.manifest.output)),
-        ("end to end: infer(frame)", lambda: rt.infer(frame)),
-        ("end to end: infer(frame, boxes)", lambda: rt.infer(frame, boxes=boxes)),
-    ]
 
 
 def frame_latency(rt, pool_root, runs: int = 30, seed: int = 0) -> list[dict]:
@@ -40,7 +21,7 @@ def frame_latency(rt, pool_root, runs: int = 30, seed: int = 0) -> list[dict]:
         sizes = [int(s) for s in maker.rng.integers(*((60, 160) if count <= 3 else (40, 90)), count)]
         scene = maker.scene(640, 480, sizes)
         found = len(rt.infer(scene.frame))
-        for stage, fn in _stages(rt, scene.frame):
+        for stage, fn, _ in stage_calls(rt, scene.frame, all_faces=True):
             rows.append({"faces": len(scene.boxes), "found": found, "stage": stage,
                          **latency_stats(sample_calls(fn, runs, 3))})
     return rows
