@@ -17,7 +17,6 @@ the exact turns of the profiled views: the pool-side evidence for a consensus (n
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -30,17 +29,6 @@ from edgepose.angles import euler_to_matrix, geodesic_degrees  # noqa: E402
 from edgepose.data_engine import consensus  # noqa: E402
 
 BINS = ((0, 30), (30, 60), (60, 99), (99, 181))
-
-
-def read_votes(path: Path) -> tuple[list[str], dict[str, np.ndarray], np.ndarray]:
-    """(paths, {vote: (N, 3) yaw/pitch/roll, NaN where missing}, (N, 3) consensus) of a labels CSV."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    names = [c[:-4] for c in rows[0] if c.endswith("_yaw")]
-    votes = {n: np.array([[float(r[f"{n}_{a}"] or "nan") for a in ("yaw", "pitch", "roll")] for r in rows])
-             for n in names}
-    label = np.array([[float(r[a]) for a in ("yaw", "pitch", "roll")] for r in rows])
-    return [r["path"] for r in rows], votes, label
 
 
 def geodesic(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -143,9 +131,10 @@ def main(argv=None) -> int:
 
     from edgepose.atomic import atomic_write_bytes
     from edgepose.datasets.faces_pool import read_pool_index
+    from edgepose.datasets.labels_csv import read_vote_table
     from edgepose.train.face_model import fitted_poses
 
-    paths, votes, label = read_votes(Path(args.labels))
+    paths, label, votes = read_vote_table(args.labels)
     table_ = read_pool_index(args.index)
     order = {p: i for i, p in enumerate(table_.paths)}
     idx = np.array([order[p] for p in paths])
