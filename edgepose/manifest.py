@@ -189,7 +189,7 @@ def model_files(manifest: Manifest, folder: Path, models_dir: str | Path | None 
             command that writes one) or a checksum that does not match.
     """
     pairs = [(manifest.model_file, manifest.sha256)] + [(m["model_file"], m.get("sha256", "")) for m in manifest.ensemble]
-    roots = [Path(folder)] + ([Path(models_dir).expanduser()] if models_dir else [])
+    roots = model_roots(folder, models_dir)
     paths = []
     for name, digest in pairs:
         path = locate_model_file(name, roots, where)
@@ -200,6 +200,11 @@ def model_files(manifest: Manifest, folder: Path, models_dir: str | Path | None 
         verify_model_file(path, digest)
         paths.append(path)
     return paths
+
+
+def model_roots(folder: str | Path, models_dir: str | Path | None) -> list[Path]:
+    """Where a manifest's file names are looked up: its own folder, then the user's models folder if given."""
+    return [Path(folder)] + ([Path(models_dir).expanduser()] if models_dir else [])
 
 
 def locate_model_file(name: str, roots: list[Path], where: str = "the manifest") -> Path:
@@ -244,7 +249,7 @@ def hash_manifest(path: str | Path, models_dir: str | Path | None = None) -> lis
     path = Path(path)
     data = _read_json(path)
     manifest_from_dict(data)
-    roots = [path.parent] + ([Path(models_dir).expanduser()] if models_dir else [])
+    roots = model_roots(path.parent, models_dir)
     entries = [data] + list(data.get("ensemble", []))
     files = []
     for entry in entries:
