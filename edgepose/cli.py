@@ -274,24 +274,24 @@ def _cmd_card(args) -> int:
     return 0
 
 
+def _name_text(text: str, flag: str, example: str, last: bool = False) -> tuple[str, str]:
+    """NAME=TEXT of a repeatable option (split at the last '=' when `last`, for a path before it)."""
+    name, sep, value = text.rpartition("=") if last else text.partition("=")
+    if not sep or not name or not value:
+        raise ConfigError(f"{flag} '{text}': give NAME=VALUE, e.g. {example}")
+    return name, value
+
+
 def _name_value(text: str, flag: str, example: str) -> tuple[str, float]:
     """NAME=VALUE of a repeatable vote option, VALUE a finite number >= 0."""
-    name, _, value = text.partition("=")
+    name, value = _name_text(text, flag, example)
     try:
         number = float(value)
     except ValueError:
         number = -1.0
-    if not name or not 0 <= number < float("inf"):  # also refuses nan
+    if not 0 <= number < float("inf"):  # also refuses nan
         raise ConfigError(f"{flag} '{text}': give NAME=VALUE with a finite value >= 0, e.g. {example}")
     return name, number
-
-
-def _name_text(text: str, flag: str, example: str, split: str = "=", last: bool = False) -> tuple[str, str]:
-    """NAME=TEXT of a repeatable option (split at the last '=' when `last`, for a path before it)."""
-    name, sep, value = text.rpartition(split) if last else text.partition(split)
-    if not sep or not name or not value:
-        raise ConfigError(f"{flag} '{text}': give NAME=VALUE, e.g. {example}")
-    return name, value
 
 
 def _cmd_label(args) -> int:
@@ -305,7 +305,7 @@ def _cmd_label(args) -> int:
                                                 for v in args.vote_skip_source))
     if args.index:
         stored = tuple((path, names.split(",")) for path, names in
-                       (_name_text(v, "--stored-votes", "labels.csv=3ddfa_v2,fused", split="=", last=True)
+                       (_name_text(v, "--stored-votes", "labels.csv=3ddfa_v2,fused", last=True)
                         for v in args.stored_votes))
         summary = label_pool(args.index, args.out, args.teacher, [v for v in args.index_votes.split(",") if v],
                              args.face_model, settings, limit=args.limit, stored_votes=stored, models_dir=args.models_dir)
