@@ -77,6 +77,10 @@ class Runtime:
         self.backend = create_backend(self.platform.backend)  # a missing engine is reported before a missing model
         self.manifest, self.model_paths = resolve_bundle(model or self.platform.model, models_dir)
         self.model_path = self.model_paths[0]
+        self.align = align or self.manifest.crop.aligned
+        if self.align and self.manifest.crop.protocol != "square":  # before any engine loads, not at the first face
+            raise ConfigError(f"eye levelling (align) needs a model with the square crop protocol, this one uses "
+                              f"'{self.manifest.crop.protocol}'; run it with align=False")
         options = {**self.platform.backend_options, **(backend_options or {})}
         options["threads"] = self.platform.threads if threads is None else threads
         if self.manifest.format == "tensorrt":
@@ -102,7 +106,6 @@ class Runtime:
         self._detectors: PerThread | None = None
         self._lock = threading.Lock()
         self.batch_size = self.manifest.input.batch
-        self.align = align or self.manifest.crop.aligned
         self.flip_tta = flip_tta
 
     @property

@@ -94,3 +94,16 @@ def test_eye_levelling_is_refused_for_crops_it_cannot_rotate():
 
     with pytest.raises(ConfigError, match="square crop protocol"):
         crop_face(_grid(), (10, 10, 100, 100), CropSpec(protocol="roi"), InputSpec(size=(64, 64)), level_angle=12.0)
+
+
+def test_a_runtime_refuses_eye_levelling_for_a_crop_it_cannot_rotate_when_built():
+    from pathlib import Path
+
+    from edgepose import Runtime
+    from edgepose.errors import ConfigError
+
+    from .conftest import SHARED, need
+
+    peers = Path(__file__).resolve().parent.parent / "benchmarks" / "peers"
+    with pytest.raises(ConfigError, match="square crop protocol"):
+        Runtime("cpu", model=str(peers / "3ddfa_v2.json"), models_dir=str(need(SHARED / "models" / "peers")), align=True)
