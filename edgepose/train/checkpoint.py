@@ -3,6 +3,7 @@ its predictions on crops. Shared by training (warm starts, distillation, QAT) an
 trainer."""
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,29 @@ def load_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_weights(model: torch.nn.Module, checkpoint: str, key: str) -> torch.nn.Module:
+def aligned_state(target: dict[str, torch.Tensor], source: dict[str, torch.Tensor]) -> tuple[dict, int]:
+    """`source`'s tensors renamed onto `target`'s keys where the two networks differ only by blocks one of them
+    lacks (e.g. MobileNetV3-Small with and without squeeze-excite): the longest common subsequence of (tensor kind,
+    shape) in definition order. Returns the renamed state (matched keys only) and how many source tensors had no
+    counterpart."""
+    def sig(state: dict[str, torch.Tensor]) -> list[tuple]:
+        return [(k.rsplit(".", 1)[-1], tuple(v.shape)) for k, v in state.items()]
+
+    tk, sk = list(target), list(source)
+    matcher = difflib.SequenceMatcher(None, sig(target), sig(source), autojunk=False)
+    out = {}
+    for block in matcher.get_matching_blocks():
+        for i in range(block.size):
+            out[tk[block.a + i]] = source[sk[block.b + i]]
+    return out, len(sk) - len(out)
+
+
+def load_weights(model: torch.nn.Module, checkpoint: str, key: str, match: str = "exact") -> torch.nn.Module:
     """The EMA weights (else the raw weights) of `checkpoint` into `model`, for a recipe's warm start `key`.
+
+    `match="aligned"` warm-starts a variant of the checkpoint's network (blocks dropped or added, activations
+    swapped): tensors are paired by `aligned_state`, the rest keep their fresh initialisation, and the counts are
+    printed. At least half of the model's tensors must find a partner.
 
     Raises:
         ConfigError: no checkpoint at that path, or one of another network (backbone, width, head or options).
@@ -48,8 +70,18 @@ def load_weights(model: torch.nn.Module, checkpoint: str, key: str) -> torch.nn.
         raise ConfigError(f"{key}: no checkpoint at '{checkpoint}'; point it at a .pt written by edgepose train "
                           "(e.g. weights/student_mbv3s_rot6d.pt) or leave it empty to train from scratch")
     state = load_checkpoint(path)
+    weights = state["ema" if "ema" in state else "model"]
+    if match == "aligned":
+        mine = model.state_dict()
+        paired, unused = aligned_state(mine, weights)
+        if len(paired) < len(mine) / 2:
+            raise ConfigError(f"{key}: only {len(paired)} of this model's {len(mine)} tensors have a counterpart in "
+                              f"'{checkpoint}'; warm-start from a variant of the same network, or from scratch")
+        model.load_state_dict(paired, strict=False)
+        print(f"{key}: {len(paired)} of {len(mine)} tensors from '{checkpoint}' ({unused} of its tensors unused)")
+        return model
     try:
-        model.load_state_dict(state["ema" if "ema" in state else "model"])
+        model.load_state_dict(weights)
     except RuntimeError as exc:
         theirs = yaml.safe_load(state.get("recipe") or "{}").get("model", {})
         raise ConfigError(f"{key}: '{checkpoint}' holds another network ({theirs or 'recipe unknown'}) than this "

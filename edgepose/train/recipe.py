@@ -95,6 +95,9 @@ class TrainConfig:
     landmark_weight: float = field(default=0.3, metadata=between(0.0, 1.0))
     tensorboard: bool = False  # also write TensorBoard scalars to <out>/tensorboard (needs the tensorboard package)
     init: str = ""  # warm start: load the (EMA) weights of this checkpoint before training; '' = from scratch
+    # how init's tensors reach this model: exact (same network) or aligned (a variant: blocks dropped, e.g. no
+    # squeeze-excite, or activations swapped; tensors paired in order by kind and shape, the rest fresh)
+    init_match: str = "exact"
     # rot6d head: + w * L1 of the decoded yaw/pitch/roll (radians) beside the geodesic loss
     euler_weight: float = field(default=0.0, metadata=at_least(0.0))
     select_by: str = "holdout"  # best.pt / early stopping by: holdout (all), holdout_views (the profiled views' exact

@@ -156,7 +156,7 @@ class _Run:
         self.recipe, self.data, self.cfg, self.world = recipe, data, cfg, world
         self.model = create_for(recipe.model).to(memory_format=torch.channels_last)
         if cfg.init:
-            load_weights(self.model, cfg.init, "train.init")
+            load_weights(self.model, cfg.init, "train.init", cfg.init_match)
         if cfg.euler_weight:
             if not hasattr(self.model.head, "euler_weight"):
                 raise ConfigError(f"train.euler_weight applies to the rot6d head only (model.head is "
@@ -276,6 +276,8 @@ def _holdout_metrics(pred: np.ndarray, truth: np.ndarray, views: np.ndarray) -> 
 
 def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     cfg = recipe.train
+    if cfg.init_match not in ("exact", "aligned"):
+        raise ConfigError(f"train.init_match '{cfg.init_match}' is not one of exact, aligned")
     if cfg.select_by not in SELECT_BY:
         raise ConfigError(f"train.select_by '{cfg.select_by}' is not one of {', '.join(SELECT_BY)}")
     if cfg.select_by != "holdout" and not recipe.data.profiled:
