@@ -4,7 +4,8 @@ inside it, on the platforms' own bundles (batch 1, one face per call).
     python benchmarks/per_face.py [--platform cpu,cpu-int8,android] [--calls 300] [--rounds 5] [--threads 1]
 
 Prints per platform the median over rounds of each round's median: the whole call, the engine, the rest (crop,
-normalisation, decoding, validation) and the rest as a share of the engine. A 640x480 frame with one 160 px face.
+normalisation, decoding, validation) and the rest as a share of the engine. A 640x480 frame; the calls cycle through
+faces of 100, 160 and 230 px (crop squares at non-power-of-two, exactly 2x and 2.9x the 128 px input).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from edgepose import Runtime
 from edgepose.evaluation.bench import demo_frame, markdown_table
 
 
-def profile(rt: Runtime, frame: np.ndarray, box, calls: int) -> tuple[float, float]:
+def profile(rt: Runtime, frame: np.ndarray, boxes: list, calls: int) -> tuple[float, float]:
     """(median whole-call ms, median engine ms) over `calls` calls; the engine is timed by wrapping Runtime._run."""
     engine_ms: list[float] = []
     run = rt._run
@@ -31,7 +32,8 @@ def profile(rt: Runtime, frame: np.ndarray, box, calls: int) -> tuple[float, flo
     rt._run = timed
     try:
         whole = []
-        for _ in range(calls):
+        for i in range(calls):
+            box = boxes[i % len(boxes)]
             t0 = time.perf_counter()
             rt.infer(frame, boxes=[box])
             whole.append((time.perf_counter() - t0) * 1e3)
@@ -50,14 +52,15 @@ def main() -> int:
     if args.calls < 1 or args.rounds < 1:
         ap.error("--calls and --rounds must be >= 1")
     frame = np.ascontiguousarray(demo_frame(640, 480))
-    box = (240.0, 160.0, 400.0, 320.0)
+    boxes = [(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2) for cx, cy, side in
+             ((320.0, 240.0, 100.0), (320.0, 240.0, 160.0), (320.0, 250.0, 230.0))]
     runtimes = {name: Runtime(name, threads=args.threads) for name in args.platform.split(",") if name}
     results = {name: [] for name in runtimes}
     for rt in runtimes.values():
-        profile(rt, frame, box, 20)  # warm-up
+        profile(rt, frame, boxes, 21)  # warm-up
     for _ in range(args.rounds):  # platforms interleaved round by round
         for name, rt in runtimes.items():
-            results[name].append(profile(rt, frame, box, args.calls))
+            results[name].append(profile(rt, frame, boxes, args.calls))
     rows = []
     for name, runs in results.items():
         whole, engine = (float(np.median([r[i] for r in runs])) for i in (0, 1))

@@ -1,6 +1,8 @@
 """Face crops: the square-around-the-box protocol every edgepose bundle is trained and run with."""
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -32,7 +34,7 @@ def clip_box(box, width: int, height: int) -> tuple[float, float, float, float]:
         x1, y1, x2, y2 = (float(v) for v in box)
     except (TypeError, ValueError):
         raise InputError(f"box {box!r} must be 4 numbers (x1, y1, x2, y2) in frame pixels") from None
-    if not all(np.isfinite([x1, y1, x2, y2])):
+    if not all(map(math.isfinite, (x1, y1, x2, y2))):
         raise InputError(f"box {box!r} has a non-finite coordinate")
     if x2 <= x1 or y2 <= y1:
         raise InputError(f"box {box!r} is empty or inverted; expected x1 < x2 and y1 < y2")
@@ -68,19 +70,21 @@ def square_crop(frame: np.ndarray, box, scale: float, size: int) -> np.ndarray:
 
 
 def square_warp(frame: np.ndarray, box, scale: float, size: int) -> np.ndarray:
-    """`square_crop`'s square, cut by one bilinear affine warp straight from the frame (replicated border).
-
-    Each 2x of downscaling is first done as an exact 2x2 mean of the pixels under the square (INTER_AREA on a view
-    of the frame), so at most a factor below 2 is left to bilinear sampling. The crop stays within a few grey levels
+    """`square_crop`'s square without copying it: each 2x of downscaling is an exact 2x2 mean of the pixels under
+    the square (INTER_AREA on a view of the frame), so at most a factor below 2 is left to bilinear sampling: one
+    cv2.resize when the square lies inside the frame, else one affine warp straight from the frame (replicated
+    border). The crop stays within a few grey levels
     of `square_crop`'s, and the models score the same on aflw2000-dev (mean error, default bundles: cpu 4.498 ->
     4.479 deg, android int8 4.660 -> 4.657), for a fraction of its cost on large faces.
     """
     side, left, top = square_geometry(box, scale)
+    h, w = frame.shape[:2]
+    if left >= 0 and top >= 0 and left + side <= w and top + side <= h:
+        return _halve_and_resize(frame[top:top + side, left:left + side], size)
     step = side / size  # source pixels per output pixel
     x, y = left + step / 2 - 0.5, top + step / 2 - 0.5  # where output pixel (0, 0)'s centre samples the source
     src = frame
     if step >= 2:
-        h, w = frame.shape[:2]
         x0, y0 = max(left, 0), max(top, 0)
         src = frame[y0:min(top + side, h), x0:min(left + side, w)]
         x, y = x - x0, y - y0
@@ -91,6 +95,18 @@ def square_warp(frame: np.ndarray, box, scale: float, size: int) -> np.ndarray:
     m = np.array([[step, 0.0, x], [0.0, step, y]])
     return cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
+
+
+def _halve_and_resize(square: np.ndarray, size: int) -> np.ndarray:
+    """A square lying inside the frame: exact 2x2 means while it is at least twice the output, then one bilinear
+    resize (cv2.resize costs a third of an equivalent warpAffine at 128 px). An odd side drops its last pixel row and
+    column at that halving: under one source pixel of shift."""
+    while square.shape[0] >= 2 * size:
+        half = square.shape[0] // 2
+        square = cv2.resize(square[:2 * half, :2 * half], (half, half), interpolation=cv2.INTER_AREA)
+    if square.shape[0] == size:
+        return np.ascontiguousarray(square)
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def roi_crop(frame: np.ndarray, box, scale: float, shift: tuple[float, float], size: tuple[int, int]) -> np.ndarray:

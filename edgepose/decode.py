@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .angles import euler_to_matrix, matrix_to_euler, rot6d_to_matrix
+from .angles import euler_to_matrix, matrix_to_euler, rot6d_to_matrix, rot6d_to_pose
 from .errors import ModelFormatError
 
 ANGLES = ("yaw", "pitch", "roll")
@@ -21,8 +21,15 @@ def _with_matrices(angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return angles, euler_to_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
 
 
+SCALAR_BATCH = 4  # up to this many faces, rot6d decodes in plain Python (angles.rot6d_to_pose): cheaper than numpy
+
+
 def _rot6d(outputs, decoding):
-    matrices = rot6d_to_matrix(_output(outputs, decoding["name"]).reshape(-1, 6))
+    raw = _output(outputs, decoding["name"]).reshape(-1, 6)
+    if len(raw) <= SCALAR_BATCH:
+        angles, matrices = zip(*map(rot6d_to_pose, raw.tolist())) if len(raw) else ((), ())
+        return np.array(angles, np.float64).reshape(-1, 3), np.array(matrices, np.float64).reshape(-1, 3, 3)
+    matrices = rot6d_to_matrix(raw)
     return matrix_to_euler(matrices), matrices
 
 

@@ -156,7 +156,7 @@ class Runtime:
                 levels = [eye_line_angle(lm) for lm in found.landmarks]
         else:
             clipped = [clip_box(b, w, h) for b in boxes]
-            scores = np.ones(len(clipped))
+            scores = [1.0] * len(clipped)
         poses = []
         for i in range(0, len(clipped), POSE_CHUNK):  # bounded chunks: memory stays flat however many boxes
             chunk, chunk_levels = clipped[i:i + POSE_CHUNK], None if levels is None else levels[i:i + POSE_CHUNK]
@@ -165,8 +165,8 @@ class Runtime:
             if chunk_levels is not None:
                 matrices = rotate_in_plane(matrices, np.asarray(chunk_levels))  # undo the levelling: roll kept
                 angles = matrix_to_euler(matrices)
-            poses += [FacePose(float(a[0]), float(a[1]), float(a[2]), tuple(b), float(s), m)
-                      for a, b, s, m in zip(angles, chunk, scores[i:i + POSE_CHUNK], matrices)]
+            poses += [FacePose(a[0], a[1], a[2], tuple(b), float(s), m)  # tolist: Python floats in one call
+                      for a, b, s, m in zip(angles.tolist(), chunk, scores[i:i + POSE_CHUNK], matrices)]
         return poses
 
     def stream(self, source, options=None, keep_frames: bool = False):
@@ -198,7 +198,7 @@ class Runtime:
 
     def _predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         decoded = [decode_outputs(self._run(engine.get(), batch), self.manifest.output) for engine in self._engines]
-        if not all(np.isfinite(d[0]).all() for d in decoded):
+        if not all(np.isfinite(d[0].sum()) for d in decoded):  # one reduction: a NaN or inf anywhere makes it so
             raise ModelFormatError(f"model '{self.model_path}' produced non-finite outputs; the file or its manifest's "
                                    "input normalisation is wrong — re-export the bundle")
         if len(decoded) == 1:

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from edgepose import angles as A
+from edgepose.decode import decode_outputs
 
 rng = np.random.default_rng(0)
 YAW = rng.uniform(-89, 89, 500)
@@ -37,6 +38,23 @@ def test_rot6d_round_trip_and_gram_schmidt():
     back = A.rot6d_to_matrix(noisy)
     np.testing.assert_allclose(np.linalg.det(back), 1.0, atol=1e-9)
     assert A.geodesic_degrees(back, m).max() < 0.5
+
+
+def test_scalar_rot6d_decoding_equals_the_array_one():
+    """The one-face Python path (angles.rot6d_to_pose, used by the rot6d decoding for small batches) gives the array
+    path's angles and matrices, for raw network outputs (unnormalised, any sign) and a degenerate zero vector."""
+    six = np.concatenate([rng.normal(0, 3, (200, 6)), np.zeros((1, 6))]).astype(np.float32)
+    want_m = A.rot6d_to_matrix(six)
+    want_a = A.matrix_to_euler(want_m)
+    got = [A.rot6d_to_pose(row) for row in six.tolist()]
+    np.testing.assert_allclose([g[0] for g in got], want_a, atol=1e-9)
+    np.testing.assert_allclose([g[1] for g in got], want_m, atol=1e-12)
+    for n in (1, 4, 5, 9):  # either side of decode.SCALAR_BATCH: the same result
+        angles, matrices = decode_outputs({"pose": six[:n]}, {"type": "rot6d", "name": "pose"})
+        assert angles.shape == (n, 3) and matrices.shape == (n, 3, 3)
+        np.testing.assert_allclose(angles, want_a[:n], atol=1e-9)
+    angles, matrices = decode_outputs({"pose": six[:0]}, {"type": "rot6d", "name": "pose"})
+    assert angles.shape == (0, 3) and matrices.shape == (0, 3, 3)
 
 
 def test_flip_negates_yaw_and_roll_and_is_an_involution():

@@ -27,6 +27,7 @@ class OnnxRuntimeBackend:
 
     def __init__(self) -> None:
         self.session: ort.InferenceSession | None = None
+        self._outputs: list[str] = []
 
     def load(self, path: str, options: dict) -> None:
         so = ort.SessionOptions()
@@ -48,12 +49,12 @@ class OnnxRuntimeBackend:
                 "onnxruntime build that has them (e.g. onnxruntime-gpu), or list only available providers")
         try:
             self.session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+            self._outputs = [o.name for o in self.session.get_outputs()]  # asked once, not per call
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf types
             raise ModelFormatError(f"ONNX Runtime cannot load '{path}': {exc}. Re-export the model or check the file") from None
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outs = self.session.run(None, inputs)
-        return {o.name: v for o, v in zip(self.session.get_outputs(), outs)}
+        return dict(zip(self._outputs, self.session.run(self._outputs, inputs)))
 
     def io(self) -> ModelIO:
         inputs = tuple(TensorInfo(i.name, tuple(d if isinstance(d, int) and d >= 0 else None for d in i.shape),
