@@ -5,7 +5,8 @@ inside it, on the platforms' own bundles (batch 1, one face per call).
 
 Prints per platform the median over rounds of each round's median: the whole call, the engine, the rest (crop,
 normalisation, decoding, validation) and the rest as a share of the engine. A 640x480 frame; the calls cycle through
-faces of 100, 160 and 230 px (crop squares at non-power-of-two, exactly 2x and 2.9x the 128 px input).
+faces of 100, 160 and 233 px (crop squares of 160, 256 and 373 px: no halving, one even halving, and an odd
+side, which takes the warp).
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def main() -> int:
         ap.error("--calls and --rounds must be >= 1")
     frame = np.ascontiguousarray(demo_frame(640, 480))
     boxes = [(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2) for cx, cy, side in
-             ((320.0, 240.0, 100.0), (320.0, 240.0, 160.0), (320.0, 250.0, 230.0))]
+             ((320.0, 240.0, 100.0), (320.0, 240.0, 160.0), (320.0, 250.0, 233.0))]
     runtimes = {name: Runtime(name, threads=args.threads) for name in args.platform.split(",") if name}
     results = {name: [] for name in runtimes}
     for rt in runtimes.values():

@@ -72,15 +72,16 @@ def square_crop(frame: np.ndarray, box, scale: float, size: int) -> np.ndarray:
 def square_warp(frame: np.ndarray, box, scale: float, size: int) -> np.ndarray:
     """`square_crop`'s square without copying it: each 2x of downscaling is an exact 2x2 mean of the pixels under
     the square (INTER_AREA on a view of the frame), so at most a factor below 2 is left to bilinear sampling: one
-    cv2.resize when the square lies inside the frame, else one affine warp straight from the frame (replicated
-    border). The crop stays within a few grey levels
-    of `square_crop`'s, and the models score the same on aflw2000-dev (mean error, default bundles: cpu 4.498 ->
-    4.479 deg, android int8 4.660 -> 4.657), for a fraction of its cost on large faces.
+    cv2.resize when the square lies inside the frame and halves evenly, else one affine warp straight from the
+    frame (replicated border). The crop stays within a few grey levels of `square_crop`'s, and the models score the same on
+    aflw2000-dev (docs/detection.md), for a fraction of its cost.
     """
     side, left, top = square_geometry(box, scale)
     h, w = frame.shape[:2]
     if left >= 0 and top >= 0 and left + side <= w and top + side <= h:
-        return _halve_and_resize(frame[top:top + side, left:left + side], size)
+        out = _halve_and_resize(frame[top:top + side, left:left + side], size)
+        if out is not None:
+            return out
     step = side / size  # source pixels per output pixel
     x, y = left + step / 2 - 0.5, top + step / 2 - 0.5  # where output pixel (0, 0)'s centre samples the source
     src = frame
@@ -97,13 +98,16 @@ def square_warp(frame: np.ndarray, box, scale: float, size: int) -> np.ndarray:
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def _halve_and_resize(square: np.ndarray, size: int) -> np.ndarray:
+def _halve_and_resize(square: np.ndarray, size: int) -> np.ndarray | None:
     """A square lying inside the frame: exact 2x2 means while it is at least twice the output, then one bilinear
-    resize (cv2.resize costs a third of an equivalent warpAffine at 128 px). An odd side drops its last pixel row and
-    column at that halving: under one source pixel of shift."""
+    cv2.resize (a third of an equivalent warpAffine's cost at 128 px). None when a halving meets an odd side: dropping
+    its last pixel (or rounding the side) moves the crop by up to half a pixel, 1.5-3 grey levels on a textured face
+    (twice the warp's difference from the training crop), so the caller warps instead."""
     while square.shape[0] >= 2 * size:
+        if square.shape[0] % 2:
+            return None
         half = square.shape[0] // 2
-        square = cv2.resize(square[:2 * half, :2 * half], (half, half), interpolation=cv2.INTER_AREA)
+        square = cv2.resize(square, (half, half), interpolation=cv2.INTER_AREA)
     if square.shape[0] == size:
         return np.ascontiguousarray(square)
     return cv2.resize(square, (size, size), interpolation=cv2.INTER_LINEAR)

@@ -15,8 +15,9 @@ def frame(dev_samples):
     return cv2.resize(img, (640, 480), interpolation=cv2.INTER_LINEAR)
 
 
-# side from 0.5x to 8x the output (upscale, mild and 2^n downscale), inside the frame and past each edge
-BOXES = [(300, 220, 340, 260), (250, 150, 330, 230), (200, 100, 420, 330), (60, 20, 600, 470),
+# side from 0.5x to 8x the output (upscale, mild and 2^n downscale, an odd side of 273 px that cannot halve evenly),
+# inside the frame and past each edge
+BOXES = [(300, 220, 340, 260), (250, 150, 330, 230), (200, 100, 420, 330), (250, 120, 400, 290.5), (60, 20, 600, 470),
          (-40, -30, 120, 140), (560, 380, 700, 520), (0, 200, 60, 260), (300, 0, 400, 60)]
 
 
@@ -29,7 +30,8 @@ def test_warp_matches_the_training_crop(frame, box):
     side, left, top = square_geometry(box, 1.6)
     inside = left >= 0 and top >= 0 and left + side <= frame.shape[1] and top + side <= frame.shape[0]
     # past the frame, the replicated border streaks come from 2x2 means instead of the edge pixels themselves
-    assert diff.mean() < (0.5 if inside else 2.0) and np.percentile(diff, 99) <= (4 if inside else 32)
+    # (a crop that drops the odd side's last pixel before halving is 1.7 grey levels off on the 273 px square)
+    assert diff.mean() < (0.6 if inside else 2.0) and np.percentile(diff, 99) <= (5 if inside else 32)
 
 
 def test_warp_upscale_inside_the_frame_is_the_resize(frame):
