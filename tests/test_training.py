@@ -350,6 +350,31 @@ def test_warm_start_from_another_network_is_refused_clearly():
         load_weights(create("mobilenetv3_large", "rot6d"), "weights/student_mbv3s_rot6d.pt", "train.init")
 
 
+def test_aligned_warm_start_carries_a_variant_across_dropped_blocks(capsys):
+    """train.init_match=aligned: MobileNetV3-Small without squeeze-excite (and with ReLU) takes every tensor of the
+    shipped network but the SE blocks', each where it belongs (the projection after a dropped SE moves up one
+    place); a network sharing too little is refused."""
+    import torch
+
+    from edgepose.train.checkpoint import load_checkpoint, load_weights
+    from edgepose.train.models import create
+
+    src = load_checkpoint("weights/student_mbv3s_rot6d.pt")
+    src = src["ema" if "ema" in src else "model"]
+    model = load_weights(create("mobilenetv3_small_relu_nose", "rot6d"), "weights/student_mbv3s_rot6d.pt",
+                         "train.init", "aligned")
+    got = model.state_dict()
+    assert "36 of its tensors unused" in capsys.readouterr().out  # 9 SE blocks x (2 weights + 2 biases)
+    assert torch.equal(got["backbone.features.1.block.1.0.weight"], src["backbone.features.1.block.2.0.weight"])
+    assert torch.equal(got["backbone.features.4.block.1.1.running_var"], src["backbone.features.4.block.1.1.running_var"])
+    head = [k for k in got if k.startswith("head.")]
+    assert head and all(torch.equal(got[k], src[k]) for k in head)
+    with pytest.raises(ConfigError, match="another network"):  # exact stays exact
+        load_weights(create("mobilenetv3_small_nose", "rot6d"), "weights/student_mbv3s_rot6d.pt", "train.init")
+    with pytest.raises(ConfigError, match="counterpart"):
+        load_weights(create("mobilenetv1_x025", "rot6d"), "weights/student_mbv3s_rot6d.pt", "train.init", "aligned")
+
+
 @pytest.mark.slow
 def test_distillation_caches_teacher_poses_and_resumes(tmp_path, pool_root, tiny_teacher, monkeypatch):
     from edgepose.train.checkpoint import load_checkpoint
