@@ -331,6 +331,13 @@ def _cmd_profile(args) -> int:
 def _cmd_manifest(args) -> int:
     from .manifest import hash_manifest
 
+    if args.action == "fold-input":
+        if not args.out:
+            raise ConfigError("manifest fold-input needs --out DIR, the new bundle folder")
+        from .exporters.fold_input import fold_bundle
+
+        print(f"bundle with normalisation folded into the model: {fold_bundle(args.manifest, args.out, args.models_dir)}")
+        return 0
     for path in hash_manifest(args.manifest, args.models_dir):
         print(f"sha256 written for {path}")
     print(f"manifest updated: {args.manifest}")
@@ -557,9 +564,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="", help="recipe name it carries into bundles (default: the --out file stem)")
     p.set_defaults(fn=_cmd_average)
 
-    p = sub.add_parser("manifest", help="manifest tools: `manifest hash MANIFEST` writes the sha256 of its model files")
-    p.add_argument("action", choices=["hash"], help="hash: fill in the sha256 of every model file the manifest names")
-    p.add_argument("manifest", help="the manifest JSON to update (atomically)")
+    p = sub.add_parser("manifest", help="manifest tools: `manifest hash MANIFEST` writes the sha256 of its model "
+                                        "files; `manifest fold-input MANIFEST --out DIR` folds normalisation into an "
+                                        "ONNX model")
+    p.add_argument("action", choices=["hash", "fold-input"],
+                   help="hash: fill in the sha256 of every model file the manifest names (atomically); fold-input: "
+                        "write a new bundle to --out whose ONNX model takes the crop's uint8 BGR pixels and normalises "
+                        "them itself (same outputs, less work per face outside the engine; needs edgepose[train])")
+    p.add_argument("manifest", help="the bundle's manifest JSON")
+    p.add_argument("--out", default="", help="fold-input: the new bundle folder (must be new or empty)")
     _models_dir_arg(p)
     p.set_defaults(fn=_cmd_manifest)
     return parser

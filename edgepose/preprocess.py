@@ -61,17 +61,25 @@ def eye_line_angle(landmarks: np.ndarray) -> float:
 
 
 def to_input(crops, spec: InputSpec) -> np.ndarray:
-    """(N, H, W, 3) BGR uint8 crops (an array, or a list of equal-sized images) -> float32 model input in the spec's colour order, normalisation and layout.
+    """(N, H, W, 3) BGR uint8 crops (an array, or a list of equal-sized images) -> the model input: float32 in the
+    spec's colour order, normalisation and layout; or, for a model that normalises its own input (dtype uint8, mean
+    0, std 1: exporters/fold_input.py), the uint8 pixels themselves (one BGR NHWC crop: a view, no copy).
 
-    One pass in OpenCV (cv2.dnn.blobFromImagesWithParams: colour swap, (x - mean) / std per channel, layout), about
-    a fifth cheaper than the numpy strided copy and in-place normalisation for one 128 px face; equal to the formula
+    The float path is one pass in OpenCV (cv2.dnn.blobFromImagesWithParams: colour swap, (x - mean) / std per
+    channel, layout), about a fifth cheaper than a numpy strided copy for one 128 px face; equal to the formula
     (tests/test_crop.py).
     """
-    if not len(crops):
-        return np.zeros((0, 3, *spec.size) if spec.layout == "NCHW" else (0, *spec.size, 3), np.float32)
     if isinstance(crops, list) and any(c.shape != crops[0].shape for c in crops):  # OpenCV would resize them
         raise InputError(f"crops of different sizes {sorted({c.shape for c in crops})}; cut every crop at the input "
                          f"size {spec.size}")
+    if spec.dtype == "uint8" and tuple(spec.mean) == (0, 0, 0) and tuple(spec.std) == (1, 1, 1):
+        if isinstance(crops, list):
+            crops = crops[0][None] if len(crops) == 1 else np.stack(crops) if crops else np.zeros((0, *spec.size, 3))
+        x = crops[..., ::-1] if spec.color == "RGB" else crops
+        x = x.transpose(0, 3, 1, 2) if spec.layout == "NCHW" else x
+        return np.ascontiguousarray(x, dtype=np.uint8)
+    if not len(crops):
+        return np.zeros((0, 3, *spec.size) if spec.layout == "NCHW" else (0, *spec.size, 3), np.float32)
     return cv2.dnn.blobFromImagesWithParams(list(crops), _blob_params(spec))
 
 

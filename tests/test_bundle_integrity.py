@@ -94,11 +94,11 @@ def test_peers_are_reached_through_an_explicit_models_folder():
 
 
 @pytest.mark.parametrize("bundle, changes, match", [
-    ("default", {"input__size": [112, 112]}, r"shape/layout.*manifest says input 'input' \[\?,3,112,112\].*"
-                                             r"model has 'input' \[\?,3,128,128\]"),
-    ("default", {"input__layout": "NHWC"}, r"shape/layout.*\(NHWC\)"),
-    ("default", {"input__name": "image"}, r"name differ.*input 'image'.*model has 'input'"),
-    ("default", {"input__dtype": "uint8"}, r"dtype"),
+    ("default", {"input__size": [112, 112]}, r"shape/layout.*manifest says input 'pixels' \[\?,112,112,3\].*"
+                                             r"model has 'pixels' \[\?,128,128,3\]"),
+    ("default", {"input__layout": "NCHW"}, r"shape/layout.*\(NCHW\)"),
+    ("default", {"input__name": "image"}, r"name differ.*input 'image'.*model has 'pixels'"),
+    ("default", {"input__dtype": "float32"}, r"dtype"),
     ("default", {"output__name": "angles"}, r"output\(s\) \['angles'\].*\['pose'\]"),
     ("default-android", {"input__size": [112, 112]}, r"shape/layout"),
     ("default-android", {"input__name": "input"}, r"name differ"),

@@ -13,7 +13,7 @@ from edgepose.platform import load_platform, platform_names
 def test_default_bundle_is_self_describing():
     manifest, (model,) = resolve_bundle("default")
     assert model.is_file() and model.stat().st_size < 10e6
-    assert manifest.output["type"] == "rot6d" and manifest.input.layout == "NCHW"
+    assert manifest.output["type"] == "rot6d" and manifest.input.layout == "NHWC" and manifest.input.dtype == "uint8"
     assert manifest.metrics["aflw2000-dev"]["mean"] <= 8.0
     assert manifest.source["recipe"]
 
