@@ -27,7 +27,8 @@ def _import_tensorrt():
 
 
 def make_int8_calibrator(trt, batches: np.ndarray, cache_path: Path, memory):
-    """An IInt8EntropyCalibrator2 feeding (N, C, H, W) float32 `batches` one calibration batch at a time."""
+    """An IInt8EntropyCalibrator2 feeding `batches` (the model inputs: float32, or uint8 pixels for a bundle folded
+    by `edgepose manifest fold-input`) one calibration batch at a time."""
 
     class Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self):
@@ -40,7 +41,7 @@ def make_int8_calibrator(trt, batches: np.ndarray, cache_path: Path, memory):
         def get_batch(self, names):
             if self.index >= len(batches):
                 return None
-            batch = np.ascontiguousarray(batches[self.index], dtype=np.float32)
+            batch = np.ascontiguousarray(batches[self.index])  # float32, or uint8 pixels for a folded model
             self.index += 1
             ptr = memory.buffer(names[0], batch.shape, batch.dtype)
             memory.to_device(names[0], batch)
@@ -62,7 +63,8 @@ def build_engine(onnx_manifest: Manifest, onnx_path: Path, out_dir: Path, precis
 
     Args:
         precision: "fp16" or "int8" (int8 also enables fp16 for layers left unquantized).
-        calibration: (num_batches, batch, C, H, W) float32 model inputs for implicit INT8; unused with Q/DQ ONNX.
+        calibration: (num_batches, batch, ...) model inputs (as `preprocess.to_input` makes them) for implicit INT8;
+            unused with Q/DQ ONNX.
         timing_cache: file reused across builds to cut build time (created if absent).
     """
     if precision not in ("fp16", "int8"):
