@@ -336,7 +336,8 @@ def _cmd_manifest(args) -> int:
             raise ConfigError("manifest fold-input needs --out DIR, the new bundle folder")
         from .exporters.fold_input import fold_bundle
 
-        print(f"bundle with normalisation folded into the model: {fold_bundle(args.manifest, args.out, args.models_dir)}")
+        folded = fold_bundle(args.manifest, args.out, args.models_dir)
+        print(f"bundle with normalisation folded into the model: {folded}")
         return 0
     for path in hash_manifest(args.manifest, args.models_dir):
         print(f"sha256 written for {path}")

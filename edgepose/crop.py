@@ -73,8 +73,8 @@ def square_warp(frame: np.ndarray, box, scale: float, size: int) -> np.ndarray:
     """`square_crop`'s square without copying it: each 2x of downscaling is an exact 2x2 mean of the pixels under
     the square (INTER_AREA on a view of the frame), so at most a factor below 2 is left to bilinear sampling: one
     cv2.resize when the square lies inside the frame and halves evenly, else one affine warp straight from the
-    frame (replicated border). The crop stays within a few grey levels of `square_crop`'s, and the models score the same on
-    aflw2000-dev (docs/detection.md), for a fraction of its cost.
+    frame (replicated border). The crop stays within a few grey levels of `square_crop`'s, and the models score the
+    same on aflw2000-dev (docs/detection.md), for a fraction of its cost.
     """
     side, left, top = square_geometry(box, scale)
     h, w = frame.shape[:2]

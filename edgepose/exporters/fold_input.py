@@ -81,8 +81,9 @@ def fold_bundle(manifest_path: str | Path, out: str | Path, models_dir: str | Pa
     manifest_path, out = Path(manifest_path), Path(out)
     manifest: Manifest = load_manifest(manifest_path)
     if manifest.format != "onnx" or manifest.ensemble:
-        raise ModelFormatError(f"'{manifest_path}' is a {manifest.format} bundle{' ensemble' if manifest.ensemble else ''}"
-                               "; folding the normalisation applies to single ONNX models")
+        kind = f"{manifest.format} bundle" + (" ensemble" if manifest.ensemble else "")
+        raise ModelFormatError(f"'{manifest_path}' is a {kind}; folding the normalisation applies to single ONNX "
+                               "models")
     if out.exists() and (out.resolve() == manifest_path.parent.resolve() or any(out.iterdir())):
         raise ConfigError(f"--out '{out}' already holds files; give a new folder (the source bundle stays as it is)")
     (source,) = model_files(manifest, manifest_path.parent, models_dir)
