@@ -9,6 +9,7 @@ import pytest
 
 from edgepose import Runtime
 from edgepose.cli import main
+from edgepose.errors import InputError
 from edgepose.manifest import InputSpec
 from edgepose.preprocess import to_input
 from edgepose.bundle import bundled_dir
@@ -53,12 +54,34 @@ def test_folded_bundle_gives_the_float_models_poses(folded, dev_samples):
         np.testing.assert_allclose(_poses(pixels, frame, boxes), _poses(plain, frame, boxes), atol=1e-3)
 
 
-def test_shipped_cpu_bundles_take_pixels(runtime):
-    """The cpu bundles are folded: the runtime passes the crop itself to the engine (see test_shipped_accuracy for
-    their scores, unchanged by the fold)."""
-    assert runtime.manifest.input.dtype == "uint8" and runtime.manifest.source["input_folded"]
+def test_shipped_folded_bundle_matches_the_float_litert_one(dev_samples):
+    """The cpu bundle is folded (uint8 pixels in); raspberry-pi ships the same weights as a float LiteRT model with
+    the training normalisation on the host. Same poses, with and without flip TTA (the mirror of uint8 pixels)."""
+    with Runtime("cpu", threads=1) as cpu, Runtime("raspberry-pi", threads=1) as pi, \
+            Runtime("cpu", threads=1, flip_tta=True) as cpu_tta, \
+            Runtime("raspberry-pi", threads=1, flip_tta=True) as pi_tta:
+        assert cpu.manifest.input.dtype == "uint8" and cpu.manifest.source["input_folded"]
+        assert pi.manifest.input.dtype == "float32" and pi.manifest.input.mean == (127.5,) * 3
+        for sample in dev_samples[:8]:
+            frame = cv2.imread(str(sample.image))
+            np.testing.assert_allclose(_poses(cpu, frame, [sample.box]), _poses(pi, frame, [sample.box]), atol=0.05)
+            np.testing.assert_allclose(_poses(cpu_tta, frame, [sample.box]), _poses(pi_tta, frame, [sample.box]),
+                                       atol=0.05)
     with Runtime("cpu-int8") as rt:
         assert rt.manifest.input.dtype == "uint8"
+
+
+def test_fold_refuses_a_name_clash():
+    from onnx import TensorProto, helper
+
+    from edgepose.errors import ModelFormatError
+    from edgepose.exporters.fold_input import fold_normalisation
+
+    graph = helper.make_graph([helper.make_node("Relu", ["input"], ["pixels_scale"])], "g",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 4, 4])],
+                              [helper.make_tensor_value_info("pixels_scale", TensorProto.FLOAT, ["N", 3, 4, 4])])
+    with pytest.raises(ModelFormatError, match="already uses the tensor name"):
+        fold_normalisation(helper.make_model(graph), InputSpec(name="input", size=(4, 4)))
 
 
 def test_pixel_input_is_the_crop_itself():
@@ -69,8 +92,13 @@ def test_pixel_input_is_the_crop_itself():
     assert one.dtype == np.uint8 and one.shape == (1, 16, 20, 3) and np.shares_memory(one, crop)
     nchw_rgb = InputSpec(name="x", size=(16, 20), layout="NCHW", color="RGB", mean=(0, 0, 0), std=(1, 1, 1),
                          dtype="uint8")
-    np.testing.assert_array_equal(to_input([crop, crop], nchw_rgb), np.stack([crop, crop])[..., ::-1].transpose(0, 3, 1, 2))
+    want = np.stack([crop, crop])[..., ::-1].transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(to_input([crop, crop], nchw_rgb), want)
     assert to_input([], spec).shape == (0, 16, 20, 3)
+    with pytest.raises(InputError, match="uint8 pixels"):
+        to_input(crop[None].astype(np.float32) + 0.7, spec)
+    with pytest.raises(InputError, match=r"\(N, H, W, 3\)"):
+        to_input(crop, spec)  # one crop without its batch axis
 
 
 def test_fold_refuses_what_it_cannot_fold(folded, tmp_path, capsys):
@@ -78,7 +106,8 @@ def test_fold_refuses_what_it_cannot_fold(folded, tmp_path, capsys):
         (str(folded), str(tmp_path / "again"), "already folded"),
         (str(bundled_dir("default") / "manifest.json"), str(tmp_path / "shipped"), "already folded"),
         (str(bundled_dir("default-android") / "manifest.json"), str(tmp_path / "tfl"), "single ONNX models"),
-        (str(bundled_dir("default") / "manifest.json"), str(folded.parent), "already holds files"),
+        (str(bundled_dir("default") / "manifest.json"), str(folded.parent), "not an empty folder"),
+        (str(bundled_dir("default") / "manifest.json"), str(folded), "not an empty folder"),  # a file
         (str(bundled_dir("default") / "manifest.json"), "", "needs --out"),
     ]
     for manifest, out, message in cases:

@@ -43,5 +43,5 @@ def calibration_crops(source: str | Path, size: int, count: int, crop_scale: flo
 
 
 def calibration_inputs(source: str | Path, spec: InputSpec, count: int, crop_scale: float = 1.6) -> np.ndarray:
-    """Calibration crops turned into float32 model inputs with the manifest's preprocessing."""
+    """Calibration crops turned into model inputs with the manifest's preprocessing (`preprocess.to_input`)."""
     return to_input(calibration_crops(source, spec.size[0], count, crop_scale), spec)

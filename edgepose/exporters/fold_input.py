@@ -39,6 +39,11 @@ def fold_normalisation(model: onnx.ModelProto, spec: InputSpec) -> onnx.ModelPro
         raise ModelFormatError(f"the model has no input '{spec.name}' (inputs: {[i.name for i in graph.input]}); fix "
                                "input.name in the manifest")
     old = inputs[0]
+    taken = {n for node in graph.node for n in (*node.input, *node.output)} | {t.name for t in graph.initializer} \
+        | {i.name for i in graph.input}
+    if any(name == PIXELS or name.startswith(PIXELS + "_") for name in taken):
+        raise ModelFormatError(f"the model already uses the tensor name '{PIXELS}' or '{PIXELS}_*' (folded already, "
+                               "or a name clash); fold the float model it came from")
     batch = old.type.tensor_type.shape.dim[0]
     batch_dim = batch.dim_param or (batch.dim_value if batch.HasField("dim_value") else "batch")
     h, w = spec.size
@@ -69,6 +74,24 @@ def fold_normalisation(model: onnx.ModelProto, spec: InputSpec) -> onnx.ModelPro
     return folded
 
 
+def _check_same_outputs(source: Path, folded: onnx.ModelProto, spec: InputSpec) -> None:
+    """Both models in ONNX Runtime on the same random pixels (through `to_input` for the float one): the outputs
+    must agree, else nothing is written."""
+    import onnxruntime as ort
+
+    from ..preprocess import to_input
+
+    crops = np.random.default_rng(0).integers(0, 256, (2, *spec.size, 3), dtype=np.uint8)
+    float_model = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+    pixel_model = ort.InferenceSession(folded.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = float_model.run(None, {spec.name: to_input(crops, spec)})
+    got = pixel_model.run(None, {PIXELS: to_input(crops, pixel_spec(spec))})
+    for a, b in zip(want, got):
+        if not np.allclose(a, b, rtol=1e-3, atol=1e-3):
+            raise ModelFormatError(f"the folded model's outputs differ from '{source.name}' (max {np.abs(a - b).max()}"
+                                   "); nothing was written — report this with the model")
+
+
 def fold_bundle(manifest_path: str | Path, out: str | Path, models_dir: str | Path | None = None) -> Path:
     """A new bundle folder `out` holding the manifest's ONNX model with normalisation folded in, and its manifest
     (input: raw pixels; sha256 of the new file; metrics and provenance kept, the outputs being the same). A model
@@ -84,10 +107,12 @@ def fold_bundle(manifest_path: str | Path, out: str | Path, models_dir: str | Pa
         kind = f"{manifest.format} bundle" + (" ensemble" if manifest.ensemble else "")
         raise ModelFormatError(f"'{manifest_path}' is a {kind}; folding the normalisation applies to single ONNX "
                                "models")
-    if out.exists() and (out.resolve() == manifest_path.parent.resolve() or any(out.iterdir())):
-        raise ConfigError(f"--out '{out}' already holds files; give a new folder (the source bundle stays as it is)")
+    if out.exists() and (not out.is_dir() or out.resolve() == manifest_path.parent.resolve() or any(out.iterdir())):
+        raise ConfigError(f"--out '{out}' already exists and is not an empty folder; give a new folder (the source "
+                          "bundle stays as it is)")
     (source,) = model_files(manifest, manifest_path.parent, models_dir)
     folded = fold_normalisation(onnx.load(str(source)), manifest.input)
+    _check_same_outputs(source, folded, manifest.input)
     out.mkdir(parents=True, exist_ok=True)
     target = out / Path(manifest.model_file).name
     with atomic_path(target) as tmp:

@@ -40,8 +40,8 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def aligned_state(target: dict[str, torch.Tensor], source: dict[str, torch.Tensor]) -> tuple[dict, int]:
     """`source`'s tensors renamed onto `target`'s keys where the two networks differ only by blocks one of them
-    lacks (e.g. MobileNetV3-Small with and without squeeze-excite): the longest common subsequence of (tensor kind,
-    shape) in definition order. Returns the renamed state (matched keys only) and how many source tensors had no
+    lacks (e.g. MobileNetV3-Small with and without squeeze-excite): the matching runs of (tensor kind, shape) in
+    definition order (difflib's SequenceMatcher; a dropped block breaks a run, it does not reorder). Returns the renamed state (matched keys only) and how many source tensors had no
     counterpart."""
     def sig(state: dict[str, torch.Tensor]) -> list[tuple]:
         return [(k.rsplit(".", 1)[-1], tuple(v.shape)) for k, v in state.items()]
@@ -74,9 +74,11 @@ def load_weights(model: torch.nn.Module, checkpoint: str, key: str, match: str =
     if match == "aligned":
         mine = model.state_dict()
         paired, unused = aligned_state(mine, weights)
-        if len(paired) < len(mine) / 2:
-            raise ConfigError(f"{key}: only {len(paired)} of this model's {len(mine)} tensors have a counterpart in "
-                              f"'{checkpoint}'; warm-start from a variant of the same network, or from scratch")
+        params = {name for name, _ in model.named_parameters()}  # buffers (BatchNorm statistics) pair too easily
+        if len(params & set(paired)) < len(params) / 2:
+            raise ConfigError(f"{key}: only {len(params & set(paired))} of this model's {len(params)} weight tensors "
+                              f"have a counterpart in '{checkpoint}'; warm-start from a variant of the same network, "
+                              "or from scratch")
         model.load_state_dict(paired, strict=False)
         print(f"{key}: {len(paired)} of {len(mine)} tensors from '{checkpoint}' ({unused} of its tensors unused)")
         return model
