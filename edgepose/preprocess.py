@@ -69,27 +69,29 @@ def to_input(crops, spec: InputSpec) -> np.ndarray:
     channel, layout), about a fifth cheaper than a numpy strided copy for one 128 px face; equal to the formula
     (tests/test_crop.py).
     """
-    if not isinstance(crops, np.ndarray):
+    if not isinstance(crops, np.ndarray):  # one array either way: one crop is a view, several are stacked
         crops = list(crops)
-        if any(np.shape(c) != np.shape(crops[0]) for c in crops):  # OpenCV would resize them
+        if any(np.shape(c) != np.shape(crops[0]) for c in crops):
             raise InputError(f"crops of different sizes {sorted({np.shape(c) for c in crops})}; cut every crop at the "
                              f"input size {spec.size}")
-    shape = (len(crops), *np.shape(crops[0])) if isinstance(crops, list) and crops else np.shape(crops)
-    if len(crops) and (len(shape) != 4 or shape[3] != 3):
-        raise InputError(f"crops of shape {shape}; expected (N, H, W, 3) BGR images (one crop: crop[None])")
+        if len(crops) == 1:
+            crops = np.asarray(crops[0])[None]
+        else:
+            crops = np.stack(crops) if crops else np.zeros((0, *spec.size, 3), np.uint8)
+    if crops.ndim != 4 or crops.shape[3] != 3:
+        raise InputError(f"crops of shape {crops.shape}; expected (N, H, W, 3) BGR images (one crop: crop[None])")
     if spec.dtype == "uint8" and tuple(spec.mean) == (0, 0, 0) and tuple(spec.std) == (1, 1, 1):
-        if isinstance(crops, list):
-            crops = crops[0][None] if len(crops) == 1 else np.stack(crops) if crops else np.zeros((0, *spec.size, 3))
-        if crops.dtype != np.uint8 and len(crops):
+        if crops.dtype != np.uint8:
             raise InputError(f"crops are {crops.dtype}; this model takes uint8 pixels (0..255), convert with "
                              "np.clip(crops, 0, 255).astype(np.uint8)")
         x = crops[..., ::-1] if spec.color == "RGB" else crops
         x = x.transpose(0, 3, 1, 2) if spec.layout == "NCHW" else x
-        return np.ascontiguousarray(x, dtype=np.uint8)
+        return np.ascontiguousarray(x)
     if not len(crops):
         return np.zeros((0, 3, *spec.size) if spec.layout == "NCHW" else (0, *spec.size, 3), np.float32)
-    images = [c if c.dtype in (np.uint8, np.float32) else c.astype(np.float32) for c in crops]
-    return cv2.dnn.blobFromImagesWithParams(images, _blob_params(spec))
+    if crops.dtype not in (np.uint8, np.float32):  # the two depths OpenCV's blob takes
+        crops = crops.astype(np.float32)
+    return cv2.dnn.blobFromImagesWithParams(list(crops), _blob_params(spec))
 
 
 @functools.lru_cache(maxsize=32)
