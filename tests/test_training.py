@@ -581,6 +581,37 @@ def test_select_by_the_profiled_views_picks_best_by_their_exact_labels(tmp_path,
 
 
 @pytest.mark.slow
+def test_holdout_benchmark_scores_any_checkpoint_as_the_trainer_scored_its_epochs(tmp_path, pool_root, tiny_profiled,
+                                                                                 capsys):
+    """benchmarks/holdout.py (how a default is chosen across runs without dev) gives each kept epoch the holdout
+    figures the trainer logged for it, pool rows and views apart, and refuses a checkpoint of another input size."""
+    import importlib.util
+
+    from edgepose.train.trainer import train
+
+    spec = importlib.util.spec_from_file_location("holdout_bench", "benchmarks/holdout.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "run"
+    train(load_recipe(RECIPE, SMOKE + [f"data.root={pool_root}", "eval.aflw2000_root=", "train.max_steps_per_epoch=2",
+                                       f"data.profiled={tiny_profiled}", "data.holdout=0.5", "train.epochs=2",
+                                       "train.keep_epochs=true"]), out)
+    log = list(csv.DictReader(open(out / "log.csv")))
+    report = tmp_path / "holdout.json"
+    assert bench.main(["--recipe", str(out / "recipe.yaml"), str(out / "epoch_1.pt"), str(out / "epoch_2.pt"),
+                       "--json", str(report)]) == 0
+    rows = json.loads(report.read_text())["rows"]
+    for row, logged in zip(rows, log):
+        for key in ("holdout", "holdout_pool", "holdout_views"):
+            assert row[key] == pytest.approx(float(logged[f"{key}_mae"]), abs=1e-4)
+    assert rows[0]["holdout"] != rows[1]["holdout"]
+    capsys.readouterr()
+    assert bench.main(["--recipe", str(out / "recipe.yaml"), "--set", "model.input_size=96",
+                       str(out / "epoch_1.pt")]) == 2
+    assert "takes 64 px crops, the recipe's holdout is 96 px" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_profiled_relabel_composes_the_labels_file_source_pose_with_each_views_turn(tmp_path, pool_root,
                                                                                      tiny_profiled):
     from edgepose.angles import euler_to_matrix
