@@ -56,3 +56,22 @@ def test_recipe_chain_follows_warm_starts_and_teachers(tmp_path):
     t = tmp_path.as_posix()
     assert lines == [f"- `{t}/stage2.yaml`: stage two", f"- `{t}/stage1.yaml`: stage one",
                      f"- `{t}/base.yaml`: the base", f"- `{t}/more/teacher.yaml`: the teacher"]
+
+
+def test_recipe_chain_names_a_start_that_has_no_recipe(tmp_path):
+    from edgepose.evaluation.model_card import _recipe_chain
+
+    (tmp_path / "round.yaml").write_text("# one round\nname: round\ntrain:\n  init: weights/soup.pt\n")
+    lines = _recipe_chain([tmp_path], "round")
+    assert lines[0] == f"- `{tmp_path.as_posix()}/round.yaml`: one round"
+    assert lines[1].startswith("- `weights/soup.pt`: weights with no recipe of that name") and len(lines) == 2
+
+
+def test_card_reproduces_the_bench_with_its_own_extra_models(tmp_path):
+    bench = {"rows": [_row("default", "cpu", 4.21, 0.8), _row("3ddfa_v2", "cpu", 4.28, 0.9)],
+             "models": ["benchmarks/peers/3ddfa_v2.json"]}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(bench))
+    assert main(["card", "--bench", str(path), "--out", str(tmp_path / "CARD.md")]) == 0
+    reproduce = next(ln for ln in (tmp_path / "CARD.md").read_text().splitlines() if ln.startswith("Reproduce"))
+    assert "--model benchmarks/peers/3ddfa_v2.json --models-dir" in reproduce and "fsanet" not in reproduce

@@ -21,20 +21,24 @@ DATA_TERMS = """\
 |---|---|---|
 | faces pool (`../shared/data/faces`): MTFL, CFP, HIIT, 300-W (AFW, HELEN, LFPW), YouTube Faces crops | 37,814 face crops, landmarks, coarse pose classes | academic research data; no licence stated: **research / non-commercial only** |
 | soft labels in the pool index | FSA-Net (MIT) and WHENet (BSD-3-Clause) outputs, both trained on 300W-LP (research data); MediaPipe Face Mesh + canonical face (Apache-2.0) | research only (inherits 300W-LP) |
-| noisy-student labels (`edgepose label --index-votes fused --teacher <our student>`) | the pool's fused label averaged (rotation mean) with our own student's flip-averaged prediction, one file per round | research only (derived from the two rows above) |
+| 3DDFA_V2 votes (`edgepose label --teacher benchmarks/peers/3ddfa_v2.json`) | 3DDFA_V2 (MobileNetV1 x0.5, MIT, trained on 300W-LP) poses of the pool, flip-averaged | research only (inherits 300W-LP) |
+| consensus labels (`edgepose label --index-votes fused,mp_trusted --stored-votes ...`) | rotation mean of the pool's fused label, Face Mesh's trusted label, our previous student and 3DDFA_V2 (weight 2, not on HIIT); earlier rounds: fused label and our student | research only (derived from the rows above) |
 | profiled views (`edgepose profile`) | pool faces with 68 points re-rendered to large yaw through the BFM-derived mean face of 3DDFA | BFM 2009 terms: non-commercial |
-| evaluation: AFLW2000-3D (`aflw2000-dev`, 300 images) | never trained on; used to choose between candidate checkpoints (see "How it was chosen") | research, non-commercial |
+| evaluation: AFLW2000-3D (`aflw2000-dev`, 300 images) | never trained on; the ladder behind the starting weights used it to choose between candidates (see "How it was chosen") | research, non-commercial |
 
 The weights are therefore for research use only until retrained on data cleared for commercial use."""
 
 
 SELECTION = """\
-Within each training stage, `best.pt` was chosen on held-out training data: the pool holdout, or the held-out
-profiled views (`train.select_by: holdout_views`) once the pool's labels came from the student itself. The
-evaluation images (aflw2000-dev) were never trained on, but they were used to choose between candidates: which
-ladder stages to keep, which ablations to drop, and that the weight average of the last three rounds ships (it
-scored best on dev). The dev figures above are therefore optimistic by that selection; one dev point moves by about
-±0.05 between epochs and by up to 0.3 between seeds. The full history is in docs/default-model.md."""
+The shipped weights are one round of training (`research/labels3ddfa/student_mbv3s_128_3ddfa.yaml`) from the previous
+default on pool labels with 3DDFA_V2 voting. Its `best.pt` is the epoch with the lowest pool-holdout MAE, and among
+all candidates (the previous default, three rounds, weight averages) the same pool holdout ranks it first
+(`python benchmarks/holdout.py`, table in docs/default-model.md). The aflw2000-dev figures were printed for every
+epoch and seen, but did not decide. The previous default, where this round starts, came from a ladder in which dev
+was used to choose between candidates (which stages to keep, which ablations to drop, that a weight average ships),
+so the dev figures above stay optimistic by that selection; one dev point moves by about ±0.05 between epochs and by
+up to 0.3 between seeds. The full history is in docs/default-model.md."""
+
 
 RECIPE_DIRS = ("recipes", "research/ladder", "research/ablations", "research/labels3ddfa")
 
@@ -70,8 +74,8 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path,
     bins = (manifest.metrics or {}).get("aflw2000-dev", {}).get("bins", {})
     lines += ["", "Per |yaw| bin (default bundle, degrees): "
               + ", ".join(f"{k}: {v:.2f}" for k, v in bins.items()) + " (200 / 58 / 42 faces).", "",
-              f"Reproduce: `edgepose bench --root {bench.get('root', 'AFLW2000_DIR')} --model benchmarks/peers/fsanet.json "
-              f"--model benchmarks/peers/whenet.json --models-dir ../shared/models/peers {_tta_flag(rows)}--json "
+              f"Reproduce: `edgepose bench --root {bench.get('root', 'AFLW2000_DIR')} {_model_flags(bench)}"
+              f"--models-dir ../shared/models/peers {_tta_flag(rows)}--json "
               f"{bench_json}` then `edgepose card --bench {bench_json}`.", "",
               "## Artifacts", "", "| bundle | format | precision | quantization | calibration |", "|---|---|---|---|---|"]
     for folder in sorted(Path(bundles_dir).iterdir()):
@@ -93,6 +97,13 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path,
     lines += _recipe_chain([Path(d) for d in dirs], *([m["recipe"] for m in reversed(members)] or [recipe_name]))
     lines += ["", "## How it was chosen", "", SELECTION, "", "## Data and terms", "", DATA_TERMS, ""]
     return "\n".join(lines)
+
+
+def _model_flags(bench: dict) -> str:
+    """The bench's extra models as `--model` options (files from before the bench recorded them: the two peers it
+    then always ran)."""
+    models = bench.get("models", ["benchmarks/peers/fsanet.json", "benchmarks/peers/whenet.json"])
+    return "".join(f"--model {m} " for m in models)
 
 
 def _tta_flag(rows: list[dict]) -> str:
@@ -117,18 +128,25 @@ def _recipe_chain(recipe_dirs: list[Path], *names: str) -> list[str]:
         return f"- `{path.as_posix()}`{suffix}: {first if len(first) <= 160 else first[:159] + '…'}"
 
     out, seen = [], set()
-    queue = list(names)
+    queue = [(n,) for n in names]
     while queue:
-        n = queue.pop(0)
-        path = find(n)
-        if n in seen or path is None:
+        candidates = queue.pop(0)  # recipe names one checkpoint may go by (run folder, file stem)
+        n = next((c for c in candidates if find(c) is not None), None)
+        if n is None:
+            if len(candidates) > 2 and candidates[2] not in seen:  # a start with no recipe here: name the file
+                seen.add(candidates[2])
+                out.append(f"- `{candidates[2]}`: weights with no recipe of that name (e.g. an `edgepose average` "
+                           "of earlier rounds; docs/default-model.md has their history)")
+            continue
+        if n in seen:
             continue
         seen.add(n)
+        path = find(n)
         out.append(line(path))
         data = yaml.safe_load(path.read_text()) or {}
         for parent in ((data.get("train") or {}).get("init", ""), (data.get("distill") or {}).get("teacher", "")):
             if parent:
-                queue += [Path(parent).parent.name, Path(parent).stem]
+                queue.append((Path(parent).parent.name, Path(parent).stem, parent))
     for d in recipe_dirs:
         for extra in sorted(d.glob("qat_*.yaml")):
             if extra.stem not in seen:
