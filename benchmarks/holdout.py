@@ -30,11 +30,18 @@ def main(argv: list[str] | None = None) -> int:
     from edgepose.angles import matrix_to_euler
     from edgepose.errors import EdgePoseError
     from edgepose.evaluation.metrics import summarize
-    from edgepose.train.checkpoint import load_trained, predict_degrees
-    from edgepose.train.pool_data import PoolData, augment_batch
-    from edgepose.train.recipe import load_recipe
 
     try:
+        from edgepose.train.checkpoint import load_trained, predict_degrees
+        from edgepose.train.pool_data import PoolData, augment_batch
+        from edgepose.train.recipe import load_recipe
+    except ImportError as exc:
+        print(f"error: scoring checkpoints needs the training extra ({exc}): pip install 'edgepose[train]'",
+              file=sys.stderr)
+        return 2
+    try:
+        if args.json and not Path(args.json).expanduser().parent.is_dir():
+            raise EdgePoseError(f"--json {args.json}: its folder does not exist; create it or write elsewhere")
         recipe = load_recipe(args.recipe, args.set)
         data = PoolData(recipe.data, recipe.model.landmarks)
         size = recipe.model.input_size
@@ -46,9 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for ckpt in args.checkpoints:
             model, own = load_trained(ckpt)
-            if own.model.input_size != size:
-                raise EdgePoseError(f"'{ckpt}' takes {own.model.input_size} px crops, the recipe's holdout is {size} px; "
-                                    "score it under a recipe of its own input size")
+            if own.model.input_size != size or own.data.crop_scale != recipe.data.crop_scale:
+                raise EdgePoseError(f"'{ckpt}' takes {own.model.input_size} px crops at scale {own.data.crop_scale}, "
+                                    f"the recipe's holdout is {size} px at scale {recipe.data.crop_scale}; score it under "
+                                    "a recipe of its own input size and crop scale")
             pred = predict_degrees(model, imgs)
             row = {"checkpoint": ckpt, "holdout": summarize(pred, truth)["mean"]}
             if views.any() and (~views).any():
@@ -64,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print(f"| {row['checkpoint']} | " + " | ".join(f"{row[k]:.3f}" for k in keys) + " |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"recipe": args.recipe, "rows": rows}, indent=2))
+        Path(args.json).expanduser().write_text(json.dumps({"recipe": args.recipe, "rows": rows}, indent=2))
     return 0
 
 

@@ -64,7 +64,11 @@ def test_recipe_chain_names_a_start_that_has_no_recipe(tmp_path):
     (tmp_path / "round.yaml").write_text("# one round\nname: round\ntrain:\n  init: weights/soup.pt\n")
     lines = _recipe_chain([tmp_path], "round")
     assert lines[0] == f"- `{tmp_path.as_posix()}/round.yaml`: one round"
-    assert lines[1].startswith("- `weights/soup.pt`: weights with no recipe of that name") and len(lines) == 2
+    assert lines[1].startswith("- `weights/soup.pt`: no recipe of that name in ") and len(lines) == 2
+    assert _recipe_chain([tmp_path], "gone")[0].startswith("- `gone`: no recipe of that name")  # a caller's name too
+    (tmp_path / "two.yaml").write_text("# two\nname: two\ntrain:\n  init: weights/soup.pt\n"
+                                       "distill:\n  teacher: weights/soup.pt\n")
+    assert len(_recipe_chain([tmp_path], "two")) == 2  # one line per parent file, however often it is named
 
 
 def test_card_reproduces_the_bench_with_its_own_extra_models(tmp_path):
@@ -75,3 +79,10 @@ def test_card_reproduces_the_bench_with_its_own_extra_models(tmp_path):
     assert main(["card", "--bench", str(path), "--out", str(tmp_path / "CARD.md")]) == 0
     reproduce = next(ln for ln in (tmp_path / "CARD.md").read_text().splitlines() if ln.startswith("Reproduce"))
     assert "--model benchmarks/peers/3ddfa_v2.json --models-dir" in reproduce and "fsanet" not in reproduce
+    assert "--platform" not in reproduce  # no platforms recorded: the bench ran them all
+    bench.update(platforms=["cpu", "android"])
+    del bench["models"]  # a file from before the bench recorded its models: the two peers it always ran then
+    path.write_text(json.dumps(bench))
+    assert main(["card", "--bench", str(path), "--out", str(tmp_path / "CARD.md")]) == 0
+    reproduce = next(ln for ln in (tmp_path / "CARD.md").read_text().splitlines() if ln.startswith("Reproduce"))
+    assert "--platform cpu,android --model benchmarks/peers/fsanet.json --model benchmarks/peers/whenet.json" in reproduce

@@ -601,6 +601,7 @@ def test_holdout_benchmark_scores_any_checkpoint_as_the_trainer_scored_its_epoch
     assert bench.main(["--recipe", str(out / "recipe.yaml"), str(out / "epoch_1.pt"), str(out / "epoch_2.pt"),
                        "--json", str(report)]) == 0
     rows = json.loads(report.read_text())["rows"]
+    assert len(rows) == len(log) == 2
     for row, logged in zip(rows, log):
         for key in ("holdout", "holdout_pool", "holdout_views"):
             assert row[key] == pytest.approx(float(logged[f"{key}_mae"]), abs=1e-4)
@@ -608,7 +609,13 @@ def test_holdout_benchmark_scores_any_checkpoint_as_the_trainer_scored_its_epoch
     capsys.readouterr()
     assert bench.main(["--recipe", str(out / "recipe.yaml"), "--set", "model.input_size=96",
                        str(out / "epoch_1.pt")]) == 2
-    assert "takes 64 px crops, the recipe's holdout is 96 px" in capsys.readouterr().err
+    assert "takes 64 px crops at scale 1.6, the recipe's holdout is 96 px" in capsys.readouterr().err
+    torch.save({"weights": {}}, tmp_path / "not_ours.pt")  # a .pt that is no edgepose checkpoint: a clear error
+    assert bench.main(["--recipe", str(out / "recipe.yaml"), str(tmp_path / "not_ours.pt")]) == 2
+    assert "is not an edgepose training checkpoint" in capsys.readouterr().err
+    assert bench.main(["--recipe", str(out / "recipe.yaml"), str(out / "epoch_1.pt"), "--json",
+                       str(tmp_path / "missing" / "h.json")]) == 2
+    assert "its folder does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..atomic import atomic_write_bytes
 from ..manifest import load_manifest
+from ..platform import platform_names
 
 DATA_TERMS = """\
 | source | what | terms |
@@ -31,10 +32,11 @@ The weights are therefore for research use only until retrained on data cleared 
 
 SELECTION = """\
 The shipped weights are one round of training (`research/labels3ddfa/student_mbv3s_128_3ddfa.yaml`) from the previous
-default on pool labels with 3DDFA_V2 voting. Its `best.pt` is the epoch with the lowest pool-holdout MAE, and among
-all candidates (the previous default, three rounds, weight averages) the same pool holdout ranks it first
-(`python benchmarks/holdout.py`, table in docs/default-model.md). The aflw2000-dev figures were printed for every
-epoch and seen, but did not decide. The previous default, where this round starts, came from a ladder in which dev
+default on pool labels with 3DDFA_V2 voting. Its `best.pt` is the epoch with the lowest pool-holdout MAE; across
+candidates (the previous default, three rounds, weight averages; `python benchmarks/holdout.py`, table in
+docs/default-model.md) it ties with its own epoch average at the top (2.187 / 2.186, every other candidate 2.19 or
+more). Those holdout labels are the round's own consensus, so they favour it over models trained on other labels.
+The aflw2000-dev figures were printed for every epoch and seen, but did not decide. The previous default, where this round starts, came from a ladder in which dev
 was used to choose between candidates (which stages to keep, which ablations to drop, that a weight average ships),
 so the dev figures above stay optimistic by that selection; one dev point moves by about ±0.05 between epochs and by
 up to 0.3 between seeds. The full history is in docs/default-model.md."""
@@ -100,10 +102,12 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path,
 
 
 def _model_flags(bench: dict) -> str:
-    """The bench's extra models as `--model` options (files from before the bench recorded them: the two peers it
-    then always ran)."""
+    """The bench's platforms (when not all of them) and extra models as options (files from before the bench
+    recorded them: all platforms and the two peers it then always ran)."""
     models = bench.get("models", ["benchmarks/peers/fsanet.json", "benchmarks/peers/whenet.json"])
-    return "".join(f"--model {m} " for m in models)
+    platforms = bench.get("platforms")
+    named = f"--platform {','.join(platforms)} " if platforms and set(platforms) != set(platform_names()) else ""
+    return named + "".join(f"--model {m} " for m in models)
 
 
 def _tta_flag(rows: list[dict]) -> str:
@@ -128,15 +132,15 @@ def _recipe_chain(recipe_dirs: list[Path], *names: str) -> list[str]:
         return f"- `{path.as_posix()}`{suffix}: {first if len(first) <= 160 else first[:159] + '…'}"
 
     out, seen = [], set()
-    queue = [(n,) for n in names]
+    queue = [((n,), n) for n in names]  # (recipe names a checkpoint may go by: run folder, file stem), what to print
     while queue:
-        candidates = queue.pop(0)  # recipe names one checkpoint may go by (run folder, file stem)
+        candidates, shown = queue.pop(0)
         n = next((c for c in candidates if find(c) is not None), None)
         if n is None:
-            if len(candidates) > 2 and candidates[2] not in seen:  # a start with no recipe here: name the file
-                seen.add(candidates[2])
-                out.append(f"- `{candidates[2]}`: weights with no recipe of that name (e.g. an `edgepose average` "
-                           "of earlier rounds; docs/default-model.md has their history)")
+            if shown not in seen:  # no recipe here: name it, so the chain does not end without a word
+                seen.add(shown)
+                out.append(f"- `{shown}`: no recipe of that name in {', '.join(d.as_posix() for d in recipe_dirs)} "
+                           "(e.g. weights made by `edgepose average`, whose members its bundles' manifests list)")
             continue
         if n in seen:
             continue
@@ -146,7 +150,7 @@ def _recipe_chain(recipe_dirs: list[Path], *names: str) -> list[str]:
         data = yaml.safe_load(path.read_text()) or {}
         for parent in ((data.get("train") or {}).get("init", ""), (data.get("distill") or {}).get("teacher", "")):
             if parent:
-                queue.append((Path(parent).parent.name, Path(parent).stem, parent))
+                queue.append(((Path(parent).parent.name, Path(parent).stem), parent))
     for d in recipe_dirs:
         for extra in sorted(d.glob("qat_*.yaml")):
             if extra.stem not in seen:

@@ -109,13 +109,20 @@ def load_trained(checkpoint: str | Path, use_ema: bool = True,
     checkpoint already read by `read_checkpoint` (read here otherwise)."""
     path = Path(checkpoint)
     state = read_checkpoint(path) if state is None else state
+    key = "ema" if use_ema and isinstance(state, dict) and "ema" in state else "model"
+    if not isinstance(state, dict) or "recipe" not in state or key not in state:
+        raise ModelFormatError(f"'{path}' is not an edgepose training checkpoint (no recipe or weights in it); give a "
+                               ".pt written by edgepose train, edgepose average or QAT")
     recipe = recipe_from_yaml(state["recipe"], where=f"recipe inside '{path}'")
     model = create_for(recipe.model)
     if "nncf_config" in state:  # a quantization-aware training checkpoint: rebuild NNCF's quantizers first
         from . import qat
 
         model = qat.restore(qat.fold_batchnorm(model.eval()), state["nncf_config"])
-    model.load_state_dict(state["ema" if use_ema and "ema" in state else "model"])
+    try:
+        model.load_state_dict(state[key])
+    except RuntimeError as exc:
+        raise ModelFormatError(f"the weights in '{path}' do not fit the network its recipe names ({str(exc)[:200]})") from None
     return model.eval(), recipe
 
 
