@@ -85,4 +85,5 @@ def test_card_reproduces_the_bench_with_its_own_extra_models(tmp_path):
     path.write_text(json.dumps(bench))
     assert main(["card", "--bench", str(path), "--out", str(tmp_path / "CARD.md")]) == 0
     reproduce = next(ln for ln in (tmp_path / "CARD.md").read_text().splitlines() if ln.startswith("Reproduce"))
-    assert "--platform cpu,android --model benchmarks/peers/fsanet.json --model benchmarks/peers/whenet.json" in reproduce
+    assert ("--platform cpu,android --model benchmarks/peers/fsanet.json --model benchmarks/peers/whenet.json"
+            in reproduce)

@@ -603,9 +603,9 @@ def test_holdout_benchmark_scores_any_checkpoint_as_the_trainer_scored_its_epoch
     rows = json.loads(report.read_text())["rows"]
     assert len(rows) == len(log) == 2
     for row, logged in zip(rows, log):
-        for key in ("holdout", "holdout_pool", "holdout_views"):
-            assert row[key] == pytest.approx(float(logged[f"{key}_mae"]), abs=1e-4)
-    assert rows[0]["holdout"] != rows[1]["holdout"]
+        for key in ("holdout_mae", "holdout_pool_mae", "holdout_views_mae"):
+            assert row[key] == pytest.approx(float(logged[key]), abs=1e-4)
+    assert rows[0]["holdout_mae"] != rows[1]["holdout_mae"]
     capsys.readouterr()
     assert bench.main(["--recipe", str(out / "recipe.yaml"), "--set", "model.input_size=96",
                        str(out / "epoch_1.pt")]) == 2

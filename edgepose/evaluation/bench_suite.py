@@ -151,7 +151,7 @@ def run_bench(platforms: list[str], models: list[str], dataset: str, root: str, 
     return {"environment": environment(), "dataset": dataset, "root": root, "protocol": protocol,
             "threads": threads, "rounds": len(timer.stamps) if opened else 0, "rounds_span_s": span,
             "ratio_reference": f"{first['model']} / {first['platform']}" if first else "", "rows": rows,
-            "plots": plots, "platforms": list(platforms), "models": list(models), "flip_tta": list(flip_tta)}
+            "plots": plots, "platforms": list(platforms), "models": list(models)}  # rows name models, not files
 
 
 def reproducibility(previous: dict, current: dict) -> tuple[list[dict], str]:

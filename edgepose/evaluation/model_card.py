@@ -36,10 +36,11 @@ default on pool labels with 3DDFA_V2 voting. Its `best.pt` is the epoch with the
 candidates (the previous default, three rounds, weight averages; `python benchmarks/holdout.py`, table in
 docs/default-model.md) it ties with its own epoch average at the top (2.187 / 2.186, every other candidate 2.19 or
 more). Those holdout labels are the round's own consensus, so they favour it over models trained on other labels.
-The aflw2000-dev figures were printed for every epoch and seen, but did not decide. The previous default, where this round starts, came from a ladder in which dev
-was used to choose between candidates (which stages to keep, which ablations to drop, that a weight average ships),
-so the dev figures above stay optimistic by that selection; one dev point moves by about ±0.05 between epochs and by
-up to 0.3 between seeds. The full history is in docs/default-model.md."""
+The aflw2000-dev figures were printed for every epoch and seen, but did not decide. The previous default, where this
+round starts, came from a ladder in which dev was used to choose between candidates (which stages to keep, which
+ablations to drop, that a weight average ships), so the dev figures above stay optimistic by that selection; one dev
+point moves by about ±0.05 between epochs and by up to 0.3 between seeds. The full history is in
+docs/default-model.md."""
 
 
 RECIPE_DIRS = ("recipes", "research/ladder", "research/ablations", "research/labels3ddfa")
@@ -135,17 +136,16 @@ def _recipe_chain(recipe_dirs: list[Path], *names: str) -> list[str]:
     queue = [((n,), n) for n in names]  # (recipe names a checkpoint may go by: run folder, file stem), what to print
     while queue:
         candidates, shown = queue.pop(0)
-        n = next((c for c in candidates if find(c) is not None), None)
-        if n is None:
+        path = next(filter(None, map(find, candidates)), None)
+        if path is None:
             if shown not in seen:  # no recipe here: name it, so the chain does not end without a word
                 seen.add(shown)
                 out.append(f"- `{shown}`: no recipe of that name in {', '.join(d.as_posix() for d in recipe_dirs)} "
                            "(e.g. weights made by `edgepose average`, whose members its bundles' manifests list)")
             continue
-        if n in seen:
+        if path.stem in seen:
             continue
-        seen.add(n)
-        path = find(n)
+        seen.add(path.stem)
         out.append(line(path))
         data = yaml.safe_load(path.read_text()) or {}
         for parent in ((data.get("train") or {}).get("init", ""), (data.get("distill") or {}).get("teacher", "")):

@@ -41,8 +41,8 @@ def load_checkpoint(path: str | Path) -> dict:
 def aligned_state(target: dict[str, torch.Tensor], source: dict[str, torch.Tensor]) -> tuple[dict, int]:
     """`source`'s tensors renamed onto `target`'s keys where the two networks differ only by blocks one of them
     lacks (e.g. MobileNetV3-Small with and without squeeze-excite): the matching runs of (tensor kind, shape) in
-    definition order (difflib's SequenceMatcher; a dropped block breaks a run, it does not reorder). Returns the renamed state (matched keys only) and how many source tensors had no
-    counterpart."""
+    definition order (difflib's SequenceMatcher; a dropped block breaks a run, it does not reorder). Returns the
+    renamed state (matched keys only) and how many source tensors had no counterpart."""
     def sig(state: dict[str, torch.Tensor]) -> list[tuple]:
         return [(k.rsplit(".", 1)[-1], tuple(v.shape)) for k, v in state.items()]
 
@@ -122,7 +122,8 @@ def load_trained(checkpoint: str | Path, use_ema: bool = True,
     try:
         model.load_state_dict(state[key])
     except RuntimeError as exc:
-        raise ModelFormatError(f"the weights in '{path}' do not fit the network its recipe names ({str(exc)[:200]})") from None
+        raise ModelFormatError(f"the weights in '{path}' do not fit the network its recipe names "
+                               f"({str(exc)[:200]})") from None
     return model.eval(), recipe
 
 

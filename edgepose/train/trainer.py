@@ -264,7 +264,15 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
         dist.close()
 
 
-def _holdout_metrics(pred: np.ndarray, truth: np.ndarray, views: np.ndarray) -> dict:
+def holdout_set(recipe: Recipe, data: PoolData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The held-out crops every epoch is scored on (no augmentation, a fixed seed), their labels in degrees, and
+    which of them are profiled views (exact labels). `benchmarks/holdout.py` scores other checkpoints on the same."""
+    imgs, mats = augment_batch(data.images, data.matrices, data.holdout_idx, recipe.model.input_size,
+                               recipe.data.crop_scale, None, np.random.default_rng(recipe.train.seed + 1))
+    return imgs, matrix_to_euler(mats.astype(np.float64)), data.holdout_idx >= len(data.angles) - data.profiled
+
+
+def holdout_metrics(pred: np.ndarray, truth: np.ndarray, views: np.ndarray) -> dict:
     """Holdout MAE over all held-out rows and, when there are profiled views among them, over the pool rows (soft
     labels) and the views (exact labels) apart."""
     out = {"holdout_mae": summarize(pred, truth)["mean"]}
@@ -299,10 +307,7 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     spec = input_spec(recipe)
     head = run.model.head
     dev = dev_crops(recipe.eval.aflw2000_root, spec, recipe.data.crop_scale)
-    hold_imgs, hold_mats = augment_batch(run.data.images, run.data.matrices, run.data.holdout_idx, spec.size[0],
-                                         recipe.data.crop_scale, None, np.random.default_rng(cfg.seed + 1))
-    hold_truth = matrix_to_euler(hold_mats.astype(np.float64))
-    hold_views = run.data.holdout_idx >= len(run.data.angles) - run.data.profiled  # exact-label synthetic rows
+    hold_imgs, hold_truth, hold_views = holdout_set(recipe, run.data)
     if cfg.select_by != "holdout" and (hold_views.all() or not hold_views.any()):
         raise ConfigError(f"train.select_by={cfg.select_by}: the holdout has {int(hold_views.sum())} profiled views and "
                           f"{int((~hold_views).sum())} pool rows; it needs both (raise data.holdout)")
@@ -368,7 +373,7 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
                    "curriculum_max_deg": curriculum_limit(cfg.curriculum, run.epoch),
                    "epoch_rows": len(run.epoch_rows[run.epoch]),
                    "epoch_seconds": round(time.time() - t0, 1)}
-        metrics.update(_holdout_metrics(predict_degrees(run.ema.model, hold_imgs), hold_truth, hold_views))
+        metrics.update(holdout_metrics(predict_degrees(run.ema.model, hold_imgs), hold_truth, hold_views))
         if dev is not None:
             s = summarize(predict_degrees(run.ema.model, dev[0]), dev[1])
             metrics.update(dev_mae=s["mean"], dev_yaw=s["yaw"], dev_pitch=s["pitch"], dev_roll=s["roll"],
