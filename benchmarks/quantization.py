@@ -60,7 +60,7 @@ def main() -> int:
     ap.add_argument("--probe", action="store_true", help="also time two 5-layer probes: dense 3x3 vs depthwise-separable")
     ap.add_argument("--report", action="store_true", help="the quantization report of --weights (see above)")
     ap.add_argument("--weights", default="weights/student_mbv3s_128_3ddfa.pt")
-    ap.add_argument("--qat", default="", help="--report: also export this QAT checkpoint with NNCF PTQ activations")
+    ap.add_argument("--qat", default="", help="--report: also export this QAT checkpoint to int8 with both ONNX quantizers")
     ap.add_argument("--dev", default="", help="--report: AFLW2000-3D folder to score on")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", default=None, help="--report: also write the rows here")

@@ -35,7 +35,10 @@ class DetectorConfig:
 
 @dataclass(frozen=True)
 class Platform:
-    """A deployment target. model: 'default' (bundled) or a path to a manifest / bundle folder."""
+    """A deployment target. model: 'default' (bundled) or a path to a manifest / bundle folder.
+    int8_if_faster: an int8 export for this platform (its own precision, not an explicit --precision) is timed
+    against the fp32 artifact of the same weights on the exporting machine, and ships only if it is not slower;
+    otherwise the fp32 artifact ships and the manifest records both timings (edgepose.exporters.speed_choice)."""
 
     name: str
     backend: str
@@ -46,6 +49,7 @@ class Platform:
     backend_options: dict = field(default_factory=dict)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     requires: str = ""
+    int8_if_faster: bool = False
 
 
 def _platform_dir():

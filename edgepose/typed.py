@@ -43,7 +43,11 @@ def _default(field: dataclasses.Field):
 
 
 def _coerce(value, default, where: str, error: type[Exception]):
-    if isinstance(default, bool) or default is None or default is dataclasses.MISSING:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise error(f"'{where}' must be true or false, got {value!r}")
+        return value
+    if default is None or default is dataclasses.MISSING:
         return value
     if isinstance(default, tuple):
         if not isinstance(value, (list, tuple)):

@@ -95,6 +95,10 @@ def test_user_platform_file_and_bad_key(tmp_path):
         load_platform(bad)
     with pytest.raises(PlatformError, match="does not exist"):
         load_platform(tmp_path / "none.yaml")
+    flag = tmp_path / "flag.yaml"
+    flag.write_text("name: flag\nbackend: onnxruntime\nint8_if_faster: 'yes'\n")
+    with pytest.raises(ConfigError, match="int8_if_faster' must be true or false, got 'yes'"):
+        load_platform(flag)
 
 
 def test_atomic_writes_never_collide_and_never_leave_half_a_file(tmp_path):

@@ -82,7 +82,7 @@ def test_qat_checkpoint_exports_int8_that_runs(qat_run, tmp_path, platform, qat_
 
     out, _, _ = qat_run
     manifest = export_bundle(out / "last.pt", platform, tmp_path / "b", calibration_size=16, dev_root="",
-                             qat_format=qat_format)
+                             qat_format=qat_format, precision="int8")
     graph = onnx.load(str(manifest.parent / "model.onnx")).graph
     assert sum(n.op_type == "QuantizeLinear" for n in graph.node) > 10
     with Runtime(platform, model=str(manifest.parent)) as rt:

@@ -32,7 +32,8 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
 
     Args:
         platform: packaged platform name or YAML path; decides format (via its backend) and precision.
-        precision: override the platform's precision.
+        precision: override the platform's precision. An explicit precision is exported as asked; the platform's
+            own int8 is timed against fp32 first when the platform sets `int8_if_faster` (see speed_choice).
         calibration: images for int8 (the training pool, a folder with index.csv, by default).
         dev_root: AFLW2000 folder for the parity and accuracy figures recorded in the manifest (default: the
             recipe's eval root). Measured only when this machine can run the platform's backend.
@@ -41,6 +42,7 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
         measure: record the dev accuracy and PyTorch parity in the manifest (skipped for throwaway exports).
     """
     plat = load_platform(platform)
+    speed_check = plat.int8_if_faster and precision is None and plat.precision == "int8"
     precision = precision or plat.precision
     fmt: ExportFormat = format_for(plat.backend, precision)
     quantizer = _check_quantizer(fmt, precision, quantizer)
@@ -94,13 +96,21 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
                "calibration": calibration_batch, "manifest": base, "out": out,
                "qat": qat_format if quantized else "", "quantizer": quantizer}
         artifact, artifact_spec, output_name = fmt.build(ctx)
+        choice, fp32_build = _speed_choice(plat, fmt, checkpoint, ctx, artifact) if speed_check else (None, None)
+        if choice and choice.shipped == "fp32":
+            precision = "fp32"
+            artifact, artifact_spec, output_name = fp32_build
         final = out / f"model{fmt.suffix}"
         with atomic_path(final) as staged:
             shutil.copyfile(artifact, staged)
     source = dict(base.source)
-    if "x" in calib_cache:
+    if "x" in calib_cache and precision == "int8":  # (a shipped fp32 artifact used none; speed_choice says why)
         source["calibration"] = {"source": str(calib_source), "images": int(len(calib_cache["x"]))}
-    if quantized:
+    if choice:
+        source["speed_choice"] = choice.record(f"edgepose export {checkpoint} --platform {plat.name} --precision int8")
+    if quantized and precision == "fp32":
+        source["quantization"] = "NNCF QAT weights (int8 grid) in an fp32 graph: int8 ran slower here"
+    elif quantized:
         source["quantization"] = ("NNCF QAT, NNCF's QDQ graph" if qat_format == "nncf-qdq" else
                                   "NNCF QAT weights (int8 grid) + " + fmt.quantizers[quantizer])
     elif precision == "int8":
@@ -115,6 +125,25 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     elif measure:
         print(f"not measured here: {why}")
     return out / "manifest.json"
+
+
+def _speed_choice(plat, fmt: ExportFormat, checkpoint, ctx: dict, int8_artifact: Path):
+    """(choice, fp32 build): the int8 artifact timed against the fp32 one of the same weights here; (None, None),
+    with a note, where the platform's engine cannot run here or the int8 graph has no fp32 twin."""
+    from .speed_choice import choose_faster
+
+    usable, why = backend_available(plat.backend)
+    if not usable or ctx["qat"] == "nncf-qdq":
+        print(f"int8 kept without timing it against fp32: {why or 'an NNCF QDQ graph has no fp32 artifact'}")
+        return None, None
+    fp32_build = fmt.build({**ctx, "precision": "fp32"})
+    choice = choose_faster(int8_artifact, fp32_build[0], plat.backend, plat.backend_options,
+                           ctx["calibration"]()[:1])
+    print(f"{plat.name}: int8 p50 {choice.int8_p50_ms:.3f} ms vs fp32 {choice.fp32_p50_ms:.3f} ms "
+          f"(int8/fp32 {choice.int8_over_fp32:.2f}, batch 1, 1 thread, {choice.rounds} interleaved rounds): "
+          f"ships {choice.shipped}" + ("" if choice.shipped == "int8" else
+                                       f"; force int8 with --precision int8 ('{checkpoint}')"))
+    return choice, fp32_build
 
 
 def remove_stale_work(out: Path) -> list[Path]:
