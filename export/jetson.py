@@ -3,7 +3,8 @@
     python export/jetson.py edgepose/bundles/default --precision fp16 --out ~/.cache/edgepose/bundles/jetson-fp16
     python export/jetson.py edgepose/bundles/default --precision int8 --calibration FACES_DIR \\
         --out ~/.cache/edgepose/bundles/jetson-int8
-    python export/jetson.py edgepose/bundles/default-cpu-int8 --precision int8 --out ...   # explicit Q/DQ
+    edgepose export runs/qat_mbv3/last.pt --platform cpu-int8 --precision int8 --out QDQ_DIR   # (on the host)
+    python export/jetson.py QDQ_DIR --precision int8 --out ...   # explicit Q/DQ
 
 Add --dev-root AFLW2000_DIR to measure the engine's accuracy into its manifest.
 """
