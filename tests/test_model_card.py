@@ -30,6 +30,12 @@ def test_card_tables_every_measured_row_and_names_recipes_and_terms(tmp_path):
     chosen = card.split("## How it was chosen")[1]
     assert "used to choose between candidates" in chosen and "optimistic" in chosen
     assert "never used for training, tuning or checkpoint choice" not in card and "name: " not in card
+    # a bundle whose export timed int8 against fp32 says which shipped and why, from its manifest
+    from edgepose.bundle import bundled_dir
+
+    choice = json.loads((bundled_dir("default-cpu-int8") / "manifest.json").read_text())["source"]["speed_choice"]
+    row = next(line for line in card.splitlines() if line.startswith("| default-cpu-int8 |"))
+    assert (f"took {choice['int8_over_fp32']:.2f}x the fp32 time" in row) == (choice["shipped"] == "fp32")
 
 
 def test_card_without_a_default_row_is_an_error(tmp_path):

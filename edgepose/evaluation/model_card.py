@@ -85,9 +85,8 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path,
         if (folder / "manifest.json").is_file():
             m = load_manifest(folder / "manifest.json")
             calib = m.source.get("calibration", {})
-            lines.append(f"| {folder.name} | {m.format} | {m.precision} | {m.source.get('quantization', '-')} | "
-                         f"{calib.get('images', '-')} images |" if calib else
-                         f"| {folder.name} | {m.format} | {m.precision} | {m.source.get('quantization', '-')} | - |")
+            lines.append(f"| {folder.name} | {m.format} | {m.precision} | {_quantization(m.source)} | "
+                         + (f"{calib['images']} images |" if calib else "- |"))
     lines += ["", "## How it was made", ""]
     members = manifest.source.get("averaged_from") or []
     if members:
@@ -100,6 +99,15 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path,
     lines += _recipe_chain([Path(d) for d in dirs], *([m["recipe"] for m in reversed(members)] or [recipe_name]))
     lines += ["", "## How it was chosen", "", SELECTION, "", "## Data and terms", "", DATA_TERMS, ""]
     return "\n".join(lines)
+
+
+def _quantization(source: dict) -> str:
+    """How a bundle was quantized, or why its platform's int8 was not shipped (an export that timed both)."""
+    choice = source.get("speed_choice") or {}
+    if choice.get("shipped") == "fp32":
+        return (f"none: its int8 graph took {choice['int8_over_fp32']:.2f}x the fp32 time at export "
+                f"({choice['int8_p50_ms']:.2f} vs {choice['fp32_p50_ms']:.2f} ms, batch 1, 1 thread), so fp32 ships")
+    return source.get("quantization", "-")
 
 
 def _model_flags(bench: dict) -> str:
