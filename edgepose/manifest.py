@@ -7,6 +7,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+import numpy as np
+
 from .atomic import atomic_write_bytes
 from .decode import check_decoding
 from .errors import ModelFormatError
@@ -43,6 +45,15 @@ class InputSpec:
         """The input tensor shape for `batch` images in this layout."""
         h, w = self.size
         return (batch, 3, h, w) if self.layout == "NCHW" else (batch, h, w, 3)
+
+    def dummy(self, batch: int, seed: int = 0) -> np.ndarray:
+        """A random input of `batch` crops for timing: pixels 0..255 for a uint8 input (a model that normalises
+        itself), the int8 range for int8, else standard-normal values (already normalised), in this dtype."""
+        rng = np.random.default_rng(seed)
+        if self.dtype in ("uint8", "int8"):
+            info = np.iinfo(self.dtype)
+            return rng.integers(info.min, info.max + 1, self.shape(batch)).astype(self.dtype)
+        return rng.standard_normal(self.shape(batch)).astype(self.dtype)
 
 
 @dataclass(frozen=True)

@@ -117,3 +117,13 @@ def test_atomic_writes_never_collide_and_never_leave_half_a_file(tmp_path):
         Path(tmp).write_bytes(b"half")
         raise RuntimeError("killed mid-write")
     assert sorted(p.name for p in target.parent.iterdir()) == ["faces.npy"]
+
+
+def test_dummy_inputs_follow_the_spec():
+    from edgepose.manifest import InputSpec
+
+    pixels = InputSpec(size=(8, 6), layout="NHWC", dtype="uint8").dummy(2)
+    assert pixels.dtype == "uint8" and pixels.shape == (2, 8, 6, 3) and pixels.max() > 200  # the 0..255 range
+    values = InputSpec(size=(8, 6)).dummy(1)
+    assert values.dtype == "float32" and values.shape == (1, 3, 8, 6) and values.min() < 0 < values.max()
+    assert (InputSpec(dtype="int8").dummy(1) < 0).any()

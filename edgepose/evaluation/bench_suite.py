@@ -74,7 +74,7 @@ class _Rounds:
         self.calls = []
         for rt in runtimes:
             spec = rt.manifest.input
-            x = np.zeros(spec.shape(2 if rt.flip_tta else 1), np.dtype(spec.dtype))  # flip TTA: each crop + mirror
+            x = spec.dummy(2 if rt.flip_tta else 1)  # flip TTA: each crop + mirror
             self.calls.append((lambda rt=rt, x=x, name=spec.name: [m.run({name: x}) for m in rt.members],
                                lambda rt=rt: rt.infer(frame, boxes=box)))
         self.per_round = per_round
