@@ -257,6 +257,18 @@ def _cmd_average(args) -> int:
     return 0
 
 
+def _cmd_release(args) -> int:
+    from pathlib import Path
+
+    from .train.trainer import save_release_weights
+
+    out = save_release_weights(args.checkpoint, args.out)
+    before, after = Path(args.checkpoint).stat().st_size / 1e6, out.stat().st_size / 1e6
+    print(f"release weights written: {out} ({after:.1f} MB, from {before:.1f} MB: EMA weights, recipe and metrics; "
+          "export it like any checkpoint)")
+    return 0
+
+
 def _cmd_card(args) -> int:
     from importlib.resources import files
 
@@ -564,6 +576,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="checkpoint to write, e.g. weights/NAME.pt")
     p.add_argument("--name", default="", help="recipe name it carries into bundles (default: the --out file stem)")
     p.set_defaults(fn=_cmd_average)
+
+    p = sub.add_parser("release", help="slim copy of a training checkpoint for shipping: its EMA weights, recipe and "
+                                       "metrics, no optimizer state (needs edgepose[train])")
+    p.add_argument("checkpoint", help="a .pt written by edgepose train (e.g. runs/NAME/best.pt), average or QAT")
+    p.add_argument("--out", required=True, help="file to write, e.g. weights/NAME.pt")
+    p.set_defaults(fn=_cmd_release)
 
     p = sub.add_parser("manifest", help="manifest tools: `manifest hash MANIFEST` writes the sha256 of its model "
                                         "files; `manifest fold-input MANIFEST --out DIR` folds normalisation into an "

@@ -42,6 +42,29 @@ def test_training_writes_checkpoint_log_and_recipe(trained):
 
 
 @pytest.mark.slow
+def test_release_copy_keeps_the_ema_model_and_drops_training_state(trained, tmp_path, capsys):
+    from edgepose.cli import main
+    from edgepose.train.checkpoint import load_trained
+
+    out, _, _ = trained
+    assert main(["release", str(out / "last.pt"), "--out", str(tmp_path / "w.pt")]) == 0
+    assert "release weights written" in capsys.readouterr().out
+    slim = torch.load(tmp_path / "w.pt", weights_only=True)
+    assert "optimizer" not in slim and slim["epoch"] == 3 and slim["recipe"]
+    assert (tmp_path / "w.pt").stat().st_size < (out / "last.pt").stat().st_size
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():  # the same (EMA) model as the training checkpoint's
+        torch.testing.assert_close(load_trained(tmp_path / "w.pt")[0](x), load_trained(out / "last.pt")[0](x))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    for argv in (["release", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "j.pt")],
+                 ["release", str(out / "last.pt"), "--out", str(out / "last.pt")]):
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cannot read checkpoint" in err and "is the checkpoint itself" in err
+    assert not (tmp_path / "j.pt").exists()
+
+
+@pytest.mark.slow
 def test_export_onnx_parity_with_torch(trained, tmp_path, dev_root, dev_samples):
     from edgepose import Runtime
     from edgepose.exporters.export import export_bundle

@@ -17,9 +17,10 @@ from tqdm import tqdm
 
 from ..angles import euler_to_matrix, matrix_to_euler
 from ..atomic import atomic_write_bytes
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelFormatError
 from ..evaluation.metrics import summarize
-from .checkpoint import dev_crops, input_spec, load_checkpoint, load_weights, predict_degrees, to_tensor
+from .checkpoint import (dev_crops, input_spec, load_checkpoint, load_trained, load_weights, predict_degrees,
+                         read_checkpoint, to_tensor)
 from .heads import landmark_loss
 from .models import create_for
 from .pool_data import PoolData, augment_batch, color_jitter
@@ -37,9 +38,20 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def save_release_weights(checkpoint: str | Path, dst: str | Path) -> Path:
     """A slim copy of a checkpoint for shipping: EMA weights, recipe and metrics (no optimizer or RNG state).
 
-    `edgepose export` and `--resume`-free fine-tuning accept it like a full checkpoint.
+    `edgepose export` and `--resume`-free fine-tuning accept it like a full checkpoint (`edgepose release`).
+
+    Raises:
+        ModelFormatError: the file is missing, unreadable, not a training checkpoint, or its weights do not fit its
+            recipe (checked before anything is written). ConfigError: `dst` is the checkpoint itself.
     """
-    save_checkpoint(Path(dst), slim_state(load_checkpoint(checkpoint)))
+    if Path(dst).resolve() == Path(checkpoint).resolve():
+        raise ConfigError(f"--out '{dst}' is the checkpoint itself; write the release copy to another file")
+    state = read_checkpoint(checkpoint)
+    load_trained(checkpoint, state=state)  # a recipe, and weights that fit it (clear errors otherwise)
+    if "ema" not in state:
+        raise ModelFormatError(f"'{checkpoint}' has no EMA weights; give a .pt written by edgepose train, "
+                               "edgepose average or QAT")
+    save_checkpoint(Path(dst), slim_state(state))
     return Path(dst)
 
 
