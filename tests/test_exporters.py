@@ -66,6 +66,8 @@ def test_export_parity(platform, precision, quantizer, reference, tmp_path, dev_
     else:
         assert summarize(pred, truth)["mean"] - torch_mae <= 1.0
     assert manifest["metrics"]["aflw2000-dev"]["mean"] == pytest.approx(summarize(pred, truth)["mean"], abs=0.05)
+    parity = manifest["metrics"]  # the rotation distance never exceeds what the three angles add up to
+    assert 0 <= parity["parity_vs_torch_geodesic_mean_deg"] <= 3 * parity["parity_vs_torch_mean_abs_deg"] + 1e-6
 
 
 def test_format_table_is_consistent():
