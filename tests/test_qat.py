@@ -1,6 +1,8 @@
 """Quantization-aware training with NNCF: BN folding, QAT through the trainer, resume, int8 exports that run."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -88,6 +90,22 @@ def test_qat_checkpoint_exports_int8_that_runs(qat_run, tmp_path, platform, qat_
     with Runtime(platform, model=str(manifest.parent)) as rt:
         pred = rt.infer_crops(np.random.default_rng(0).integers(0, 255, (2, 64, 64, 3), np.uint8))
     assert pred.shape == (2, 3) and np.isfinite(pred).all()
+
+
+@pytest.mark.slow
+def test_qat_checkpoint_through_the_speed_choice_says_what_shipped(qat_run, tmp_path):
+    """cpu-int8's own precision: QAT's int8 graph timed against the fp32 graph of the same (int8-grid) weights."""
+    import onnx
+
+    from edgepose.exporters.export import export_bundle
+
+    manifest = json.loads(export_bundle(qat_run[0] / "last.pt", "cpu-int8", tmp_path / "b", calibration_size=16,
+                                        dev_root="").read_text())
+    choice = manifest["source"]["speed_choice"]
+    quantized = sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(tmp_path / "b" / "model.onnx")).graph.node)
+    assert manifest["precision"] == choice["shipped"] and (quantized > 10) == (choice["shipped"] == "int8")
+    assert manifest["source"]["quantization"].startswith(
+        "NNCF QAT weights (int8 grid) " + ("in an fp32 graph" if choice["shipped"] == "fp32" else "+ ONNX Runtime"))
 
 
 @pytest.mark.slow
