@@ -32,13 +32,9 @@ def ort_session(path: Path, threads: int):
 
 
 def interleaved(fns: dict, calls: int, rounds: int = 5) -> dict:
-    from edgepose.evaluation.bench import time_calls
+    from edgepose.evaluation.bench import interleaved_medians
 
-    res = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            res[k].append(time_calls(fn, calls, 3)["p50_ms"])
-    return {k: np.array(v) for k, v in res.items()}
+    return interleaved_medians(fns, calls, rounds)
 
 
 def main() -> int:
@@ -60,7 +56,8 @@ def main() -> int:
     ap.add_argument("--probe", action="store_true", help="also time two 5-layer probes: dense 3x3 vs depthwise-separable")
     ap.add_argument("--report", action="store_true", help="the quantization report of --weights (see above)")
     ap.add_argument("--weights", default="weights/student_mbv3s_128_3ddfa.pt")
-    ap.add_argument("--qat", default="", help="--report: also export this QAT checkpoint to int8 with both ONNX quantizers")
+    ap.add_argument("--qat", default="",
+                    help="--report: also export this QAT checkpoint to int8 with both ONNX quantizers")
     ap.add_argument("--dev", default="", help="--report: AFLW2000-3D folder to score on")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", default=None, help="--report: also write the rows here")

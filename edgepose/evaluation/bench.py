@@ -22,6 +22,19 @@ def sample_calls(fn: Callable[[], object], runs: int, warmup: int, min_time: flo
     return np.asarray(times)
 
 
+def interleaved_medians(fns: dict[str, Callable[[], object]], calls: int, rounds: int = 5,
+                        warmup: int = 3) -> dict[str, np.ndarray]:
+    """Median milliseconds per round of each function, the functions taking turns in every round (the order
+    reversed every other round), so a drift of a shared machine hits all of them alike. Compare entries by their
+    per-round ratios."""
+    medians: dict[str, list[float]] = {name: [] for name in fns}
+    order = list(fns)
+    for r in range(rounds):
+        for name in (order if r % 2 == 0 else order[::-1]):
+            medians[name].append(float(np.median(sample_calls(fns[name], calls, warmup))))
+    return {name: np.asarray(v) for name, v in medians.items()}
+
+
 def latency_stats(times: np.ndarray) -> dict:
     """p50/p90/p99, mean, std, min (ms) of call times and calls per second at the median."""
     arr = np.asarray(times, float)

@@ -127,7 +127,7 @@ def _tta_flag(rows: list[dict]) -> str:
 
 def _recipe_chain(recipe_dirs: list[Path], *names: str) -> list[str]:
     """One line per recipe (path and the opening phrase of its header comment), following what each points at (warm-start
-    parent, teacher) in order, then the QAT recipes of the int8 bundles. A checkpoint path names its recipe by its run
+    parent, teacher) in order, then the QAT recipes (int8 exports). A checkpoint path names its recipe by its run
     folder (runs/<recipe>/last.pt) or file (weights/<recipe>.pt)."""
     import yaml
 
@@ -162,7 +162,7 @@ def _recipe_chain(recipe_dirs: list[Path], *names: str) -> list[str]:
     for d in recipe_dirs:
         for extra in sorted(d.glob("qat_*.yaml")):
             if extra.stem not in seen:
-                out.append(line(extra, " (int8 bundles)"))
+                out.append(line(extra, " (quantization-aware training for the int8 exports)"))
     return out
 
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigError, ModelFormatError
+from ..platform import load_platform
 
 
 @contextmanager
@@ -34,8 +35,9 @@ def checkpoint_bundle(model: str | Path | None, platform: str = "cpu", **export_
         raise ConfigError(f"'{model}' is a training checkpoint: running it exports it first, which needs torch "
                           "(pip install 'edgepose[train]'); or pass a bundle made by `edgepose export`") from exc
     with tempfile.TemporaryDirectory(prefix="edgepose-checkpoint-") as tmp:
-        yield str(export_bundle(model, platform, Path(tmp) / model.stem, measure=False,
-                                **export_options).parent)
+        # the platform's own precision, as asked: running a checkpoint never swaps int8 for fp32 (int8_if_faster)
+        options = {"precision": load_platform(platform).precision, **export_options}
+        yield str(export_bundle(model, platform, Path(tmp) / model.stem, measure=False, **options).parent)
 
 
 @contextmanager

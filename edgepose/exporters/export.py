@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 import platform as host_platform
+import shlex
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,7 +16,7 @@ from .. import __version__
 from ..atomic import atomic_path
 from ..backends import backend_available
 from ..errors import ConfigError
-from ..manifest import CropSpec, Manifest, save_manifest, sha256_file
+from ..manifest import CropSpec, InputSpec, Manifest, save_manifest, sha256_file
 from ..platform import load_platform
 from ..train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees, read_checkpoint
 from .calibration import calibration_inputs
@@ -42,9 +44,12 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
         measure: record the dev accuracy and PyTorch parity in the manifest (skipped for throwaway exports).
     """
     plat = load_platform(platform)
-    speed_check = plat.int8_if_faster and precision is None and plat.precision == "int8"
+    speed_check = plat.int8_if_faster and precision is None
     precision = precision or plat.precision
     fmt: ExportFormat = format_for(plat.backend, precision)
+    if speed_check and (fmt.on_device or "fp32" not in fmt.precisions):
+        raise ConfigError(f"platform '{plat.name}' sets int8_if_faster, but {fmt.name} has no fp32 artifact to time "
+                          "against here; remove int8_if_faster from the platform file or pass --precision int8")
     quantizer = _check_quantizer(fmt, precision, quantizer)
     state = read_checkpoint(checkpoint)
     model, recipe = load_trained(checkpoint, state=state)
@@ -96,7 +101,8 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
                "calibration": calibration_batch, "manifest": base, "out": out,
                "qat": qat_format if quantized else "", "quantizer": quantizer}
         artifact, artifact_spec, output_name = fmt.build(ctx)
-        choice, fp32_build = _speed_choice(plat, fmt, checkpoint, ctx, artifact) if speed_check else (None, None)
+        choice, fp32_build = (_speed_choice(plat, fmt, ctx, (artifact, artifact_spec)) if speed_check
+                              else (None, None))
         if choice and choice.shipped == "fp32":
             precision = "fp32"
             artifact, artifact_spec, output_name = fp32_build
@@ -107,7 +113,8 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     if "x" in calib_cache and precision == "int8":  # (a shipped fp32 artifact used none; speed_choice says why)
         source["calibration"] = {"source": str(calib_source), "images": int(len(calib_cache["x"]))}
     if choice:
-        source["speed_choice"] = choice.record(f"edgepose export {checkpoint} --platform {plat.name} --precision int8")
+        source["speed_choice"] = choice.record(_force_int8_command(checkpoint, platform, quantizer, fmt, calibration,
+                                                                   qat_format if quantized else ""))
     if quantized and precision == "fp32":
         source["quantization"] = "NNCF QAT weights (int8 grid) in an fp32 graph: int8 ran slower here"
     elif quantized:
@@ -127,23 +134,38 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     return out / "manifest.json"
 
 
-def _speed_choice(plat, fmt: ExportFormat, checkpoint, ctx: dict, int8_artifact: Path):
+def _speed_choice(plat, fmt: ExportFormat, ctx: dict, int8_build: tuple[Path, InputSpec]):
     """(choice, fp32 build): the int8 artifact timed against the fp32 one of the same weights here; (None, None),
-    with a note, where the platform's engine cannot run here or the int8 graph has no fp32 twin."""
+    with a note on stderr, where the platform's engine cannot run here or the int8 graph has no fp32 twin."""
     from .speed_choice import choose_faster
 
     usable, why = backend_available(plat.backend)
     if not usable or ctx["qat"] == "nncf-qdq":
-        print(f"int8 kept without timing it against fp32: {why or 'an NNCF QDQ graph has no fp32 artifact'}")
+        print(f"int8 kept without timing it against fp32: {why or 'an NNCF QDQ graph has no fp32 artifact'}",
+              file=sys.stderr)
         return None, None
-    fp32_build = fmt.build({**ctx, "precision": "fp32"})
-    choice = choose_faster(int8_artifact, fp32_build[0], plat.backend, plat.backend_options,
-                           ctx["calibration"]()[:1])
+    (ctx["work"] / "fp32").mkdir()
+    fp32_build = fmt.build({**ctx, "precision": "fp32", "work": ctx["work"] / "fp32"})
+    choice = choose_faster(int8_build, fp32_build[:2], plat.backend, plat.backend_options)
+    note = ("" if choice.shipped == "int8" else "; --precision int8 forces int8" +
+            (" (this is a QAT checkpoint: its fp32 parent, the recipe's qat.init, is the more accurate fp32)"
+             if ctx["qat"] else ""))
     print(f"{plat.name}: int8 p50 {choice.int8_p50_ms:.3f} ms vs fp32 {choice.fp32_p50_ms:.3f} ms "
           f"(int8/fp32 {choice.int8_over_fp32:.2f}, batch 1, 1 thread, {choice.rounds} interleaved rounds): "
-          f"ships {choice.shipped}" + ("" if choice.shipped == "int8" else
-                                       f"; force int8 with --precision int8 ('{checkpoint}')"))
+          f"ships {choice.shipped}{note}", file=sys.stderr)
     return choice, fp32_build
+
+
+def _force_int8_command(checkpoint, platform, quantizer: str, fmt: ExportFormat, calibration, qat_format: str) -> str:
+    """The export command that builds the int8 graph the speed choice timed, without the choice."""
+    words = ["edgepose", "export", str(checkpoint), "--platform", str(platform), "--precision", "int8"]
+    if quantizer != next(iter(fmt.quantizers)):
+        words += ["--quantizer", quantizer]
+    if qat_format and qat_format != QAT_FORMATS[0]:
+        words += ["--qat-format", qat_format]
+    if calibration:
+        words += ["--calibration", str(calibration)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def remove_stale_work(out: Path) -> list[Path]:

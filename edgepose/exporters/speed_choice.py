@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..backends import create_backend
-from ..evaluation.bench import environment, sample_calls
+from ..evaluation.bench import environment, interleaved_medians
+from ..manifest import InputSpec
 
 ROUNDS = 5
 CALLS = 100
@@ -37,39 +38,29 @@ class SpeedChoice:
     def record(self, force: str) -> dict:
         """The manifest's `source.speed_choice`: the figures, the rule, and the command that forces int8."""
         return {**asdict(self), "batch": 1,
-                "rule": "int8 ships only if its p50 is not above the fp32 artifact's on the exporting machine",
+                "rule": "int8 ships only if the median over rounds of its per-round time ratio to fp32 is at most "
+                        "1 on the exporting machine",
                 "force_int8": force}
 
 
-def time_interleaved(artifacts: dict[str, Path], backend: str, options: dict, feed: np.ndarray,
-                     rounds: int = ROUNDS, calls: int = CALLS) -> dict[str, list[float]]:
-    """Per-round median milliseconds of each artifact, run by `backend` in turn (the order reversed every other
-    round, so a drift of a shared machine hits both alike)."""
-    engines = {}
-    try:
-        for name, path in artifacts.items():
-            engine = create_backend(backend)
-            engine.load(str(path), options)
-            engines[name] = (engine, {engine.io().inputs[0].name: feed})
-        medians: dict[str, list[float]] = {name: [] for name in artifacts}
-        order = list(engines)
-        for r in range(rounds):
-            for name in (order if r % 2 == 0 else order[::-1]):
-                engine, inputs = engines[name]
-                medians[name].append(float(np.median(sample_calls(lambda: engine.run(inputs), calls,
-                                                                  warmup=10 if r == 0 else 2))))
-        return medians
-    finally:
-        for engine, _ in engines.values():
-            engine.close()
-
-
-def choose_faster(int8: Path, fp32: Path, backend: str, options: dict, feed: np.ndarray,
+def choose_faster(int8: tuple[Path, InputSpec], fp32: tuple[Path, InputSpec], backend: str, options: dict,
                   rounds: int = ROUNDS, calls: int = CALLS) -> SpeedChoice:
-    """Time the two artifacts on one thread, batch 1 (the per-face case), and say which ships: int8 when it is not
-    slower, else fp32."""
-    medians = time_interleaved({"int8": int8, "fp32": fp32}, backend, {**options, "threads": 1}, feed, rounds, calls)
-    ratio = float(np.median(np.asarray(medians["int8"]) / np.asarray(medians["fp32"])))
+    """Time two artifacts (path, its input spec) run by `backend` on one thread, batch 1 (the per-face case), in
+    interleaved rounds, and say which ships: int8 when the median per-round ratio int8 / fp32 is at most 1."""
+    engines = []
+    try:
+        fns = {}
+        for name, (path, spec) in (("int8", int8), ("fp32", fp32)):
+            engine = create_backend(backend)
+            engines.append(engine)
+            engine.load(str(path), {**options, "threads": 1})
+            feed = {spec.name: spec.dummy(1)}
+            fns[name] = lambda engine=engine, feed=feed: engine.run(feed)
+        medians = interleaved_medians(fns, calls, rounds)
+    finally:
+        for engine in engines:
+            engine.close()
+    ratio = float(np.median(medians["int8"] / medians["fp32"]))
     env = environment()
     return SpeedChoice(shipped="int8" if ratio <= 1.0 else "fp32", int8_p50_ms=float(np.median(medians["int8"])),
                        fp32_p50_ms=float(np.median(medians["fp32"])), int8_over_fp32=ratio, rounds=rounds,

@@ -46,6 +46,8 @@ def save_release_weights(checkpoint: str | Path, dst: str | Path) -> Path:
     """
     if Path(dst).resolve() == Path(checkpoint).resolve():
         raise ConfigError(f"--out '{dst}' is the checkpoint itself; write the release copy to another file")
+    if Path(dst).is_dir() or not Path(dst).resolve().parent.is_dir():
+        raise ConfigError(f"--out '{dst}' must be a file in an existing folder, e.g. weights/NAME.pt")
     state = read_checkpoint(checkpoint)
     load_trained(checkpoint, state=state)  # a recipe, and weights that fit it (clear errors otherwise)
     if "ema" not in state:
@@ -56,9 +58,11 @@ def save_release_weights(checkpoint: str | Path, dst: str | Path) -> Path:
 
 
 def slim_state(state: dict) -> dict:
-    """A training state in the shipping layout: EMA weights, recipe, metrics (and a QAT run's NNCF config)."""
-    qat = {"nncf_config": state["nncf_config"]} if "nncf_config" in state else {}
-    return release_state(state["ema"], state["recipe"], state.get("metrics", {}), state["epoch"], state["step"], **qat)
+    """A training state in the shipping layout: EMA weights, recipe, metrics (and a QAT run's NNCF config, a weight
+    average's members)."""
+    extra = {key: state[key] for key in ("nncf_config", "averaged_from") if key in state}
+    return release_state(state["ema"], state["recipe"], state.get("metrics", {}), state["epoch"], state["step"],
+                         **extra)
 
 
 def release_state(weights: dict, recipe_yaml: str, metrics: dict, epoch: int, step: int, **extra) -> dict:
