@@ -61,7 +61,7 @@ def test_release_copy_keeps_the_ema_model_and_drops_training_state(trained, tmp_
         assert main(argv) == 2
     assert main(["release", str(out / "last.pt"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "cannot read checkpoint" in err and "is the checkpoint itself" in err and "must be a file" in err
+    assert "cannot read checkpoint" in err and "is the checkpoint itself" in err and "is a folder" in err
     assert not (tmp_path / "j.pt").exists()
     # a weight average keeps its members through the release (bundles and the model card list them)
     assert main(["average", str(out / "last.pt"), str(out / "best.pt"), "--out", str(tmp_path / "avg.pt")]) == 0

@@ -15,7 +15,7 @@ import numpy as np
 from .. import __version__
 from ..atomic import atomic_path
 from ..backends import backend_available
-from ..errors import ConfigError
+from ..errors import BackendUnavailableError, ConfigError
 from ..manifest import CropSpec, InputSpec, Manifest, save_manifest, sha256_file
 from ..platform import load_platform
 from ..train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees, read_checkpoint
@@ -101,8 +101,8 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
                "calibration": calibration_batch, "manifest": base, "out": out,
                "qat": qat_format if quantized else "", "quantizer": quantizer}
         artifact, artifact_spec, output_name = fmt.build(ctx)
-        choice, fp32_build = (_speed_choice(plat, fmt, ctx, (artifact, artifact_spec)) if speed_check
-                              else (None, None))
+        choice, fp32_build, untimed = (_speed_choice(plat, fmt, ctx, (artifact, artifact_spec)) if speed_check
+                                       else (None, None, ""))
         if choice and choice.shipped == "fp32":
             precision = "fp32"
             artifact, artifact_spec, output_name = fp32_build
@@ -114,7 +114,9 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
         source["calibration"] = {"source": str(calib_source), "images": int(len(calib_cache["x"]))}
     if choice:
         source["speed_choice"] = choice.record(_force_int8_command(checkpoint, platform, quantizer, fmt, calibration,
-                                                                   qat_format if quantized else ""))
+                                                                   calibration_size, qat_format if quantized else ""))
+    elif untimed:
+        source["speed_choice"] = {"shipped": precision, "untimed": untimed}
     if quantized and precision == "fp32":
         source["quantization"] = "NNCF QAT weights (int8 grid) in an fp32 graph: int8 ran slower here"
     elif quantized:
@@ -128,35 +130,42 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     save_manifest(manifest, out / "manifest.json")
     usable, why = backend_available(plat.backend)
     if usable and measure:
-        measure_bundle(out, plat.name, model, recipe, dev_root or recipe.eval.aflw2000_root)
+        measure_bundle(out, str(platform), model, recipe, dev_root or recipe.eval.aflw2000_root)
     elif measure:
         print(f"not measured here: {why}")
     return out / "manifest.json"
 
 
 def _speed_choice(plat, fmt: ExportFormat, ctx: dict, int8_build: tuple[Path, InputSpec]):
-    """(choice, fp32 build): the int8 artifact timed against the fp32 one of the same weights here; (None, None),
-    with a note on stderr, where the platform's engine cannot run here or the int8 graph has no fp32 twin."""
+    """(choice, fp32 build, ""): the int8 artifact timed against the fp32 one of the same weights here; (None, None,
+    why), with the note on stderr too, where the platform's engine cannot run here or the int8 graph has no fp32
+    twin: int8 ships untimed."""
     from .speed_choice import choose_faster
 
     usable, why = backend_available(plat.backend)
-    if not usable or ctx["qat"] == "nncf-qdq":
-        print(f"int8 kept without timing it against fp32: {why or 'an NNCF QDQ graph has no fp32 artifact'}",
-              file=sys.stderr)
-        return None, None
-    (ctx["work"] / "fp32").mkdir()
-    fp32_build = fmt.build({**ctx, "precision": "fp32", "work": ctx["work"] / "fp32"})
-    choice = choose_faster(int8_build, fp32_build[:2], plat.backend, plat.backend_options)
+    why = why or ("" if ctx["qat"] != "nncf-qdq" else "an NNCF QDQ graph has no fp32 artifact")
+    choice = fp32_build = None
+    if not why:
+        (ctx["work"] / "fp32").mkdir()
+        fp32_build = fmt.build({**ctx, "precision": "fp32", "work": ctx["work"] / "fp32"})
+        try:
+            choice = choose_faster(int8_build, fp32_build[:2], plat.backend, plat.backend_options)
+        except BackendUnavailableError as exc:  # e.g. an execution provider this machine lacks
+            why = str(exc)
+    if choice is None:
+        print(f"int8 kept without timing it against fp32: {why}", file=sys.stderr)
+        return None, None, why
     note = ("" if choice.shipped == "int8" else "; --precision int8 forces int8" +
             (" (this is a QAT checkpoint: its fp32 parent, the recipe's qat.init, is the more accurate fp32)"
              if ctx["qat"] else ""))
     print(f"{plat.name}: int8 p50 {choice.int8_p50_ms:.3f} ms vs fp32 {choice.fp32_p50_ms:.3f} ms "
           f"(int8/fp32 {choice.int8_over_fp32:.2f}, batch 1, 1 thread, {choice.rounds} interleaved rounds): "
           f"ships {choice.shipped}{note}", file=sys.stderr)
-    return choice, fp32_build
+    return choice, fp32_build, ""
 
 
-def _force_int8_command(checkpoint, platform, quantizer: str, fmt: ExportFormat, calibration, qat_format: str) -> str:
+def _force_int8_command(checkpoint, platform, quantizer: str, fmt: ExportFormat, calibration, calibration_size: int,
+                        qat_format: str) -> str:
     """The export command that builds the int8 graph the speed choice timed, without the choice."""
     words = ["edgepose", "export", str(checkpoint), "--platform", str(platform), "--precision", "int8"]
     if quantizer != next(iter(fmt.quantizers)):
@@ -165,6 +174,8 @@ def _force_int8_command(checkpoint, platform, quantizer: str, fmt: ExportFormat,
         words += ["--qat-format", qat_format]
     if calibration:
         words += ["--calibration", str(calibration)]
+    if calibration_size != DEFAULT_CALIBRATION_SIZE:
+        words += ["--calibration-size", str(calibration_size)]
     return " ".join(shlex.quote(w) for w in words)
 
 

@@ -42,12 +42,12 @@ def save_release_weights(checkpoint: str | Path, dst: str | Path) -> Path:
 
     Raises:
         ModelFormatError: the file is missing, unreadable, not a training checkpoint, or its weights do not fit its
-            recipe (checked before anything is written). ConfigError: `dst` is the checkpoint itself.
+            recipe (checked before anything is written). ConfigError: `dst` is the checkpoint itself or a folder.
     """
     if Path(dst).resolve() == Path(checkpoint).resolve():
         raise ConfigError(f"--out '{dst}' is the checkpoint itself; write the release copy to another file")
-    if Path(dst).is_dir() or not Path(dst).resolve().parent.is_dir():
-        raise ConfigError(f"--out '{dst}' must be a file in an existing folder, e.g. weights/NAME.pt")
+    if Path(dst).is_dir():
+        raise ConfigError(f"--out '{dst}' is a folder; give the file to write, e.g. weights/NAME.pt")
     state = read_checkpoint(checkpoint)
     load_trained(checkpoint, state=state)  # a recipe, and weights that fit it (clear errors otherwise)
     if "ema" not in state:
