@@ -31,16 +31,10 @@ def ort_session(path: Path, threads: int):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def interleaved(fns: dict, calls: int, rounds: int = 5) -> dict:
-    from edgepose.evaluation.bench import interleaved_medians
-
-    return interleaved_medians(fns, calls, rounds)
-
-
 def main() -> int:
     import torch
 
-    from edgepose.evaluation.bench import markdown_table
+    from edgepose.evaluation.bench import interleaved_medians, markdown_table
     from edgepose.exporters.calibration import calibration_inputs
     from edgepose.exporters.onnx_export import onnx_to_int8, write_onnx
     from edgepose.manifest import InputSpec
@@ -86,8 +80,8 @@ def main() -> int:
             s32, s8 = ort_session(fp32, args.threads), ort_session(int8, args.threads)
             for batch in (int(b) for b in args.batches.split(",")):
                 x = np.repeat(calib[:1], batch, axis=0)
-                t = interleaved({"fp32": lambda: s32.run(None, {"input": x}), "int8": lambda: s8.run(None, {"input": x})},
-                                max(5, 60 // batch))
+                t = interleaved_medians({"fp32": lambda: s32.run(None, {"input": x}),
+                                         "int8": lambda: s8.run(None, {"input": x})}, max(5, 60 // batch))
                 rows.append({"engine": "onnxruntime", "variant": variant, "input": size, "batch": batch,
                              "fp32 ms": float(np.median(t["fp32"])), "int8 ms": float(np.median(t["int8"])),
                              "fp32/int8": float(np.median(t["fp32"] / t["int8"])),
@@ -118,6 +112,7 @@ def probe(depthwise: bool):
 
 def litert_row(model, spec, calib, variant, size, work, threads) -> dict:
     from edgepose.backends import create_backend
+    from edgepose.evaluation.bench import interleaved_medians
     from edgepose.exporters.tflite_export import torch_to_tflite
 
     paths = {p: torch_to_tflite(model, spec, p, work / f"{variant}-{size}-{p}.tflite", calib)[0] for p in ("fp32", "int8")}
@@ -126,7 +121,7 @@ def litert_row(model, spec, calib, variant, size, work, threads) -> dict:
         backends[p] = create_backend("litert")
         backends[p].load(str(path), {"threads": threads})  # quantizes int8 inputs itself
     x = np.ascontiguousarray(calib[:1].transpose(0, 2, 3, 1))
-    t = interleaved({p: (lambda b=b: b.run({"input": x})) for p, b in backends.items()}, 60)
+    t = interleaved_medians({p: (lambda b=b: b.run({"input": x})) for p, b in backends.items()}, 60)
     return {"engine": "litert", "variant": variant, "input": size, "batch": 1, "fp32 ms": float(np.median(t["fp32"])),
             "int8 ms": float(np.median(t["int8"])), "fp32/int8": float(np.median(t["fp32"] / t["int8"])),
             "fp32 MB": paths["fp32"].stat().st_size / 1e6, "int8 MB": paths["int8"].stat().st_size / 1e6}

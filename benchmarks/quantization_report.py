@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from quantization import interleaved
+
+from edgepose.evaluation.bench import interleaved_medians
 
 REPO = Path(__file__).resolve().parent.parent
 CANDIDATES = [  # (engine, label, platform, precision, quantizer)
@@ -87,7 +88,7 @@ def _time(entries: list[dict], rows: list[dict], threads: int, key: str, rounds:
             spec = rt.manifest.input
             feed = {spec.name: spec.dummy(1)}
             fns[j] = lambda rt=rt, feed=feed: rt.backend.run(feed)
-        times = interleaved(fns, 100, rounds)
+        times = interleaved_medians(fns, 100, rounds)
     finally:
         for rt in rts:
             rt.close()
@@ -117,7 +118,7 @@ def _torch_rows(args) -> list[dict]:
     for threads in (1, os.cpu_count()):
         torch.set_num_threads(threads)
         with torch.no_grad():
-            t = interleaved({k: (lambda m=m: m(x)) for k, m in models.items()}, 100, args.rounds)
+            t = interleaved_medians({k: (lambda m=m: m(x)) for k, m in models.items()}, 100, args.rounds)
         key = "1 thread" if threads == 1 else f"{threads} threads"
         for k in models:
             rows[k][f"p50 ms, {key}"] = float(np.median(t[k]))

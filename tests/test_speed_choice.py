@@ -132,7 +132,7 @@ def test_the_manifest_follows_either_outcome(tmp_path, pool_root, monkeypatch, s
     def fixed(int8, fp32, backend, options, rounds=5, calls=100):
         seen.append((int8[0], fp32[0], _quantize_nodes(int8[0]), _quantize_nodes(fp32[0])))  # (temporary files)
         ratio = 0.8 if shipped == "int8" else 1.3
-        return speed_choice.SpeedChoice(shipped, ratio, 1.0, ratio, rounds, calls, 1, "test CPU")
+        return speed_choice.SpeedChoice(shipped, ratio, 1.0, ratio, rounds, calls, "test CPU")
 
     monkeypatch.setattr(speed_choice, "choose_faster", fixed)
     manifest = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "b", calibration=str(pool_root),

@@ -32,12 +32,11 @@ class SpeedChoice:
     int8_over_fp32: float
     rounds: int
     calls: int
-    threads: int
     host: str
 
     def record(self, force: str) -> dict:
         """The manifest's `source.speed_choice`: the figures, the rule, and the command that forces int8."""
-        return {**asdict(self), "batch": 1,
+        return {**asdict(self), "batch": 1, "threads": 1,
                 "rule": "int8 ships only if the median over rounds of its per-round time ratio to fp32 is at most "
                         "1 on the exporting machine",
                 "force_int8": force}
@@ -64,4 +63,4 @@ def choose_faster(int8: tuple[Path, InputSpec], fp32: tuple[Path, InputSpec], ba
     env = environment()
     return SpeedChoice(shipped="int8" if ratio <= 1.0 else "fp32", int8_p50_ms=float(np.median(medians["int8"])),
                        fp32_p50_ms=float(np.median(medians["fp32"])), int8_over_fp32=ratio, rounds=rounds,
-                       calls=calls, threads=1, host=" ".join([env["cpu"], *env["flags"]]))
+                       calls=calls, host=" ".join([env["cpu"], *env["flags"]]))
