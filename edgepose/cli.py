@@ -559,7 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("--platform", default="cpu", help="target platform: decides format and precision")
     p.add_argument("--precision", default=None, help="override the platform's precision (fp32/fp16/int8)")
-    p.add_argument("--out", default=None, help="bundle folder to write (default runs/export/<platform>-<precision>)")
+    p.add_argument("--out", default=None, help="bundle folder to write (default runs/export/<platform>-<precision>, or "
+                   "runs/export/<platform> where the platform ships the faster of int8 and fp32)")
     p.add_argument("--calibration", default=None, help="int8 calibration images (default: the recipe's training pool)")
     p.add_argument("--calibration-size", type=_positive, default=256)
     p.add_argument("--dev-root", default=None, help="AFLW2000 folder to measure parity and accuracy on")

@@ -76,21 +76,25 @@ def test_the_flag_is_for_int8_platforms_that_have_an_fp32_artifact(tmp_path):
 
 
 @pytest.mark.slow
-def test_cpu_int8_export_times_int8_unless_int8_is_asked_for(tmp_path, pool_root):
+def test_cpu_int8_export_times_int8_unless_int8_is_asked_for(tmp_path, pool_root, monkeypatch):
     pytest.importorskip("torch", reason="exporting needs torch: pip install 'edgepose[train]'")
     from edgepose.exporters.export import export_bundle
 
-    chosen = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "chosen", calibration=str(pool_root),
-                                      calibration_size=16, measure=False).read_text())
+    monkeypatch.chdir(tmp_path)  # the default folders: named by the platform, and by the precision where it is asked
+    written = export_bundle(WEIGHTS, "cpu-int8", None, calibration=str(pool_root), calibration_size=16, measure=False)
+    assert written == Path("runs/export/cpu-int8/manifest.json")
+    chosen = json.loads(written.read_text())
     choice, source = chosen["source"]["speed_choice"], chosen["source"]
     assert chosen["precision"] == choice["shipped"] and choice["int8_p50_ms"] > 0 and choice["fp32_p50_ms"] > 0
-    assert (_quantize_nodes(tmp_path / "chosen" / "model.onnx") > 10) == (choice["shipped"] == "int8")
+    assert (_quantize_nodes(written.parent / "model.onnx") > 10) == (choice["shipped"] == "int8")
     assert ("calibration" in source) == ("quantization" in source) == (choice["shipped"] == "int8")
     assert f"--calibration {pool_root}" in choice["force_int8"]
-    forced = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "forced", precision="int8",
-                                      calibration=str(pool_root), calibration_size=16, measure=False).read_text())
+    written = export_bundle(WEIGHTS, "cpu-int8", None, precision="int8", calibration=str(pool_root),
+                            calibration_size=16, measure=False)
+    assert written == Path("runs/export/cpu-int8-int8/manifest.json")
+    forced = json.loads(written.read_text())
     assert forced["precision"] == "int8" and "speed_choice" not in forced["source"]
-    assert _quantize_nodes(tmp_path / "forced" / "model.onnx") > 10
+    assert _quantize_nodes(written.parent / "model.onnx") > 10
     assert forced["source"]["calibration"]["images"] == 16
 
 

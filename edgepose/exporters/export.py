@@ -51,6 +51,7 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
         raise ConfigError(f"platform '{plat.name}' sets int8_if_faster, but {fmt.name} has no fp32 artifact to time "
                           "against here; remove int8_if_faster from the platform file or pass --precision int8")
     quantizer = _check_quantizer(fmt, precision, quantizer)
+    usable, why = backend_available(plat.backend)  # can this machine run the artifact (time it, measure it)?
     state = read_checkpoint(checkpoint)
     model, recipe = load_trained(checkpoint, state=state)
     from ..train.qat import is_quantized
@@ -73,7 +74,8 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
         model = bake_weights(model, fold_batchnorm(create_for(recipe.model).eval()), recipe.model.input_size)
 
     spec = input_spec(recipe)
-    out = Path(out_dir or f"runs/export/{plat.name}-{precision}")
+    # a platform that ships the faster of int8 and fp32 does not know which before timing: its folder is its name
+    out = Path(out_dir or (f"runs/export/{plat.name}" if speed_check else f"runs/export/{plat.name}-{precision}"))
     out.mkdir(parents=True, exist_ok=True)
     calib_source = calibration or recipe.data.root
     calib_cache: dict = {}
@@ -101,7 +103,7 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
                "calibration": calibration_batch, "manifest": base, "out": out,
                "qat": qat_format if quantized else "", "quantizer": quantizer}
         artifact, artifact_spec, output_name = fmt.build(ctx)
-        choice, fp32_build, untimed = (_speed_choice(plat, fmt, ctx, (artifact, artifact_spec)) if speed_check
+        choice, fp32_build, untimed = (_speed_choice(plat, fmt, ctx, (artifact, artifact_spec), why) if speed_check
                                        else (None, None, ""))
         if choice and choice.shipped == "fp32":
             precision = "fp32"
@@ -128,7 +130,6 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
                                    input=artifact_spec, output=model.head.decoding(output_name),
                                    sha256=sha256_file(final), source=source)
     save_manifest(manifest, out / "manifest.json")
-    usable, why = backend_available(plat.backend)
     if usable and measure:
         measure_bundle(out, str(platform), model, recipe, dev_root or recipe.eval.aflw2000_root)
     elif measure:
@@ -136,14 +137,13 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     return out / "manifest.json"
 
 
-def _speed_choice(plat, fmt: ExportFormat, ctx: dict, int8_build: tuple[Path, InputSpec]):
+def _speed_choice(plat, fmt: ExportFormat, ctx: dict, int8_build: tuple[Path, InputSpec], unusable: str):
     """(choice, fp32 build, ""): the int8 artifact timed against the fp32 one of the same weights here; (None, None,
     why), with the note on stderr too, where the platform's engine cannot run here or the int8 graph has no fp32
-    twin: int8 ships untimed."""
+    twin: int8 ships untimed. `unusable`: why this machine cannot run the platform's engine ('' where it can)."""
     from .speed_choice import choose_faster
 
-    usable, why = backend_available(plat.backend)
-    why = why or ("" if ctx["qat"] != "nncf-qdq" else "an NNCF QDQ graph has no fp32 artifact")
+    why = unusable or ("" if ctx["qat"] != "nncf-qdq" else "an NNCF QDQ graph has no fp32 artifact")
     choice = fp32_build = None
     if not why:
         (ctx["work"] / "fp32").mkdir()
