@@ -38,7 +38,10 @@ class Platform:
     """A deployment target. model: 'default' (bundled) or a path to a manifest / bundle folder.
     int8_if_faster: an int8 export for this platform (its own precision, not an explicit --precision) is timed
     against the fp32 artifact of the same weights on the exporting machine, and ships only if it is not slower;
-    otherwise the fp32 artifact ships and the manifest records both timings (edgepose.exporters.speed_choice)."""
+    otherwise the fp32 artifact ships and the manifest records both timings (edgepose.exporters.speed_choice).
+    quantizer: the int8 quantizer this platform's post-training int8 exports use ('' = the format's default; one of
+    `edgepose export --quantizer`'s names, which overrides it; QAT checkpoints keep the static quantizer they were
+    trained for)."""
 
     name: str
     backend: str
@@ -50,6 +53,7 @@ class Platform:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     requires: str = ""
     int8_if_faster: bool = False
+    quantizer: str = ""
 
 
 def _platform_dir():
@@ -82,6 +86,9 @@ def platform_from_dict(data: dict, where: str) -> Platform:
     platform = from_mapping(Platform, data, f"platform file {where}", ConfigError)
     if platform.int8_if_faster and platform.precision != "int8":
         raise ConfigError(f"platform file {where}: int8_if_faster applies to int8 platforms, this one is "
+                          f"{platform.precision}; remove it or set precision: int8")
+    if platform.quantizer and platform.precision != "int8":
+        raise ConfigError(f"platform file {where}: quantizer applies to int8 platforms, this one is "
                           f"{platform.precision}; remove it or set precision: int8")
     if platform.backend in BACKENDS:  # an unknown backend is reported (with suggestions) when the Runtime builds it
         check_backend_options(platform.backend, platform.backend_options, f"platform file {where}")

@@ -6,6 +6,8 @@ import sys
 import cv2
 import pytest
 
+from edgepose.bundle import bundled_dir
+
 
 def run(*args, **kw):
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, **kw)
@@ -64,6 +66,21 @@ def test_accuracy_benchmark_runs(tmp_path, dev_root):
     r = run("benchmarks/accuracy.py", "--root", str(dev_root), "--limit", "20", "--out-dir", str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "| cpu |" in r.stdout
+
+
+def test_op_profile_shows_what_the_int8_graph_runs():
+    """ORT's per-node profile of the shipped cpu bundles: cpu-int8's fully connected layers run as int8 MatMuls
+    where it ships int8; a LiteRT bundle is refused in one line."""
+    precision = json.loads((bundled_dir("default-cpu-int8") / "manifest.json").read_text())["precision"]
+    r = run("benchmarks/op_profile.py", "default", "default-cpu-int8", "--runs", "3")
+    assert r.returncode == 0, r.stderr
+    fp32, int8 = r.stdout.split("default-cpu-int8:")
+    assert "| Gemm |" in fp32 and "| Conv |" in fp32 and "| DynamicQuantizeMatMul |" not in fp32
+    assert ("| DynamicQuantizeMatMul |" in int8) == (precision == "int8") != ("| Gemm |" in int8)
+    shares = [float(line.split("|")[3]) for line in fp32.splitlines() if line.startswith("| ") and "share" not in line]
+    assert abs(sum(shares) - 100) < 0.5
+    bad = run("benchmarks/op_profile.py", "default-android", "--runs", "1")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "tflite bundle" in bad.stderr
 
 
 def test_eval_compare_scores_peers_in_the_same_run(dev_root, capsys):

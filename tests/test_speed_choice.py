@@ -31,7 +31,13 @@ def _chain(path: Path, convs: int) -> tuple[Path, InputSpec]:
 
 
 def _quantize_nodes(path: Path) -> int:
+    """Static int8 (QDQ): one QuantizeLinear per quantized tensor."""
     return sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(path)).graph.node)
+
+
+def _dynamic_int8_layers(path: Path) -> int:
+    """Dynamic int8 of the fully connected layers: int8 weights fed to MatMulInteger."""
+    return sum(n.op_type == "MatMulInteger" for n in onnx.load(str(path)).graph.node)
 
 
 def test_the_faster_artifact_ships_whichever_it_is(tmp_path):
@@ -53,9 +59,10 @@ def test_the_shipped_cpu_int8_bundle_says_what_it_is_and_why():
     choice = manifest["source"]["speed_choice"]
     assert manifest["precision"] == choice["shipped"]
     assert (choice["int8_over_fp32"] <= 1) == (choice["shipped"] == "int8")
-    quantized = _quantize_nodes(bundled_dir("default-cpu-int8") / manifest["model_file"])
-    assert (quantized > 10) == (manifest["precision"] == "int8")
-    assert ("calibration" in manifest["source"]) == (manifest["precision"] == "int8")
+    model = bundled_dir("default-cpu-int8") / manifest["model_file"]
+    assert (_dynamic_int8_layers(model) == 2) == (manifest["precision"] == "int8") and _quantize_nodes(model) == 0
+    assert ("quantization" in manifest["source"]) == (manifest["precision"] == "int8")
+    assert "calibration" not in manifest["source"]  # dynamic int8 quantizes activations per call: nothing calibrated
 
 
 def test_the_flag_is_for_int8_platforms_that_have_an_fp32_artifact(tmp_path):
@@ -86,16 +93,40 @@ def test_cpu_int8_export_times_int8_unless_int8_is_asked_for(tmp_path, pool_root
     chosen = json.loads(written.read_text())
     choice, source = chosen["source"]["speed_choice"], chosen["source"]
     assert chosen["precision"] == choice["shipped"] and choice["int8_p50_ms"] > 0 and choice["fp32_p50_ms"] > 0
-    assert (_quantize_nodes(written.parent / "model.onnx") > 10) == (choice["shipped"] == "int8")
-    assert ("calibration" in source) == ("quantization" in source) == (choice["shipped"] == "int8")
-    assert f"--calibration {pool_root}" in choice["force_int8"]
+    # the platform's int8 is dynamic int8 of the two fully connected layers (no calibration)
+    assert (_dynamic_int8_layers(written.parent / "model.onnx") == 2) == (choice["shipped"] == "int8")
+    assert ("quantization" in source) == (choice["shipped"] == "int8") and "calibration" not in source
+    assert "--quantizer ort-dynamic" in choice["force_int8"] and f"--calibration {pool_root}" in choice["force_int8"]
     written = export_bundle(WEIGHTS, "cpu-int8", None, precision="int8", calibration=str(pool_root),
                             calibration_size=16, measure=False)
     assert written == Path("runs/export/cpu-int8-int8/manifest.json")
     forced = json.loads(written.read_text())
     assert forced["precision"] == "int8" and "speed_choice" not in forced["source"]
-    assert _quantize_nodes(written.parent / "model.onnx") > 10
-    assert forced["source"]["calibration"]["images"] == 16
+    assert _dynamic_int8_layers(written.parent / "model.onnx") == 2 and "dynamic" in forced["source"]["quantization"]
+    # --quantizer overrides the platform's: static QDQ int8 of every layer, calibrated
+    static = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "static", precision="int8",
+                                      quantizer="ort-static", calibration=str(pool_root), calibration_size=16,
+                                      measure=False).read_text())
+    assert _quantize_nodes(tmp_path / "static" / "model.onnx") > 10
+    assert static["source"]["calibration"]["images"] == 16 and "static QDQ" in static["source"]["quantization"]
+
+
+def test_a_platform_names_its_int8_quantizer(tmp_path):
+    from edgepose.platform import load_platform
+
+    assert load_platform("cpu-int8").quantizer == "ort-dynamic" and load_platform("cpu").quantizer == ""
+    fp32 = tmp_path / "fp32.yaml"
+    fp32.write_text("name: mine\nbackend: onnxruntime\nprecision: fp32\nquantizer: ort-dynamic\n")
+    with pytest.raises(ConfigError, match="quantizer applies to int8 platforms, this one is fp32"):
+        load_platform(fp32)
+    pytest.importorskip("torch", reason="exporting needs torch: pip install 'edgepose[train]'")
+    from edgepose.exporters.export import export_bundle
+
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("name: typo\nbackend: onnxruntime\nprecision: int8\nquantizer: ort-dynamc\n")
+    with pytest.raises(ConfigError, match="platform 'typo' names quantizer 'ort-dynamc'.*ort-static, nncf-ptq, ort-dyn"):
+        export_bundle(WEIGHTS, str(typo), tmp_path / "b", measure=False)
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.slow
@@ -134,7 +165,7 @@ def test_the_manifest_follows_either_outcome(tmp_path, pool_root, monkeypatch, s
     seen = []
 
     def fixed(int8, fp32, backend, options, rounds=5, calls=100):
-        seen.append((int8[0], fp32[0], _quantize_nodes(int8[0]), _quantize_nodes(fp32[0])))  # (temporary files)
+        seen.append((int8[0], fp32[0], _dynamic_int8_layers(int8[0]), _dynamic_int8_layers(fp32[0])))  # (temp files)
         ratio = 0.8 if shipped == "int8" else 1.3
         return speed_choice.SpeedChoice(shipped, ratio, 1.0, ratio, rounds, calls, "test CPU")
 
@@ -142,9 +173,9 @@ def test_the_manifest_follows_either_outcome(tmp_path, pool_root, monkeypatch, s
     manifest = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "b", calibration=str(pool_root),
                                         calibration_size=16, measure=False).read_text())
     (int8_file, fp32_file, int8_nodes, fp32_nodes), = seen
-    assert int8_file != fp32_file and int8_nodes > 10 and fp32_nodes == 0
+    assert int8_file != fp32_file and int8_nodes == 2 and fp32_nodes == 0
     source = manifest["source"]
     assert manifest["precision"] == shipped and source["speed_choice"]["host"] == "test CPU"
-    assert (_quantize_nodes(tmp_path / "b" / "model.onnx") > 10) == (shipped == "int8")
-    assert ("calibration" in source) == ("quantization" in source) == (shipped == "int8")
+    assert (_dynamic_int8_layers(tmp_path / "b" / "model.onnx") == 2) == (shipped == "int8")
+    assert ("quantization" in source) == (shipped == "int8") and "calibration" not in source
     assert "--calibration-size 16" in source["speed_choice"]["force_int8"]

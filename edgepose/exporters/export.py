@@ -17,7 +17,7 @@ from ..atomic import atomic_path
 from ..backends import backend_available
 from ..errors import BackendUnavailableError, ConfigError
 from ..manifest import CropSpec, InputSpec, Manifest, save_manifest, sha256_file
-from ..platform import load_platform
+from ..platform import Platform, load_platform
 from ..train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees, read_checkpoint
 from .calibration import calibration_inputs
 from .formats import ExportFormat, format_for
@@ -41,6 +41,8 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
             recipe's eval root). Measured only when this machine can run the platform's backend.
         qat_format: for quantization-aware checkpoints: "weights" (QAT weights + the target's static
             quantizer, the default: fastest here) or "nncf-qdq" (ONNX only: NNCF's own QDQ graph).
+        quantizer: the int8 quantizer (one of the format's; default: the platform's `quantizer`, else the
+            format's first; a QAT checkpoint without one takes the format's first, the static one it trained for).
         measure: record the dev accuracy and PyTorch parity in the manifest (skipped for throwaway exports).
     """
     plat = load_platform(platform)
@@ -50,13 +52,16 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     if speed_check and (fmt.on_device or "fp32" not in fmt.precisions):
         raise ConfigError(f"platform '{plat.name}' sets int8_if_faster, but {fmt.name} has no fp32 artifact to time "
                           "against here; remove int8_if_faster from the platform file or pass --precision int8")
-    quantizer = _check_quantizer(fmt, precision, quantizer)
+    explicit_quantizer = quantizer is not None
+    quantizer = _check_quantizer(fmt, precision, quantizer, plat)
     usable, why = backend_available(plat.backend)  # can this machine run the artifact (time it, measure it)?
     state = read_checkpoint(checkpoint)
     model, recipe = load_trained(checkpoint, state=state)
     from ..train.qat import is_quantized
 
     quantized = is_quantized(model)
+    if quantized and precision == "int8" and not explicit_quantizer:
+        quantizer = next(iter(fmt.quantizers))  # QAT trained for the static quantizer; the platform's is for PTQ
     if quantized and precision != "int8":
         raise ConfigError(f"'{checkpoint}' is a quantization-aware (int8) checkpoint; export it with an int8 "
                           f"platform or --precision int8, or export its fp32 parent (qat.init) for {precision}")
@@ -195,8 +200,9 @@ def _provenance(state: dict) -> dict:
     return {"averaged_from": state["averaged_from"]} if state.get("averaged_from") else {}
 
 
-def _check_quantizer(fmt: ExportFormat, precision: str, quantizer: str | None) -> str:
-    """The int8 quantizer to use ('' for float precisions).
+def _check_quantizer(fmt: ExportFormat, precision: str, quantizer: str | None, plat: Platform) -> str:
+    """The int8 quantizer to use ('' for float precisions): the one asked for, else the platform's, else the
+    format's default.
 
     Raises:
         ConfigError: a quantizer for a float precision, or one the format does not offer.
@@ -207,6 +213,11 @@ def _check_quantizer(fmt: ExportFormat, precision: str, quantizer: str | None) -
                               "or add --precision int8)")
         return ""
     offered = fmt.quantizers
+    if quantizer is None and plat.quantizer:
+        if plat.quantizer not in offered:
+            raise ConfigError(f"platform '{plat.name}' names quantizer '{plat.quantizer}', which {fmt.name} int8 does "
+                              f"not offer; set its quantizer to one of: {', '.join(offered)}")
+        return plat.quantizer
     if quantizer is None:
         return next(iter(offered))
     if quantizer not in offered:
