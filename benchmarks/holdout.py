@@ -5,8 +5,9 @@ best.pt by, for checkpoints from different runs (rounds, weight averages, the sh
 
 The recipe fixes the holdout rows, their labels (`data.labels`, with profiled views relabelled when the recipe says
 so) and the crops (the trainer's own `holdout_set` and `holdout_metrics`); every checkpoint must take that recipe's
-input size and crop scale. With profiled views in the holdout it also prints the pool rows and the views apart. This
-is how a default is chosen without aflw2000-dev.
+input size and crop scale. It prints the MAE over all held-out rows and per |yaw| bin of their labels (0-30, 30-60,
+60-99: the large-yaw bin decides more than the mean between close candidates), and with profiled views in the
+holdout the pool rows and the views apart. This is how a default is chosen without aflw2000-dev.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         from edgepose.train.checkpoint import load_trained, predict_degrees
         from edgepose.train.pool_data import PoolData
         from edgepose.train.recipe import load_recipe
+        from edgepose.evaluation.metrics import summarize
         from edgepose.train.trainer import holdout_metrics, holdout_set
     except ImportError as exc:
         print(f"error: scoring checkpoints needs the training extra ({exc}): pip install 'edgepose[train]'",
@@ -50,15 +52,20 @@ def main(argv: list[str] | None = None) -> int:
                 raise EdgePoseError(f"'{ckpt}' takes {own.model.input_size} px crops at scale {own.data.crop_scale}, "
                                     f"the recipe's holdout is {size} px at scale {recipe.data.crop_scale}; score it "
                                     "under a recipe of its own input size and crop scale")
-            rows.append({"checkpoint": ckpt, **holdout_metrics(predict_degrees(model, imgs), truth, views)})
+            pred = predict_degrees(model, imgs)
+            bins = {name: b["mean"] if b["n"] else None for name, b in summarize(pred, truth)["bins"].items()}
+            rows.append({"checkpoint": ckpt, **holdout_metrics(pred, truth, views), "holdout_bins": bins})
     except EdgePoseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     keys = [k for k in ("holdout_mae", "holdout_pool_mae", "holdout_views_mae") if k in rows[0]]
-    print("| checkpoint | " + " | ".join(keys) + " |")
-    print("|---|" + "---|" * len(keys))
+    bins = list(rows[0]["holdout_bins"])
+    counts = summarize(truth, truth)["bins"]
+    print("| checkpoint | " + " | ".join(keys + [f"\\|yaw\\| {b} (n={counts[b]['n']})" for b in bins]) + " |")
+    print("|---|" + "---|" * (len(keys) + len(bins)))
     for row in rows:
-        print(f"| {row['checkpoint']} | " + " | ".join(f"{row[k]:.3f}" for k in keys) + " |")
+        figures = [row[k] for k in keys] + [row["holdout_bins"][b] for b in bins]
+        print(f"| {row['checkpoint']} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in figures) + " |")
     if args.json:
         Path(args.json).expanduser().write_text(json.dumps({"recipe": args.recipe, "rows": rows}, indent=2))
     return 0

@@ -635,7 +635,8 @@ def test_holdout_benchmark_scores_any_checkpoint_as_the_trainer_scored_its_epoch
         for key in ("holdout_mae", "holdout_pool_mae", "holdout_views_mae"):
             assert row[key] == pytest.approx(float(logged[key]), abs=1e-4)
     assert rows[0]["holdout_mae"] != rows[1]["holdout_mae"]
-    capsys.readouterr()
+    assert list(rows[0]["holdout_bins"]) == ["0-30", "30-60", "60-99"]  # by the labels' |yaw|
+    assert "| holdout_mae | holdout_pool_mae | holdout_views_mae | \\|yaw\\| 0-30 (n=" in capsys.readouterr().out
     assert bench.main(["--recipe", str(out / "recipe.yaml"), "--set", "model.input_size=96",
                        str(out / "epoch_1.pt")]) == 2
     assert "takes 64 px crops at scale 1.6, the recipe's holdout is 96 px" in capsys.readouterr().err
