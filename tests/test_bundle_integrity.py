@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgepose import Runtime
-from edgepose.bundle import bundled_dir, resolve_bundle
+from edgepose.bundle import bundled_dir, bundled_names, resolve_bundle
 from edgepose.cli import main
 from edgepose.errors import ModelFormatError
 from edgepose.manifest import load_manifest
@@ -31,6 +31,20 @@ def _bundle(tmp_path, name="default", **changes) -> tuple:
             node[keys[-1]] = value
     path.write_text(json.dumps(data))
     return folder, path
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_every_shipped_bundle_records_its_accuracy_and_its_distance_from_pytorch(name):
+    """What a user reads before choosing a bundle: dev accuracy, and parity per angle and as a rotation (the two differ
+    for int8 near |yaw| 90, where pitch and roll trade); float bundles are PyTorch to 1e-3 deg."""
+    manifest = json.loads((bundled_dir(name) / "manifest.json").read_text())
+    metrics = manifest["metrics"]
+    assert 0 < metrics["aflw2000-dev"]["mean"] < 10 and metrics["aflw2000-dev"]["n"] == 300
+    per_angle, turn = metrics["parity_vs_torch_max_abs_deg"], metrics["parity_vs_torch_geodesic_max_deg"]
+    # R = Rz Ry Rx and the rotation metric is bi-invariant: a face's turn is at most the sum of its three angle gaps
+    assert metrics["parity_vs_torch_geodesic_mean_deg"] <= turn <= 3 * per_angle + 1e-9
+    if manifest["precision"] == "fp32":
+        assert per_angle < 1e-3
 
 
 @pytest.mark.parametrize("model_file", ["../../../../etc/passwd", "/etc/passwd", "~/model.onnx", "sub/../../x.onnx",
