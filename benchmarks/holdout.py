@@ -27,12 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from edgepose.errors import EdgePoseError
+    from edgepose.evaluation.metrics import summarize
 
     try:
         from edgepose.train.checkpoint import load_trained, predict_degrees
         from edgepose.train.pool_data import PoolData
         from edgepose.train.recipe import load_recipe
-        from edgepose.evaluation.metrics import summarize
         from edgepose.train.trainer import holdout_metrics, holdout_set
     except ImportError as exc:
         print(f"error: scoring checkpoints needs the training extra ({exc}): pip install 'edgepose[train]'",
@@ -53,18 +53,19 @@ def main(argv: list[str] | None = None) -> int:
                                     f"the recipe's holdout is {size} px at scale {recipe.data.crop_scale}; score it "
                                     "under a recipe of its own input size and crop scale")
             pred = predict_degrees(model, imgs)
-            bins = {name: b["mean"] if b["n"] else None for name, b in summarize(pred, truth)["bins"].items()}
+            bins = {name: {"n": b["n"], "mean": b["mean"] if b["n"] else None}
+                    for name, b in summarize(pred, truth)["bins"].items()}
             rows.append({"checkpoint": ckpt, **holdout_metrics(pred, truth, views), "holdout_bins": bins})
     except EdgePoseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     keys = [k for k in ("holdout_mae", "holdout_pool_mae", "holdout_views_mae") if k in rows[0]]
     bins = list(rows[0]["holdout_bins"])
-    counts = summarize(truth, truth)["bins"]
+    counts = rows[0]["holdout_bins"]
     print("| checkpoint | " + " | ".join(keys + [f"\\|yaw\\| {b} (n={counts[b]['n']})" for b in bins]) + " |")
     print("|---|" + "---|" * (len(keys) + len(bins)))
     for row in rows:
-        figures = [row[k] for k in keys] + [row["holdout_bins"][b] for b in bins]
+        figures = [row[k] for k in keys] + [row["holdout_bins"][b]["mean"] for b in bins]
         print(f"| {row['checkpoint']} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in figures) + " |")
     if args.json:
         Path(args.json).expanduser().write_text(json.dumps({"recipe": args.recipe, "rows": rows}, indent=2))

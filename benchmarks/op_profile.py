@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for model in args.models:
             rows, total = op_profile(model, args.runs, args.threads, args.models_dir)
-            print(f"\n{model}: {total:.0f} us of kernels per run ({args.runs} runs, {args.threads} thread(s))\n")
+            threads = f"{args.threads} thread" + ("s" if args.threads > 1 else "")
+            print(f"\n{model}: {total:.0f} us of kernels per run ({args.runs} runs, {threads})\n")
             print(markdown_table(rows, ["op", "us/run", "share %", "nodes"]))
     except EdgePoseError as exc:
         print(f"error: {exc}", file=sys.stderr)

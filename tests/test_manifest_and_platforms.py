@@ -64,6 +64,10 @@ def test_every_platform_loads_and_names_a_known_backend(name):
 
     p = load_platform(name)
     assert p.name == name and p.backend in BACKENDS
+    if p.quantizer:  # checked by the exporter only (the device half does not import it): held here for ours
+        from edgepose.exporters.formats import format_for
+
+        assert p.quantizer in format_for(p.backend, p.precision).quantizers
 
 
 def test_every_backend_entry_names_its_module_and_a_declared_extra():

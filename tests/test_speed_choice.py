@@ -13,6 +13,8 @@ from edgepose.manifest import InputSpec
 onnx = pytest.importorskip("onnx", reason="building test models needs onnx: pip install 'edgepose[train]'")
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "student_mbv3s_128_3ddfa.pt"
+# the fully connected layers of the shipped network (its rot6d head), as its fp32 graph holds them
+FC_LAYERS = sum(n.op_type == "Gemm" for n in onnx.load(str(bundled_dir("default") / "model.onnx")).graph.node)
 
 
 def _chain(path: Path, convs: int) -> tuple[Path, InputSpec]:
@@ -60,7 +62,7 @@ def test_the_shipped_cpu_int8_bundle_says_what_it_is_and_why():
     assert manifest["precision"] == choice["shipped"]
     assert (choice["int8_over_fp32"] <= 1) == (choice["shipped"] == "int8")
     model = bundled_dir("default-cpu-int8") / manifest["model_file"]
-    assert (_dynamic_int8_layers(model) == 2) == (manifest["precision"] == "int8") and _quantize_nodes(model) == 0
+    assert (_dynamic_int8_layers(model) == FC_LAYERS) == (manifest["precision"] == "int8") and _quantize_nodes(model) == 0
     assert ("quantization" in manifest["source"]) == (manifest["precision"] == "int8")
     assert "calibration" not in manifest["source"]  # dynamic int8 quantizes activations per call: nothing calibrated
 
@@ -94,21 +96,36 @@ def test_cpu_int8_export_times_int8_unless_int8_is_asked_for(tmp_path, pool_root
     choice, source = chosen["source"]["speed_choice"], chosen["source"]
     assert chosen["precision"] == choice["shipped"] and choice["int8_p50_ms"] > 0 and choice["fp32_p50_ms"] > 0
     # the platform's int8 is dynamic int8 of the two fully connected layers (no calibration)
-    assert (_dynamic_int8_layers(written.parent / "model.onnx") == 2) == (choice["shipped"] == "int8")
+    assert (_dynamic_int8_layers(written.parent / "model.onnx") == FC_LAYERS) == (choice["shipped"] == "int8")
     assert ("quantization" in source) == (choice["shipped"] == "int8") and "calibration" not in source
-    assert "--quantizer ort-dynamic" in choice["force_int8"] and f"--calibration {pool_root}" in choice["force_int8"]
+    # the command that forces int8 rebuilds what was timed: its quantizer named, no calibration it would not use
+    assert "--quantizer ort-dynamic" in choice["force_int8"] and "--calibration" not in choice["force_int8"]
     written = export_bundle(WEIGHTS, "cpu-int8", None, precision="int8", calibration=str(pool_root),
                             calibration_size=16, measure=False)
     assert written == Path("runs/export/cpu-int8-int8/manifest.json")
     forced = json.loads(written.read_text())
     assert forced["precision"] == "int8" and "speed_choice" not in forced["source"]
-    assert _dynamic_int8_layers(written.parent / "model.onnx") == 2 and "dynamic" in forced["source"]["quantization"]
+    assert _dynamic_int8_layers(written.parent / "model.onnx") == FC_LAYERS and "dynamic" in forced["source"]["quantization"]
     # --quantizer overrides the platform's: static QDQ int8 of every layer, calibrated
     static = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "static", precision="int8",
                                       quantizer="ort-static", calibration=str(pool_root), calibration_size=16,
                                       measure=False).read_text())
     assert _quantize_nodes(tmp_path / "static" / "model.onnx") > 10
     assert static["source"]["calibration"]["images"] == 16 and "static QDQ" in static["source"]["quantization"]
+
+
+def test_the_force_command_names_what_was_timed():
+    """An explicit quantizer on a platform whose own is another: the command must name it, or it rebuilds the
+    platform's; calibration flags only where the quantizer calibrates."""
+    pytest.importorskip("torch", reason="exporting needs torch: pip install 'edgepose[train]'")
+    from edgepose.exporters.export import _force_int8_command
+    from edgepose.exporters.formats import FORMATS
+
+    static = _force_int8_command("m.pt", "cpu-int8", "ort-static", FORMATS["onnx"], "pool", 64, "")
+    assert static == "edgepose export m.pt --platform cpu-int8 --precision int8 --quantizer ort-static " \
+                     "--calibration pool --calibration-size 64"
+    dynamic = _force_int8_command("my model.pt", "cpu-int8", "ort-dynamic", FORMATS["onnx"], "pool", 64, "")
+    assert dynamic == "edgepose export 'my model.pt' --platform cpu-int8 --precision int8 --quantizer ort-dynamic"
 
 
 def test_a_platform_names_its_int8_quantizer(tmp_path):
@@ -124,7 +141,8 @@ def test_a_platform_names_its_int8_quantizer(tmp_path):
 
     typo = tmp_path / "typo.yaml"
     typo.write_text("name: typo\nbackend: onnxruntime\nprecision: int8\nquantizer: ort-dynamc\n")
-    with pytest.raises(ConfigError, match="platform 'typo' names quantizer 'ort-dynamc'.*ort-static, nncf-ptq, ort-dyn"):
+    with pytest.raises(ConfigError, match=r"platform '.*typo.yaml' names quantizer 'ort-dynamc'.*Did you mean "
+                                          r"'ort-dynamic'\? Set its quantizer to one of: ort-static, nncf-ptq, ort-dyn"):
         export_bundle(WEIGHTS, str(typo), tmp_path / "b", measure=False)
     assert not (tmp_path / "b").exists()
 
@@ -173,9 +191,9 @@ def test_the_manifest_follows_either_outcome(tmp_path, pool_root, monkeypatch, s
     manifest = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "b", calibration=str(pool_root),
                                         calibration_size=16, measure=False).read_text())
     (int8_file, fp32_file, int8_nodes, fp32_nodes), = seen
-    assert int8_file != fp32_file and int8_nodes == 2 and fp32_nodes == 0
+    assert int8_file != fp32_file and int8_nodes == FC_LAYERS and fp32_nodes == 0
     source = manifest["source"]
     assert manifest["precision"] == shipped and source["speed_choice"]["host"] == "test CPU"
-    assert (_dynamic_int8_layers(tmp_path / "b" / "model.onnx") == 2) == (shipped == "int8")
+    assert (_dynamic_int8_layers(tmp_path / "b" / "model.onnx") == FC_LAYERS) == (shipped == "int8")
     assert ("quantization" in source) == (shipped == "int8") and "calibration" not in source
-    assert "--calibration-size 16" in source["speed_choice"]["force_int8"]
+    assert source["speed_choice"]["force_int8"].endswith("--precision int8 --quantizer ort-dynamic")

@@ -635,7 +635,12 @@ def test_holdout_benchmark_scores_any_checkpoint_as_the_trainer_scored_its_epoch
         for key in ("holdout_mae", "holdout_pool_mae", "holdout_views_mae"):
             assert row[key] == pytest.approx(float(logged[key]), abs=1e-4)
     assert rows[0]["holdout_mae"] != rows[1]["holdout_mae"]
-    assert list(rows[0]["holdout_bins"]) == ["0-30", "30-60", "60-99"]  # by the labels' |yaw|
+    for row in rows:  # by the labels' |yaw|: the bins split the holdout, their n-weighted means make its mean
+        bins = row["holdout_bins"]
+        assert list(bins) == ["0-30", "30-60", "60-99"]
+        filled = [b for b in bins.values() if b["n"]]
+        weighted = sum(b["n"] * b["mean"] for b in filled) / sum(b["n"] for b in filled)
+        assert weighted == pytest.approx(row["holdout_mae"], abs=1e-6)
     assert "| holdout_mae | holdout_pool_mae | holdout_views_mae | \\|yaw\\| 0-30 (n=" in capsys.readouterr().out
     assert bench.main(["--recipe", str(out / "recipe.yaml"), "--set", "model.input_size=96",
                        str(out / "epoch_1.pt")]) == 2

@@ -15,7 +15,7 @@ import numpy as np
 from .. import __version__
 from ..atomic import atomic_path
 from ..backends import backend_available
-from ..errors import BackendUnavailableError, ConfigError
+from ..errors import BackendUnavailableError, ConfigError, did_you_mean
 from ..manifest import CropSpec, InputSpec, Manifest, save_manifest, sha256_file
 from ..platform import Platform, load_platform
 from ..train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees, read_checkpoint
@@ -53,7 +53,7 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
         raise ConfigError(f"platform '{plat.name}' sets int8_if_faster, but {fmt.name} has no fp32 artifact to time "
                           "against here; remove int8_if_faster from the platform file or pass --precision int8")
     explicit_quantizer = quantizer is not None
-    quantizer = _check_quantizer(fmt, precision, quantizer, plat)
+    quantizer = _check_quantizer(fmt, precision, quantizer, plat, str(platform))
     usable, why = backend_available(plat.backend)  # can this machine run the artifact (time it, measure it)?
     state = read_checkpoint(checkpoint)
     model, recipe = load_trained(checkpoint, state=state)
@@ -171,16 +171,17 @@ def _speed_choice(plat, fmt: ExportFormat, ctx: dict, int8_build: tuple[Path, In
 
 def _force_int8_command(checkpoint, platform, quantizer: str, fmt: ExportFormat, calibration, calibration_size: int,
                         qat_format: str) -> str:
-    """The export command that builds the int8 graph the speed choice timed, without the choice."""
-    words = ["edgepose", "export", str(checkpoint), "--platform", str(platform), "--precision", "int8"]
-    if quantizer != next(iter(fmt.quantizers)):
-        words += ["--quantizer", quantizer]
+    """The export command that builds the int8 graph the speed choice timed, without the choice. It names the
+    quantizer always (the default depends on the platform file and on QAT), and calibration only where it is used."""
+    words = ["edgepose", "export", str(checkpoint), "--platform", str(platform), "--precision", "int8",
+             "--quantizer", quantizer]
     if qat_format and qat_format != QAT_FORMATS[0]:
         words += ["--qat-format", qat_format]
-    if calibration:
-        words += ["--calibration", str(calibration)]
-    if calibration_size != DEFAULT_CALIBRATION_SIZE:
-        words += ["--calibration-size", str(calibration_size)]
+    if quantizer not in fmt.uncalibrated:
+        if calibration:
+            words += ["--calibration", str(calibration)]
+        if calibration_size != DEFAULT_CALIBRATION_SIZE:
+            words += ["--calibration-size", str(calibration_size)]
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -200,7 +201,7 @@ def _provenance(state: dict) -> dict:
     return {"averaged_from": state["averaged_from"]} if state.get("averaged_from") else {}
 
 
-def _check_quantizer(fmt: ExportFormat, precision: str, quantizer: str | None, plat: Platform) -> str:
+def _check_quantizer(fmt: ExportFormat, precision: str, quantizer: str | None, plat: Platform, where: str) -> str:
     """The int8 quantizer to use ('' for float precisions): the one asked for, else the platform's, else the
     format's default.
 
@@ -215,8 +216,9 @@ def _check_quantizer(fmt: ExportFormat, precision: str, quantizer: str | None, p
     offered = fmt.quantizers
     if quantizer is None and plat.quantizer:
         if plat.quantizer not in offered:
-            raise ConfigError(f"platform '{plat.name}' names quantizer '{plat.quantizer}', which {fmt.name} int8 does "
-                              f"not offer; set its quantizer to one of: {', '.join(offered)}")
+            raise ConfigError(f"platform '{where}' names quantizer '{plat.quantizer}', which {fmt.name} int8 does not "
+                              f"offer.{did_you_mean(plat.quantizer, offered)} Set its quantizer to one of: "
+                              f"{', '.join(offered)}")
         return plat.quantizer
     if quantizer is None:
         return next(iter(offered))

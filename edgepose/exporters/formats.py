@@ -49,7 +49,8 @@ def _build_tensorrt(ctx: dict) -> tuple[Path, InputSpec, str]:
 class ExportFormat:
     """An artifact kind. `quantizers`: int8 quantizer name -> how it quantizes (recorded in the manifest), the first
     the default. `build(ctx) -> (artifact path, input spec, output name)` makes the artifact from the export context
-    (see `export_bundle`). `on_device`: must be built on the target itself (TensorRT engines are not portable)."""
+    (see `export_bundle`). `on_device`: must be built on the target itself (TensorRT engines are not portable).
+    `uncalibrated`: the quantizers that need no calibration images."""
 
     name: str
     suffix: str
@@ -59,13 +60,15 @@ class ExportFormat:
     build: Callable[[dict], tuple[Path, InputSpec, str]]
     quantizers: dict[str, str] = field(default_factory=dict)
     on_device: bool = False
+    uncalibrated: tuple[str, ...] = ()
 
 
 FORMATS: dict[str, ExportFormat] = {
     "onnx": ExportFormat("onnx", ".onnx", ("fp32", "fp16", "int8"), "onnxruntime", "train", _build_onnx, {
         "ort-static": "ONNX Runtime static QDQ (per-channel int8 weights, u8 activations, MinMax calibration)",
         "nncf-ptq": "NNCF post-training quantization of the ONNX graph (QDQ, fast bias correction)",
-        "ort-dynamic": "ONNX Runtime dynamic int8 of MatMul/Gemm weights (no calibration; convolutions fp32)"}),
+        "ort-dynamic": "ONNX Runtime dynamic int8 of MatMul/Gemm weights (no calibration; convolutions fp32)"},
+        uncalibrated=("ort-dynamic",)),
     "tflite": ExportFormat("tflite", ".tflite", ("fp32", "fp16", "int8"), "litert", "tflite-export", _build_tflite, {
         "pt2e": "PT2E static int8 (XNNPACK quantizer) through litert-torch"}),
     "tensorrt": ExportFormat("tensorrt", ".engine", ("fp16", "int8"), "tensorrt", "tensorrt", _build_tensorrt, {
