@@ -1,7 +1,8 @@
 """Ship the faster precision: an int8 artifact timed against the fp32 artifact of the same weights on this machine.
 
-Whether int8 pays depends on the network and the CPU (on this project's x86 host the MobileNetV3-Small default's
-int8 graph runs at about 0.8x its fp32 speed in ONNX Runtime; ReLU networks on ARM gain). A platform that sets
+Whether int8 pays depends on the network, the quantizer and the CPU (on this project's x86 host the MobileNetV3-Small
+default's static int8 graph runs at about 0.8x its fp32 speed in ONNX Runtime, its dynamic int8 of the fully
+connected layers at about 1.1x; ReLU networks on ARM gain from static int8). A platform that sets
 `int8_if_faster` (cpu-int8) exports int8 only where it measures faster here; otherwise the fp32 artifact ships and
 the manifest's `source.speed_choice` records both timings and how to force int8.
 """
