@@ -84,12 +84,10 @@ def platform_from_dict(data: dict, where: str) -> Platform:
     from .backends import BACKENDS, check_backend_options
 
     platform = from_mapping(Platform, data, f"platform file {where}", ConfigError)
-    if platform.int8_if_faster and platform.precision != "int8":
-        raise ConfigError(f"platform file {where}: int8_if_faster applies to int8 platforms, this one is "
-                          f"{platform.precision}; remove it or set precision: int8")
-    if platform.quantizer and platform.precision != "int8":
-        raise ConfigError(f"platform file {where}: quantizer applies to int8 platforms, this one is "
-                          f"{platform.precision}; remove it or set precision: int8")
+    for key in ("int8_if_faster", "quantizer"):
+        if getattr(platform, key) and platform.precision != "int8":
+            raise ConfigError(f"platform file {where}: {key} applies to int8 platforms, this one is "
+                              f"{platform.precision}; remove it or set precision: int8")
     if platform.backend in BACKENDS:  # an unknown backend is reported (with suggestions) when the Runtime builds it
         check_backend_options(platform.backend, platform.backend_options, f"platform file {where}")
     return platform

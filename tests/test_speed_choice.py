@@ -67,23 +67,6 @@ def test_the_shipped_cpu_int8_bundle_says_what_it_is_and_why():
     assert "calibration" not in manifest["source"]  # dynamic int8 quantizes activations per call: nothing calibrated
 
 
-def test_the_flag_is_for_int8_platforms_that_have_an_fp32_artifact(tmp_path):
-    from edgepose.platform import load_platform
-
-    fp32 = tmp_path / "fp32.yaml"
-    fp32.write_text("name: mine\nbackend: onnxruntime\nprecision: fp32\nint8_if_faster: true\n")
-    with pytest.raises(ConfigError, match="int8_if_faster applies to int8 platforms, this one is fp32"):
-        load_platform(fp32)
-    pytest.importorskip("torch", reason="exporting needs torch: pip install 'edgepose[train]'")
-    from edgepose.exporters.export import export_bundle
-
-    trt = tmp_path / "trt.yaml"
-    trt.write_text("name: trt\nbackend: tensorrt\nprecision: int8\nint8_if_faster: true\n")
-    with pytest.raises(ConfigError, match="tensorrt has no fp32 artifact to time against"):
-        export_bundle(WEIGHTS, str(trt), tmp_path / "b", measure=False)
-    assert not (tmp_path / "b").exists()
-
-
 @pytest.mark.slow
 def test_cpu_int8_export_times_int8_unless_int8_is_asked_for(tmp_path, pool_root, monkeypatch):
     pytest.importorskip("torch", reason="exporting needs torch: pip install 'edgepose[train]'")
@@ -128,22 +111,31 @@ def test_the_force_command_names_what_was_timed():
     assert dynamic == "edgepose export 'my model.pt' --platform cpu-int8 --precision int8 --quantizer ort-dynamic"
 
 
-def test_a_platform_names_its_int8_quantizer(tmp_path):
+@pytest.mark.parametrize("key,value,int8_yaml,refused", [
+    ("int8_if_faster", "true", "name: trt\nbackend: tensorrt\nprecision: int8\nint8_if_faster: true\n",
+     "tensorrt has no fp32 artifact to time against"),
+    ("quantizer", "ort-dynamic", "name: typo\nbackend: onnxruntime\nprecision: int8\nquantizer: ort-dynamc\n",
+     r"platform '.*mine.yaml' names quantizer 'ort-dynamc'.*Did you mean 'ort-dynamic'\? Set its quantizer to one "
+     r"of: ort-static, nncf-ptq, ort-dyn"),
+])
+def test_int8_platform_fields_are_refused_where_they_cannot_apply(tmp_path, key, value, int8_yaml, refused):
+    """Each is for int8 platforms (refused on an fp32 one when the file loads) and must fit the platform's format
+    (refused at export, before anything is written): int8_if_faster needs an fp32 artifact to time against, a
+    quantizer must be one the format offers."""
     from edgepose.platform import load_platform
 
     assert load_platform("cpu-int8").quantizer == "ort-dynamic" and load_platform("cpu").quantizer == ""
     fp32 = tmp_path / "fp32.yaml"
-    fp32.write_text("name: mine\nbackend: onnxruntime\nprecision: fp32\nquantizer: ort-dynamic\n")
-    with pytest.raises(ConfigError, match="quantizer applies to int8 platforms, this one is fp32"):
+    fp32.write_text(f"name: mine\nbackend: onnxruntime\nprecision: fp32\n{key}: {value}\n")
+    with pytest.raises(ConfigError, match=f"{key} applies to int8 platforms, this one is fp32"):
         load_platform(fp32)
     pytest.importorskip("torch", reason="exporting needs torch: pip install 'edgepose[train]'")
     from edgepose.exporters.export import export_bundle
 
-    typo = tmp_path / "typo.yaml"
-    typo.write_text("name: typo\nbackend: onnxruntime\nprecision: int8\nquantizer: ort-dynamc\n")
-    with pytest.raises(ConfigError, match=r"platform '.*typo.yaml' names quantizer 'ort-dynamc'.*Did you mean "
-                                          r"'ort-dynamic'\? Set its quantizer to one of: ort-static, nncf-ptq, ort-dyn"):
-        export_bundle(WEIGHTS, str(typo), tmp_path / "b", measure=False)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(int8_yaml)
+    with pytest.raises(ConfigError, match=refused):
+        export_bundle(WEIGHTS, str(mine), tmp_path / "b", measure=False)
     assert not (tmp_path / "b").exists()
 
 

@@ -52,16 +52,13 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     if speed_check and (fmt.on_device or "fp32" not in fmt.precisions):
         raise ConfigError(f"platform '{plat.name}' sets int8_if_faster, but {fmt.name} has no fp32 artifact to time "
                           "against here; remove int8_if_faster from the platform file or pass --precision int8")
-    explicit_quantizer = quantizer is not None
-    quantizer = _check_quantizer(fmt, precision, quantizer, plat, str(platform))
     usable, why = backend_available(plat.backend)  # can this machine run the artifact (time it, measure it)?
     state = read_checkpoint(checkpoint)
     model, recipe = load_trained(checkpoint, state=state)
     from ..train.qat import is_quantized
 
     quantized = is_quantized(model)
-    if quantized and precision == "int8" and not explicit_quantizer:
-        quantizer = next(iter(fmt.quantizers))  # QAT trained for the static quantizer; the platform's is for PTQ
+    quantizer = _check_quantizer(fmt, precision, quantizer, plat, str(platform), quantized)
     if quantized and precision != "int8":
         raise ConfigError(f"'{checkpoint}' is a quantization-aware (int8) checkpoint; export it with an int8 "
                           f"platform or --precision int8, or export its fp32 parent (qat.init) for {precision}")
@@ -201,9 +198,11 @@ def _provenance(state: dict) -> dict:
     return {"averaged_from": state["averaged_from"]} if state.get("averaged_from") else {}
 
 
-def _check_quantizer(fmt: ExportFormat, precision: str, quantizer: str | None, plat: Platform, where: str) -> str:
-    """The int8 quantizer to use ('' for float precisions): the one asked for, else the platform's, else the
-    format's default.
+def _check_quantizer(fmt: ExportFormat, precision: str, quantizer: str | None, plat: Platform, where: str,
+                     qat: bool) -> str:
+    """The int8 quantizer to use ('' for float precisions): the one asked for, else the platform's (post-training
+    only: a QAT checkpoint takes the format's first, the static quantizer it was trained for), else the format's
+    first.
 
     Raises:
         ConfigError: a quantizer for a float precision, or one the format does not offer.
@@ -214,7 +213,7 @@ def _check_quantizer(fmt: ExportFormat, precision: str, quantizer: str | None, p
                               "or add --precision int8)")
         return ""
     offered = fmt.quantizers
-    if quantizer is None and plat.quantizer:
+    if quantizer is None and plat.quantizer and not qat:
         if plat.quantizer not in offered:
             raise ConfigError(f"platform '{where}' names quantizer '{plat.quantizer}', which {fmt.name} int8 does not "
                               f"offer.{did_you_mean(plat.quantizer, offered)} Set its quantizer to one of: "
