@@ -15,7 +15,7 @@ from edgepose.backends import backend_available  # noqa: E402
 from edgepose.exporters.formats import FORMATS, format_for  # noqa: E402
 from edgepose.errors import ConfigError  # noqa: E402
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "student_mbv3s_128_3ddfa.pt"  # the default model
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "student_mbv3s_128_3ddfa_yaw.pt"  # the default model
 CASES = [("cpu", "fp32", None), ("cpu", "fp16", None), ("cpu", "int8", None), ("cpu", "int8", "nncf-ptq"),
          ("cpu", "int8", "ort-dynamic"), ("raspberry-pi", "fp32", None), ("raspberry-pi", "fp16", None),
          ("android", "int8", None)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .backbone import global_average
+
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
@@ -53,7 +55,7 @@ class MobileFaceNet(nn.Module):
         return self.features(x)
 
     def pool(self, features: torch.Tensor) -> torch.Tensor:
-        pooled = self.gdconv(features) if features.shape[-2:] == (7, 7) else features.mean((2, 3), keepdim=True)
+        pooled = self.gdconv(features) if features.shape[-2:] == (7, 7) else global_average(features)
         return self.embed(pooled).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbone import GlobalPoolBackbone
+from .backbone import GlobalPoolBackbone, global_average
 
 
 def _divisible(v: float, divisor: int = 8) -> int:
@@ -20,7 +20,7 @@ class SqueezeExcite(nn.Module):
         self.fc2 = nn.Conv2d(hidden, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean((2, 3), keepdim=True)
+        s = global_average(x)
         return x * nn.functional.hardsigmoid(self.fc2(nn.functional.relu(self.fc1(s))))
 
 

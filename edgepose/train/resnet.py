@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .backbone import global_average
+
 
 class BasicBlock(nn.Module):
     expansion = 1
@@ -64,7 +66,7 @@ class ResNet(nn.Module):
         return self.stages(self.stem(x))
 
     def pool(self, features: torch.Tensor) -> torch.Tensor:
-        return features.mean((2, 3))
+        return global_average(features).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.forward_features(x))
