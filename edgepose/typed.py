@@ -1,6 +1,7 @@
 """Mappings (YAML / JSON) -> frozen dataclasses: unknown keys rejected with a close-match suggestion, missing
 required keys named, values checked against the field defaults (numbers, strings, lists -> tuples) and against the
-numeric range a field declares (`field(default=..., metadata=at_least(1))`)."""
+numeric range a field declares (`field(default=..., metadata=at_least(1))`) or the names a string field allows
+(`metadata=one_of("exact", "aligned")`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -113,9 +114,17 @@ def between(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False, 
     return {"range": Range(lo, hi, lo_open, hi_open, whole)}
 
 
+def one_of(*choices: str) -> dict:
+    """Field metadata: a string that must be one of `choices`."""
+    return {"choices": tuple(choices)}
+
+
 def check_range(field: dataclasses.Field, value, where: str, error: type[Exception] = ConfigError) -> None:
-    """Raise `error` naming the key, the value and the valid range when `value` (each element of a tuple) is outside
-    the range `field` declares in its metadata; None passes for optional fields."""
+    """Raise `error` naming the key, the value and the valid range (or names) when `value` (each element of a tuple)
+    is outside what `field` declares in its metadata; None passes for optional fields."""
+    choices = field.metadata.get("choices")
+    if choices is not None and value is not None and value not in choices:
+        raise error(f"'{where}' = {value!r} is not one of {', '.join(choices)}.{did_you_mean(str(value), choices)}")
     rng = field.metadata.get("range")
     if rng is None or value is None:
         return

@@ -1,4 +1,5 @@
-"""Every numeric recipe field declares its range, and a value outside it is a ConfigError before anything is written."""
+"""Every numeric recipe field declares its range, every named-choice field its names, and a value outside them is a
+ConfigError before anything is written."""
 import dataclasses
 import math
 
@@ -31,11 +32,35 @@ def test_every_numeric_field_has_a_range_that_is_enforced(key, field):
     assert rng.holds(field.default)
 
 
+def choice_fields():
+    for section in dataclasses.fields(Recipe):
+        if section.default_factory is not dataclasses.MISSING:
+            for f in dataclasses.fields(section.default_factory()):
+                if "choices" in f.metadata:
+                    yield f"{section.name}.{f.name}", f
+
+
+@pytest.mark.parametrize("key, field", list(choice_fields()), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_named_choice_is_enforced(key, field):
+    assert field.default in field.metadata["choices"]
+    for choice in field.metadata["choices"]:
+        recipe_from_yaml("", [f"{key}={choice}"])
+    with pytest.raises(ConfigError, match=rf"'{key}' = 'nonsense' is not one of "):
+        recipe_from_yaml("", [f"{key}=nonsense"])
+
+
+def test_the_fixed_name_settings_declare_their_names():
+    assert {k for k, _ in choice_fields()} == {"train.init_match", "train.select_by", "qat.preset"}
+
+
 @pytest.mark.parametrize("override, match", [
     ("train.epochs=0", r"'train.epochs' = 0 .*>= 1"), ("train.epochs=-3", "train.epochs"),
     ("train.batch_size=0", r"'train.batch_size' = 0"), ("train.lr=-0.001", r"'train.lr' = -0.001 .*> 0"),
     ("data.holdout=2", r"'data.holdout' = 2.0 .*> 0 and < 1"), ("data.holdout=0", "data.holdout"),
     ("train.epochs=2.5", "whole number"), ("train.curriculum=[[0, 500]]", "curriculum"),
+    ("train.select_by=holdout_view", r"'train.select_by' = 'holdout_view' is not one of .* Did you mean 'holdout_views'"),
+    ("train.init_match=align", r"'train.init_match' = 'align' is not one of exact, aligned\. Did you mean 'aligned'"),
+    ("qat.preset=fast", r"'qat.preset' = 'fast' is not one of performance, mixed\.$"),
 ])
 def test_bad_training_values_are_refused_and_nothing_is_written(tmp_path, capsys, override, match):
     with pytest.raises(ConfigError, match=match):
@@ -43,7 +68,8 @@ def test_bad_training_values_are_refused_and_nothing_is_written(tmp_path, capsys
     out = tmp_path / "run"
     assert main(["train", RECIPE, "--set", override, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and any(w in err for w in ("out of range", "curriculum", "whole number")), err
+    assert len(err.splitlines()) == 1 and any(w in err for w in ("out of range", "curriculum", "whole number",
+                                                                  "is not one of")), err
     assert not out.exists()
 
 

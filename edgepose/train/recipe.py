@@ -8,9 +8,12 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
-from ..typed import Range, above, at_least, between, check_ranges, from_mapping
+from ..typed import Range, above, at_least, between, check_ranges, from_mapping, one_of
 
 PROBABILITY = between(0.0, 1.0)
+
+# train.select_by -> the logged metric that picks best.pt and drives early stopping (lower is better)
+SELECT_BY = {"holdout": "holdout_mae", "holdout_views": "holdout_views_mae", "holdout_pool": "holdout_pool_mae"}
 
 
 @dataclass(frozen=True)
@@ -97,10 +100,10 @@ class TrainConfig:
     init: str = ""  # warm start: load the (EMA) weights of this checkpoint before training; '' = from scratch
     # how init's tensors reach this model: exact (same network) or aligned (a variant: blocks dropped, e.g. no
     # squeeze-excite, or activations swapped; tensors paired in order by kind and shape, the rest fresh)
-    init_match: str = "exact"
+    init_match: str = field(default="exact", metadata=one_of("exact", "aligned"))
     # rot6d head: + w * L1 of the decoded yaw/pitch/roll (radians) beside the geodesic loss
     euler_weight: float = field(default=0.0, metadata=at_least(0.0))
-    select_by: str = "holdout"  # best.pt / early stopping by: holdout (all), holdout_views (the profiled views' exact
+    select_by: str = field(default="holdout", metadata=one_of(*SELECT_BY))  # best.pt / early stopping by: holdout (all), holdout_views (the profiled views' exact
     # labels; for self-training, where the pool labels come from the model itself), holdout_pool
 
 
@@ -125,7 +128,7 @@ class QATConfig:
 
     init: str = ""
     calibration_size: int = field(default=300, metadata=between(1, 1_000_000, whole=True))
-    preset: str = "performance"  # NNCF preset: performance (symmetric) or mixed (asymmetric activations)
+    preset: str = field(default="performance", metadata=one_of("performance", "mixed"))  # NNCF preset: performance (symmetric) or mixed (asymmetric activations)
 
 
 @dataclass(frozen=True)

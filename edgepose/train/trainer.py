@@ -25,7 +25,7 @@ from .heads import landmark_loss
 from .models import create_for
 from .pool_data import PoolData, augment_batch, color_jitter
 from .protocol_box import training_frames
-from .recipe import Recipe, check_recipe, recipe_to_yaml
+from .recipe import SELECT_BY, Recipe, check_recipe, recipe_to_yaml
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -259,10 +259,6 @@ def _targets(mats: np.ndarray, noise_deg: float, rng: np.random.Generator) -> tu
     return mats.astype(np.float32), degs.astype(np.float32)
 
 
-# train.select_by -> the logged metric that picks best.pt and drives early stopping (lower is better)
-SELECT_BY = {"holdout": "holdout_mae", "holdout_views": "holdout_views_mae", "holdout_pool": "holdout_pool_mae"}
-
-
 def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
     """Run `recipe`, writing checkpoints and logs to `out_dir`; returns the final metrics.
 
@@ -300,10 +296,6 @@ def holdout_metrics(pred: np.ndarray, truth: np.ndarray, views: np.ndarray) -> d
 
 def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     cfg = recipe.train
-    if cfg.init_match not in ("exact", "aligned"):
-        raise ConfigError(f"train.init_match '{cfg.init_match}' is not one of exact, aligned")
-    if cfg.select_by not in SELECT_BY:
-        raise ConfigError(f"train.select_by '{cfg.select_by}' is not one of {', '.join(SELECT_BY)}")
     if cfg.select_by != "holdout" and not recipe.data.profiled:
         raise ConfigError(f"train.select_by={cfg.select_by} splits the holdout into pool rows and profiled views; "
                           "set data.profiled, or use train.select_by=holdout")
