@@ -39,9 +39,10 @@ class Platform:
     int8_if_faster: an int8 export for this platform (its own precision, not an explicit --precision) is timed
     against the fp32 artifact of the same weights on the exporting machine, and ships only if it is not slower;
     otherwise the fp32 artifact ships and the manifest records both timings (edgepose.exporters.speed_choice).
-    quantizer: the int8 quantizer this platform's post-training int8 exports use ('' = the format's default; one of
-    `edgepose export --quantizer`'s names, which overrides it; QAT checkpoints keep the static quantizer they were
-    trained for)."""
+    quantizer: the int8 quantizer(s) of this platform's post-training int8 exports, one name or a list (none = the
+    format's default; names as `edgepose export --quantizer`, which overrides it; QAT checkpoints keep the static
+    quantizer they were trained for). With int8_if_faster every one listed is built and timed against fp32 and the
+    fastest ships (if not slower than fp32); otherwise the first is used."""
 
     name: str
     backend: str
@@ -53,7 +54,7 @@ class Platform:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     requires: str = ""
     int8_if_faster: bool = False
-    quantizer: str = ""
+    quantizer: tuple = ()
 
 
 def _platform_dir():
@@ -83,7 +84,13 @@ def platform_from_dict(data: dict, where: str) -> Platform:
     """
     from .backends import BACKENDS, check_backend_options
 
+    if isinstance(data, dict) and isinstance(data.get("quantizer"), str):  # one name is a list of one
+        data = {**data, "quantizer": [data["quantizer"]] if data["quantizer"] else []}
     platform = from_mapping(Platform, data, f"platform file {where}", ConfigError)
+    if len(set(platform.quantizer)) != len(platform.quantizer) or not all(isinstance(q, str) and q
+                                                                           for q in platform.quantizer):
+        raise ConfigError(f"platform file {where}: quantizer {list(platform.quantizer)} must be one name or a list "
+                          "of different names, e.g. quantizer: [ort-dynamic, ort-static]")
     for key in ("int8_if_faster", "quantizer"):
         if getattr(platform, key) and platform.precision != "int8":
             raise ConfigError(f"platform file {where}: {key} applies to int8 platforms, this one is "

@@ -67,7 +67,21 @@ def test_every_platform_loads_and_names_a_known_backend(name):
     if p.quantizer:  # checked by the exporter only (the device half does not import it): held here for ours
         from edgepose.exporters.formats import format_for
 
-        assert p.quantizer in format_for(p.backend, p.precision).quantizers
+        assert set(p.quantizer) <= set(format_for(p.backend, p.precision).quantizers)
+
+
+@pytest.mark.parametrize("line, refused", [
+    ("quantizer: [ort-dynamic, ort-dynamic]", "must be one name or a list of different names"),
+    ("quantizer: [ort-dynamic, '']", "must be one name or a list of different names"),
+    ("quantizer: 5", "quantizer"),
+])
+def test_a_platform_quantizer_is_one_name_or_a_list_of_different_names(tmp_path, line, refused):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(f"name: mine\nbackend: onnxruntime\nprecision: int8\n{line}\n")
+    with pytest.raises(ConfigError, match=refused):
+        load_platform(mine)
+    mine.write_text("name: mine\nbackend: onnxruntime\nprecision: int8\nquantizer: ort-static\n")
+    assert load_platform(mine).quantizer == ("ort-static",)
 
 
 def test_every_backend_entry_names_its_module_and_a_declared_extra():

@@ -1,4 +1,5 @@
-"""cpu-int8 ships what is faster: int8 only where it measures faster than the fp32 graph of the same weights."""
+"""cpu-int8 ships what is faster: the fastest of its int8 graphs, only where it measures faster than the fp32 graph of
+the same weights."""
 import json
 from pathlib import Path
 
@@ -43,16 +44,21 @@ def _dynamic_int8_layers(path: Path) -> int:
 
 
 def test_the_faster_artifact_ships_whichever_it_is(tmp_path):
-    """Real ORT sessions: a 1-conv and a 60-conv model swap the int8 and fp32 roles; the choice follows speed."""
-    small, large = _chain(tmp_path / "small.onnx", 1), _chain(tmp_path / "large.onnx", 60)
-    slow_int8 = choose_faster(large, small, "onnxruntime", {}, rounds=3, calls=20)
-    assert slow_int8.shipped == "fp32" and slow_int8.int8_over_fp32 > 1
+    """Real ORT sessions: 1-, 30- and 60-conv models swap the int8 and fp32 roles; the choice follows speed, and of
+    several int8 candidates the fastest is the one named (and shipped where it beats fp32)."""
+    small, mid, large = (_chain(tmp_path / f"{n}.onnx", n) for n in (1, 30, 60))
+    slow_int8 = choose_faster({"a": large}, small, "onnxruntime", {}, rounds=3, calls=20)
+    assert slow_int8.shipped == "fp32" and slow_int8.int8_over_fp32 > 1 and slow_int8.quantizer == "a"
     assert slow_int8.int8_p50_ms > slow_int8.fp32_p50_ms
-    fast_int8 = choose_faster(small, large, "onnxruntime", {}, rounds=3, calls=20)
-    assert fast_int8.shipped == "int8" and fast_int8.int8_over_fp32 < 1
+    fast_int8 = choose_faster({"slow": large, "fast": small}, mid, "onnxruntime", {}, rounds=3, calls=20)
+    assert fast_int8.shipped == "int8" and fast_int8.quantizer == "fast" and fast_int8.int8_over_fp32 < 1
+    assert fast_int8.candidates["slow"]["over_fp32"] > 1 > fast_int8.candidates["fast"]["over_fp32"]
+    assert fast_int8.int8_over_fp32 == fast_int8.candidates["fast"]["over_fp32"]
     record = fast_int8.record("edgepose export X --precision int8")
     assert record["threads"] == 1 and record["batch"] == 1 and record["rounds"] == 3
-    assert record["force_int8"].endswith("--precision int8")
+    assert record["force_int8"].endswith("--precision int8") and set(record["candidates"]) == {"slow", "fast"}
+    with pytest.raises(ValueError, match="at least one int8 artifact"):
+        choose_faster({}, mid, "onnxruntime", {})
 
 
 def test_the_shipped_cpu_int8_bundle_says_what_it_is_and_why():
@@ -61,10 +67,16 @@ def test_the_shipped_cpu_int8_bundle_says_what_it_is_and_why():
     choice = manifest["source"]["speed_choice"]
     assert manifest["precision"] == choice["shipped"]
     assert (choice["int8_over_fp32"] <= 1) == (choice["shipped"] == "int8")
+    # both of the platform's int8 forms were timed, and the one named is the fastest of them
+    assert set(choice["candidates"]) == {"ort-dynamic", "ort-static"}
+    assert choice["int8_over_fp32"] == choice["candidates"][choice["quantizer"]]["over_fp32"]
+    assert choice["int8_over_fp32"] == min(c["over_fp32"] for c in choice["candidates"].values())
     model = bundled_dir("default-cpu-int8") / manifest["model_file"]
-    assert (_dynamic_int8_layers(model) == FC_LAYERS) == (manifest["precision"] == "int8") and _quantize_nodes(model) == 0
-    assert ("quantization" in manifest["source"]) == (manifest["precision"] == "int8")
-    assert "calibration" not in manifest["source"]  # dynamic int8 quantizes activations per call: nothing calibrated
+    shipped = choice["quantizer"] if manifest["precision"] == "int8" else "fp32"
+    assert (_dynamic_int8_layers(model) == FC_LAYERS) == (shipped == "ort-dynamic")
+    assert (_quantize_nodes(model) > 10) == (shipped == "ort-static")
+    assert ("quantization" in manifest["source"]) == (shipped != "fp32")
+    assert ("calibration" in manifest["source"]) == (shipped == "ort-static")  # dynamic int8 calibrates nothing
 
 
 @pytest.mark.slow
@@ -78,11 +90,20 @@ def test_cpu_int8_export_times_int8_unless_int8_is_asked_for(tmp_path, pool_root
     chosen = json.loads(written.read_text())
     choice, source = chosen["source"]["speed_choice"], chosen["source"]
     assert chosen["precision"] == choice["shipped"] and choice["int8_p50_ms"] > 0 and choice["fp32_p50_ms"] > 0
-    # the platform's int8 is dynamic int8 of the two fully connected layers (no calibration)
-    assert (_dynamic_int8_layers(written.parent / "model.onnx") == FC_LAYERS) == (choice["shipped"] == "int8")
-    assert ("quantization" in source) == (choice["shipped"] == "int8") and "calibration" not in source
-    # the command that forces int8 rebuilds what was timed: its quantizer named, no calibration it would not use
-    assert "--quantizer ort-dynamic" in choice["force_int8"] and "--calibration" not in choice["force_int8"]
+    # both int8 forms the platform lists were built and timed; the shipped file is the fastest one's (or fp32)
+    assert set(choice["candidates"]) == {"ort-dynamic", "ort-static"} and "not_timed" not in choice
+    model = written.parent / "model.onnx"
+    shipped = choice["quantizer"] if choice["shipped"] == "int8" else "fp32"
+    assert (_dynamic_int8_layers(model) == FC_LAYERS) == (shipped == "ort-dynamic")
+    assert (_quantize_nodes(model) > 10) == (shipped == "ort-static")
+    assert ("quantization" in source) == (shipped != "fp32") and ("calibration" in source) == (shipped == "ort-static")
+    # the command that forces int8 rebuilds the fastest int8: its quantizer named, calibration only if it uses it
+    assert f"--quantizer {choice['quantizer']}" in choice["force_int8"]
+    assert ("--calibration" in choice["force_int8"]) == (choice["quantizer"] == "ort-static")
+    # without calibration images the static candidate is left out, and the manifest says why
+    bare = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "bare", calibration=str(tmp_path / "none"),
+                                    measure=False).read_text())["source"]["speed_choice"]
+    assert set(bare["candidates"]) == {"ort-dynamic"} and "no calibration images" in bare["not_timed"]["ort-static"]
     written = export_bundle(WEIGHTS, "cpu-int8", None, precision="int8", calibration=str(pool_root),
                             calibration_size=16, measure=False)
     assert written == Path("runs/export/cpu-int8-int8/manifest.json")
@@ -124,7 +145,7 @@ def test_int8_platform_fields_are_refused_where_they_cannot_apply(tmp_path, key,
     quantizer must be one the format offers."""
     from edgepose.platform import load_platform
 
-    assert load_platform("cpu-int8").quantizer == "ort-dynamic" and load_platform("cpu").quantizer == ""
+    assert load_platform("cpu-int8").quantizer == ("ort-dynamic", "ort-static") and load_platform("cpu").quantizer == ()
     fp32 = tmp_path / "fp32.yaml"
     fp32.write_text(f"name: mine\nbackend: onnxruntime\nprecision: fp32\n{key}: {value}\n")
     with pytest.raises(ConfigError, match=f"{key} applies to int8 platforms, this one is fp32"):
@@ -175,15 +196,18 @@ def test_the_manifest_follows_either_outcome(tmp_path, pool_root, monkeypatch, s
     seen = []
 
     def fixed(int8, fp32, backend, options, rounds=5, calls=100):
-        seen.append((int8[0], fp32[0], _dynamic_int8_layers(int8[0]), _dynamic_int8_layers(fp32[0])))  # (temp files)
+        seen.append(({q: (_dynamic_int8_layers(p), _quantize_nodes(p)) for q, (p, _) in int8.items()},
+                     _dynamic_int8_layers(fp32[0]) + _quantize_nodes(fp32[0]), len({p for p, _ in int8.values()})))
         ratio = 0.8 if shipped == "int8" else 1.3
-        return speed_choice.SpeedChoice(shipped, ratio, 1.0, ratio, rounds, calls, "test CPU")
+        return speed_choice.SpeedChoice(shipped, ratio, 1.0, ratio, rounds, calls, "test CPU", quantizer="ort-dynamic",
+                                        candidates={q: {"p50_ms": ratio, "over_fp32": ratio} for q in int8})
 
     monkeypatch.setattr(speed_choice, "choose_faster", fixed)
     manifest = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "b", calibration=str(pool_root),
                                         calibration_size=16, measure=False).read_text())
-    (int8_file, fp32_file, int8_nodes, fp32_nodes), = seen
-    assert int8_file != fp32_file and int8_nodes == FC_LAYERS and fp32_nodes == 0
+    (int8_graphs, fp32_nodes, files), = seen  # each candidate its own (temporary) file, the fp32 one plain
+    assert int8_graphs["ort-dynamic"] == (FC_LAYERS, 0) and int8_graphs["ort-static"][1] > 10
+    assert fp32_nodes == 0 and files == 2
     source = manifest["source"]
     assert manifest["precision"] == shipped and source["speed_choice"]["host"] == "test CPU"
     assert (_dynamic_int8_layers(tmp_path / "b" / "model.onnx") == FC_LAYERS) == (shipped == "int8")

@@ -43,6 +43,7 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
             quantizer, the default: fastest here) or "nncf-qdq" (ONNX only: NNCF's own QDQ graph).
         quantizer: the int8 quantizer (one of the format's; default: the platform's `quantizer`, else the
             format's first; a QAT checkpoint without one takes the format's first, the static one it trained for).
+            A platform with `int8_if_faster` that lists several has each built and timed; the fastest is used.
         measure: record the dev accuracy and PyTorch parity in the manifest (skipped for throwaway exports).
     """
     plat = load_platform(platform)
@@ -58,7 +59,8 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     from ..train.qat import is_quantized
 
     quantized = is_quantized(model)
-    quantizer = _check_quantizer(fmt, precision, quantizer, plat, str(platform), quantized)
+    quantizers = _quantizers(fmt, precision, quantizer, plat, str(platform), quantized)
+    quantizer = quantizers[0] if quantizers else ""  # the one built first (and the only one, unless timed)
     if quantized and precision != "int8":
         raise ConfigError(f"'{checkpoint}' is a quantization-aware (int8) checkpoint; export it with an int8 "
                           f"platform or --precision int8, or export its fp32 parent (qat.init) for {precision}")
@@ -105,20 +107,26 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
                "calibration": calibration_batch, "manifest": base, "out": out,
                "qat": qat_format if quantized else "", "quantizer": quantizer}
         artifact, artifact_spec, output_name = fmt.build(ctx)
-        choice, fp32_build, untimed = (_speed_choice(plat, fmt, ctx, (artifact, artifact_spec), why) if speed_check
-                                       else (None, None, ""))
-        if choice and choice.shipped == "fp32":
-            precision = "fp32"
-            artifact, artifact_spec, output_name = fp32_build
+        choice, builds, untimed, not_timed = (
+            _speed_choice(plat, fmt, ctx, (artifact, artifact_spec, output_name), quantizers[1:], why) if speed_check
+            else (None, {}, "", {}))
+        if choice:
+            quantizer = choice.quantizer  # the fastest int8, shipped or (when fp32 ships) the one to force
+            if choice.shipped == "fp32":
+                precision = "fp32"
+            artifact, artifact_spec, output_name = builds[choice.shipped if choice.shipped == "fp32" else quantizer]
         final = out / f"model{fmt.suffix}"
         with atomic_path(final) as staged:
             shutil.copyfile(artifact, staged)
     source = dict(base.source)
-    if "x" in calib_cache and precision == "int8":  # (a shipped fp32 artifact used none; speed_choice says why)
+    if "x" in calib_cache and precision == "int8" and quantizer not in fmt.uncalibrated:
+        # (a shipped fp32 artifact, or an uncalibrated int8 one timed beside a calibrated candidate, used none)
         source["calibration"] = {"source": str(calib_source), "images": int(len(calib_cache["x"]))}
     if choice:
         source["speed_choice"] = choice.record(_force_int8_command(checkpoint, platform, quantizer, fmt, calibration,
                                                                    calibration_size, qat_format if quantized else ""))
+        if not_timed:
+            source["speed_choice"]["not_timed"] = not_timed
     elif untimed:
         source["speed_choice"] = {"shipped": precision, "untimed": untimed}
     if quantized and precision == "fp32":
@@ -139,31 +147,45 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     return out / "manifest.json"
 
 
-def _speed_choice(plat, fmt: ExportFormat, ctx: dict, int8_build: tuple[Path, InputSpec], unusable: str):
-    """(choice, fp32 build, ""): the int8 artifact timed against the fp32 one of the same weights here; (None, None,
-    why), with the note on stderr too, where the platform's engine cannot run here or the int8 graph has no fp32
-    twin: int8 ships untimed. `unusable`: why this machine cannot run the platform's engine ('' where it can)."""
+def _speed_choice(plat, fmt: ExportFormat, ctx: dict, first: tuple[Path, InputSpec, str], more: tuple[str, ...],
+                  unusable: str):
+    """(choice, builds, "", not timed): the int8 artifact already built with ctx's quantizer (`first`) and one per
+    quantizer in `more` timed against the fp32 one of the same weights here; builds maps each quantizer and "fp32" to
+    its (artifact, input spec, output name); not timed: quantizer -> why it could not be built (e.g. no calibration
+    images), also on stderr. (None, {}, why, {}) where the platform's engine cannot run here or the int8 graph has
+    no fp32 twin: the first int8 ships untimed. `unusable`: why this machine cannot run the engine ('' where it can)."""
     from .speed_choice import choose_faster
 
     why = unusable or ("" if ctx["qat"] != "nncf-qdq" else "an NNCF QDQ graph has no fp32 artifact")
-    choice = fp32_build = None
+    choice, builds, not_timed = None, {ctx["quantizer"]: first}, {}
     if not why:
-        (ctx["work"] / "fp32").mkdir()
-        fp32_build = fmt.build({**ctx, "precision": "fp32", "work": ctx["work"] / "fp32"})
+        for name in ("fp32", *more):
+            (ctx["work"] / name).mkdir()
+            try:
+                builds[name] = fmt.build({**ctx, "work": ctx["work"] / name,
+                                          **({"precision": "fp32"} if name == "fp32" else {"quantizer": name})})
+            except ConfigError as exc:  # a further candidate that cannot be built here is reported, not fatal
+                if name == "fp32":
+                    raise
+                not_timed[name] = str(exc)
+                print(f"int8 quantizer {name} not timed: {exc}", file=sys.stderr)
         try:
-            choice = choose_faster(int8_build, fp32_build[:2], plat.backend, plat.backend_options)
+            choice = choose_faster({q: b[:2] for q, b in builds.items() if q != "fp32"}, builds["fp32"][:2],
+                                   plat.backend, plat.backend_options)
         except BackendUnavailableError as exc:  # e.g. an execution provider this machine lacks
             why = str(exc)
     if choice is None:
         print(f"int8 kept without timing it against fp32: {why}", file=sys.stderr)
-        return None, None, why
+        return None, {}, why, {}
     note = ("" if choice.shipped == "int8" else "; --precision int8 forces int8" +
             (" (this is a QAT checkpoint: its fp32 parent, the recipe's qat.init, is the more accurate fp32)"
              if ctx["qat"] else ""))
-    print(f"{plat.name}: int8 p50 {choice.int8_p50_ms:.3f} ms vs fp32 {choice.fp32_p50_ms:.3f} ms "
-          f"(int8/fp32 {choice.int8_over_fp32:.2f}, batch 1, 1 thread, {choice.rounds} interleaved rounds): "
+    others = "".join(f", {q} int8/fp32 {c['over_fp32']:.2f}" for q, c in choice.candidates.items()
+                     if q != choice.quantizer)
+    print(f"{plat.name}: int8 ({choice.quantizer}) p50 {choice.int8_p50_ms:.3f} ms vs fp32 {choice.fp32_p50_ms:.3f} ms "
+          f"(int8/fp32 {choice.int8_over_fp32:.2f}{others}; batch 1, 1 thread, {choice.rounds} interleaved rounds): "
           f"ships {choice.shipped}{note}", file=sys.stderr)
-    return choice, fp32_build, ""
+    return choice, builds, "", not_timed
 
 
 def _force_int8_command(checkpoint, platform, quantizer: str, fmt: ExportFormat, calibration, calibration_size: int,
@@ -198,11 +220,11 @@ def _provenance(state: dict) -> dict:
     return {"averaged_from": state["averaged_from"]} if state.get("averaged_from") else {}
 
 
-def _check_quantizer(fmt: ExportFormat, precision: str, quantizer: str | None, plat: Platform, where: str,
-                     qat: bool) -> str:
-    """The int8 quantizer to use ('' for float precisions): the one asked for, else the platform's (post-training
-    only: a QAT checkpoint takes the format's first, the static quantizer it was trained for), else the format's
-    first.
+def _quantizers(fmt: ExportFormat, precision: str, quantizer: str | None, plat: Platform, where: str,
+                qat: bool) -> tuple[str, ...]:
+    """The int8 quantizers to build (none for float precisions), the first the one used unless they are timed: the
+    one asked for, else the platform's (post-training only: a QAT checkpoint takes the format's first, the static
+    quantizer it was trained for), else the format's first.
 
     Raises:
         ConfigError: a quantizer for a float precision, or one the format does not offer.
@@ -211,19 +233,20 @@ def _check_quantizer(fmt: ExportFormat, precision: str, quantizer: str | None, p
         if quantizer:
             raise ConfigError(f"--quantizer applies to int8 exports; this export is {precision} (drop --quantizer "
                               "or add --precision int8)")
-        return ""
+        return ()
     offered = fmt.quantizers
     if quantizer is None and plat.quantizer and not qat:
-        if plat.quantizer not in offered:
-            raise ConfigError(f"platform '{where}' names quantizer '{plat.quantizer}', which {fmt.name} int8 does not "
-                              f"offer.{did_you_mean(plat.quantizer, offered)} Set its quantizer to one of: "
-                              f"{', '.join(offered)}")
-        return plat.quantizer
+        for name in plat.quantizer:
+            if name not in offered:
+                raise ConfigError(f"platform '{where}' names quantizer '{name}', which {fmt.name} int8 does not "
+                                  f"offer.{did_you_mean(name, offered)} Set its quantizer to one of: "
+                                  f"{', '.join(offered)}")
+        return tuple(plat.quantizer) if plat.int8_if_faster else tuple(plat.quantizer[:1])
     if quantizer is None:
-        return next(iter(offered))
+        return (next(iter(offered)),)
     if quantizer not in offered:
         raise ConfigError(f"{fmt.name} int8 has no quantizer '{quantizer}'; choose one of: {', '.join(offered)}")
-    return quantizer
+    return (quantizer,)
 
 
 def measure_bundle(bundle: Path, platform: str, model, recipe, dev_root: str) -> dict:
