@@ -87,10 +87,10 @@ def platform_from_dict(data: dict, where: str) -> Platform:
     if isinstance(data, dict) and isinstance(data.get("quantizer"), str):  # one name is a list of one
         data = {**data, "quantizer": [data["quantizer"]] if data["quantizer"] else []}
     platform = from_mapping(Platform, data, f"platform file {where}", ConfigError)
-    if len(set(platform.quantizer)) != len(platform.quantizer) or not all(isinstance(q, str) and q
-                                                                           for q in platform.quantizer):
-        raise ConfigError(f"platform file {where}: quantizer {list(platform.quantizer)} must be one name or a list "
-                          "of different names, e.g. quantizer: [ort-dynamic, ort-static]")
+    names = platform.quantizer
+    if not all(isinstance(q, str) and q for q in names) or len(set(names)) != len(names):
+        raise ConfigError(f"platform file {where}: quantizer {list(names)} must be one name or a list of different, "
+                          "non-empty names, e.g. quantizer: [ort-dynamic, ort-static]")
     for key in ("int8_if_faster", "quantizer"):
         if getattr(platform, key) and platform.precision != "int8":
             raise ConfigError(f"platform file {where}: {key} applies to int8 platforms, this one is "

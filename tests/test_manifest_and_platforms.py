@@ -71,8 +71,9 @@ def test_every_platform_loads_and_names_a_known_backend(name):
 
 
 @pytest.mark.parametrize("line, refused", [
-    ("quantizer: [ort-dynamic, ort-dynamic]", "must be one name or a list of different names"),
-    ("quantizer: [ort-dynamic, '']", "must be one name or a list of different names"),
+    ("quantizer: [ort-dynamic, ort-dynamic]", "must be one name or a list of different, non-empty names"),
+    ("quantizer: [ort-dynamic, '']", "must be one name or a list of different, non-empty names"),
+    ("quantizer: [[ort-static]]", "must be one name or a list of different, non-empty names"),
     ("quantizer: 5", "quantizer"),
 ])
 def test_a_platform_quantizer_is_one_name_or_a_list_of_different_names(tmp_path, line, refused):

@@ -91,7 +91,7 @@ def test_cpu_int8_export_times_int8_unless_int8_is_asked_for(tmp_path, pool_root
     choice, source = chosen["source"]["speed_choice"], chosen["source"]
     assert chosen["precision"] == choice["shipped"] and choice["int8_p50_ms"] > 0 and choice["fp32_p50_ms"] > 0
     # both int8 forms the platform lists were built and timed; the shipped file is the fastest one's (or fp32)
-    assert set(choice["candidates"]) == {"ort-dynamic", "ort-static"} and "not_timed" not in choice
+    assert set(choice["candidates"]) == {"ort-dynamic", "ort-static"} and "not_built" not in choice
     model = written.parent / "model.onnx"
     shipped = choice["quantizer"] if choice["shipped"] == "int8" else "fp32"
     assert (_dynamic_int8_layers(model) == FC_LAYERS) == (shipped == "ort-dynamic")
@@ -100,10 +100,14 @@ def test_cpu_int8_export_times_int8_unless_int8_is_asked_for(tmp_path, pool_root
     # the command that forces int8 rebuilds the fastest int8: its quantizer named, calibration only if it uses it
     assert f"--quantizer {choice['quantizer']}" in choice["force_int8"]
     assert ("--calibration" in choice["force_int8"]) == (choice["quantizer"] == "ort-static")
-    # without calibration images the static candidate is left out, and the manifest says why
-    bare = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "bare", calibration=str(tmp_path / "none"),
-                                    measure=False).read_text())["source"]["speed_choice"]
-    assert set(bare["candidates"]) == {"ort-dynamic"} and "no calibration images" in bare["not_timed"]["ort-static"]
+    # where the recipe's pool is not on this machine (its data.root is relative: not found from here) the static
+    # candidate is left out, and the manifest says why; a --calibration folder the user names must exist
+    bare = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "bare", measure=False).read_text())
+    assert set(bare["source"]["speed_choice"]["candidates"]) == {"ort-dynamic"}
+    assert "no calibration images" in bare["source"]["speed_choice"]["not_built"]["ort-static"]
+    with pytest.raises(ConfigError, match="no calibration images"):
+        export_bundle(WEIGHTS, "cpu-int8", tmp_path / "typo", calibration=str(tmp_path / "my_pol"), measure=False)
+    assert not (tmp_path / "typo" / "manifest.json").exists()
     written = export_bundle(WEIGHTS, "cpu-int8", None, precision="int8", calibration=str(pool_root),
                             calibration_size=16, measure=False)
     assert written == Path("runs/export/cpu-int8-int8/manifest.json")
@@ -186,9 +190,10 @@ def test_a_litert_platform_times_its_own_int8_and_fp32_files(tmp_path, pool_root
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shipped", ["int8", "fp32"])
-def test_the_manifest_follows_either_outcome(tmp_path, pool_root, monkeypatch, shipped):
-    """Both branches on any machine: the timing is replaced by a fixed outcome, the files and fields must follow."""
+@pytest.mark.parametrize("shipped, fastest", [("int8", "ort-dynamic"), ("int8", "ort-static"), ("fp32", "ort-static")])
+def test_the_manifest_follows_either_outcome(tmp_path, pool_root, monkeypatch, shipped, fastest):
+    """Every branch on any machine: the timing is replaced by a fixed outcome (which int8 is fastest, and whether it
+    beats fp32); the shipped file and the manifest's fields must follow."""
     pytest.importorskip("torch", reason="exporting needs torch: pip install 'edgepose[train]'")
     from edgepose.exporters import speed_choice
     from edgepose.exporters.export import export_bundle
@@ -199,7 +204,7 @@ def test_the_manifest_follows_either_outcome(tmp_path, pool_root, monkeypatch, s
         seen.append(({q: (_dynamic_int8_layers(p), _quantize_nodes(p)) for q, (p, _) in int8.items()},
                      _dynamic_int8_layers(fp32[0]) + _quantize_nodes(fp32[0]), len({p for p, _ in int8.values()})))
         ratio = 0.8 if shipped == "int8" else 1.3
-        return speed_choice.SpeedChoice(shipped, ratio, 1.0, ratio, rounds, calls, "test CPU", quantizer="ort-dynamic",
+        return speed_choice.SpeedChoice(shipped, ratio, 1.0, ratio, rounds, calls, "test CPU", quantizer=fastest,
                                         candidates={q: {"p50_ms": ratio, "over_fp32": ratio} for q in int8})
 
     monkeypatch.setattr(speed_choice, "choose_faster", fixed)
@@ -208,8 +213,13 @@ def test_the_manifest_follows_either_outcome(tmp_path, pool_root, monkeypatch, s
     (int8_graphs, fp32_nodes, files), = seen  # each candidate its own (temporary) file, the fp32 one plain
     assert int8_graphs["ort-dynamic"] == (FC_LAYERS, 0) and int8_graphs["ort-static"][1] > 10
     assert fp32_nodes == 0 and files == 2
-    source = manifest["source"]
+    source, model = manifest["source"], tmp_path / "b" / "model.onnx"
     assert manifest["precision"] == shipped and source["speed_choice"]["host"] == "test CPU"
-    assert (_dynamic_int8_layers(tmp_path / "b" / "model.onnx") == FC_LAYERS) == (shipped == "int8")
-    assert ("quantization" in source) == (shipped == "int8") and "calibration" not in source
-    assert source["speed_choice"]["force_int8"].endswith("--precision int8 --quantizer ort-dynamic")
+    form = fastest if shipped == "int8" else "fp32"  # what the shipped file must be
+    assert (_dynamic_int8_layers(model) == FC_LAYERS) == (form == "ort-dynamic")
+    assert (_quantize_nodes(model) > 10) == (form == "ort-static")
+    assert ("quantization" in source) == (form != "fp32") and ("calibration" in source) == (form == "ort-static")
+    assert ("static QDQ" in source.get("quantization", "")) == (form == "ort-static")
+    force = source["speed_choice"]["force_int8"]  # rebuilds the fastest int8, calibrated as it was
+    assert f"--precision int8 --quantizer {fastest}" in force
+    assert force.endswith("--calibration-size 16" if fastest == "ort-static" else f"--quantizer {fastest}")

@@ -108,7 +108,8 @@ def _quantization(source: dict) -> str:
     """How a bundle was quantized, or why its platform's int8 was not shipped (an export that timed both)."""
     choice = source.get("speed_choice") or {}
     if choice.get("shipped") == "fp32":
-        named = f" ({choice['quantizer']}, the fastest of {len(choice['candidates'])})" if choice.get("candidates") else ""
+        count = len(choice.get("candidates", ()))
+        named = f" ({choice['quantizer']}, the fastest of {count})" if count > 1 else ""
         return (f"none: its int8 graph{named} took {choice['int8_over_fp32']:.2f}x the fp32 time at export "
                 f"({choice['int8_p50_ms']:.2f} vs {choice['fp32_p50_ms']:.2f} ms, batch 1, 1 thread), so fp32 ships")
     return source.get("quantization", "-")

@@ -60,7 +60,7 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
 
     quantized = is_quantized(model)
     quantizers = _quantizers(fmt, precision, quantizer, plat, str(platform), quantized)
-    quantizer = quantizers[0] if quantizers else ""  # the one built first (and the only one, unless timed)
+    quantizer = quantizers[0] if quantizers else ""  # the one used unless another is built or timed faster
     if quantized and precision != "int8":
         raise ConfigError(f"'{checkpoint}' is a quantization-aware (int8) checkpoint; export it with an int8 "
                           f"platform or --precision int8, or export its fp32 parent (qat.init) for {precision}")
@@ -106,15 +106,25 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
         ctx = {"model": model, "spec": spec, "precision": precision, "work": work, "onnx32": onnx32,
                "calibration": calibration_batch, "manifest": base, "out": out,
                "qat": qat_format if quantized else "", "quantizer": quantizer}
-        artifact, artifact_spec, output_name = fmt.build(ctx)
-        choice, builds, untimed, not_timed = (
-            _speed_choice(plat, fmt, ctx, (artifact, artifact_spec, output_name), quantizers[1:], why) if speed_check
-            else (None, {}, "", {}))
+        untimed = (why or ("an NNCF QDQ graph has no fp32 artifact" if ctx["qat"] == "nncf-qdq" else "")
+                   if speed_check else "")
+        builds: dict[str, tuple] = {}
+        not_built: dict[str, str] = {}
+        if quantizers:  # every listed candidate when they are to be timed, else the first that builds
+            builds, not_built = _build_int8(fmt, ctx, quantizers, every=speed_check and not untimed,
+                                            tolerate=calibration is None)
+            quantizer = next(iter(builds))
+            artifact, artifact_spec, output_name = builds[quantizer]
+        else:
+            artifact, artifact_spec, output_name = fmt.build(ctx)
+        choice = None
+        if speed_check:
+            choice, fp32_build, untimed = _speed_choice(plat, fmt, ctx, builds, untimed)
         if choice:
             quantizer = choice.quantizer  # the fastest int8, shipped or (when fp32 ships) the one to force
             if choice.shipped == "fp32":
                 precision = "fp32"
-            artifact, artifact_spec, output_name = builds[choice.shipped if choice.shipped == "fp32" else quantizer]
+            artifact, artifact_spec, output_name = fp32_build if choice.shipped == "fp32" else builds[quantizer]
         final = out / f"model{fmt.suffix}"
         with atomic_path(final) as staged:
             shutil.copyfile(artifact, staged)
@@ -125,10 +135,12 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     if choice:
         source["speed_choice"] = choice.record(_force_int8_command(checkpoint, platform, quantizer, fmt, calibration,
                                                                    calibration_size, qat_format if quantized else ""))
-        if not_timed:
-            source["speed_choice"]["not_timed"] = not_timed
     elif untimed:
-        source["speed_choice"] = {"shipped": precision, "untimed": untimed}
+        source["speed_choice"] = {"shipped": precision, "untimed": untimed, "quantizer": quantizer}
+    if not_built and "speed_choice" in source:
+        source["speed_choice"]["not_built"] = not_built
+    elif not_built:
+        source["not_built"] = not_built
     if quantized and precision == "fp32":
         source["quantization"] = "NNCF QAT weights (int8 grid) in an fp32 graph: int8 ran slower here"
     elif quantized:
@@ -147,36 +159,54 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
     return out / "manifest.json"
 
 
-def _speed_choice(plat, fmt: ExportFormat, ctx: dict, first: tuple[Path, InputSpec, str], more: tuple[str, ...],
-                  unusable: str):
-    """(choice, builds, "", not timed): the int8 artifact already built with ctx's quantizer (`first`) and one per
-    quantizer in `more` timed against the fp32 one of the same weights here; builds maps each quantizer and "fp32" to
-    its (artifact, input spec, output name); not timed: quantizer -> why it could not be built (e.g. no calibration
-    images), also on stderr. (None, {}, why, {}) where the platform's engine cannot run here or the int8 graph has
-    no fp32 twin: the first int8 ships untimed. `unusable`: why this machine cannot run the engine ('' where it can)."""
+def _build_int8(fmt: ExportFormat, ctx: dict, quantizers: tuple[str, ...], every: bool,
+                tolerate: bool) -> tuple[dict, dict]:
+    """The int8 artifacts, quantizer -> (artifact, input spec, output name), each built in its own work folder:
+    every quantizer listed (`every`: they are to be timed) or the first that builds. With `tolerate` (calibration
+    from the recipe's own pool, not named by the user) a quantizer that cannot be built here (ConfigError, e.g. no
+    calibration images) is left out and returned with why, also on stderr.
+
+    Raises:
+        ConfigError: a failed build where not tolerated, or none built.
+    """
+    builds, not_built = {}, {}
+    for name in quantizers:
+        (ctx["work"] / name).mkdir()
+        try:
+            builds[name] = fmt.build({**ctx, "quantizer": name, "work": ctx["work"] / name})
+        except ConfigError as exc:
+            if not tolerate:
+                raise
+            not_built[name] = str(exc)
+            print(f"int8 quantizer {name} left out: {exc}", file=sys.stderr)
+            continue
+        if not every:
+            break
+    if not builds:
+        raise ConfigError("no int8 graph could be built: " + "; ".join(f"{q}: {w}" for q, w in not_built.items()))
+    return builds, not_built
+
+
+def _speed_choice(plat, fmt: ExportFormat, ctx: dict, int8: dict, untimed: str):
+    """(choice, fp32 build, ""): the int8 artifacts (quantizer -> build, see _build_int8) timed against the fp32 one
+    of the same weights here; (None, None, why), with the note on stderr too, where they cannot be timed (`untimed`:
+    the platform's engine cannot run here, or the int8 graph has no fp32 twin; or the engine fails to open them):
+    the first int8 ships untimed."""
     from .speed_choice import choose_faster
 
-    why = unusable or ("" if ctx["qat"] != "nncf-qdq" else "an NNCF QDQ graph has no fp32 artifact")
-    choice, builds, not_timed = None, {ctx["quantizer"]: first}, {}
+    choice = fp32_build = None
+    why = untimed
     if not why:
-        for name in ("fp32", *more):
-            (ctx["work"] / name).mkdir()
-            try:
-                builds[name] = fmt.build({**ctx, "work": ctx["work"] / name,
-                                          **({"precision": "fp32"} if name == "fp32" else {"quantizer": name})})
-            except ConfigError as exc:  # a further candidate that cannot be built here is reported, not fatal
-                if name == "fp32":
-                    raise
-                not_timed[name] = str(exc)
-                print(f"int8 quantizer {name} not timed: {exc}", file=sys.stderr)
+        (ctx["work"] / "fp32").mkdir()
+        fp32_build = fmt.build({**ctx, "precision": "fp32", "work": ctx["work"] / "fp32"})
         try:
-            choice = choose_faster({q: b[:2] for q, b in builds.items() if q != "fp32"}, builds["fp32"][:2],
-                                   plat.backend, plat.backend_options)
+            choice = choose_faster({q: b[:2] for q, b in int8.items()}, fp32_build[:2], plat.backend,
+                                   plat.backend_options)
         except BackendUnavailableError as exc:  # e.g. an execution provider this machine lacks
             why = str(exc)
     if choice is None:
         print(f"int8 kept without timing it against fp32: {why}", file=sys.stderr)
-        return None, {}, why, {}
+        return None, None, why
     note = ("" if choice.shipped == "int8" else "; --precision int8 forces int8" +
             (" (this is a QAT checkpoint: its fp32 parent, the recipe's qat.init, is the more accurate fp32)"
              if ctx["qat"] else ""))
@@ -185,7 +215,7 @@ def _speed_choice(plat, fmt: ExportFormat, ctx: dict, first: tuple[Path, InputSp
     print(f"{plat.name}: int8 ({choice.quantizer}) p50 {choice.int8_p50_ms:.3f} ms vs fp32 {choice.fp32_p50_ms:.3f} ms "
           f"(int8/fp32 {choice.int8_over_fp32:.2f}{others}; batch 1, 1 thread, {choice.rounds} interleaved rounds): "
           f"ships {choice.shipped}{note}", file=sys.stderr)
-    return choice, builds, "", not_timed
+    return choice, fp32_build, ""
 
 
 def _force_int8_command(checkpoint, platform, quantizer: str, fmt: ExportFormat, calibration, calibration_size: int,

@@ -17,6 +17,7 @@ import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..errors import ConfigError
+from .recipe import QAT_PRESETS
 
 
 def require_nncf():
@@ -36,7 +37,7 @@ def prepare(model: torch.nn.Module, init: str, crops: np.ndarray, preset: str = 
     fold_batchnorm(load_weights(model, init, "qat.init").eval())
     data = nncf.Dataset([crops[i:i + 1] for i in range(len(crops))],
                         lambda b: to_tensor(b.astype(np.float32)).contiguous())
-    presets = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
+    presets = {name: nncf.QuantizationPreset[name.upper()] for name in QAT_PRESETS}
     if preset not in presets:
         raise ConfigError(f"qat.preset '{preset}' is unknown; use one of {', '.join(presets)}")
     return nncf.quantize(model, data, subset_size=len(crops), preset=presets[preset])

@@ -14,6 +14,8 @@ PROBABILITY = between(0.0, 1.0)
 
 # train.select_by -> the logged metric that picks best.pt and drives early stopping (lower is better)
 SELECT_BY = {"holdout": "holdout_mae", "holdout_views": "holdout_views_mae", "holdout_pool": "holdout_pool_mae"}
+# qat.preset -> NNCF's QuantizationPreset of the same name: performance (symmetric), mixed (asymmetric activations)
+QAT_PRESETS = ("performance", "mixed")
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,9 @@ class TrainConfig:
     init_match: str = field(default="exact", metadata=one_of("exact", "aligned"))
     # rot6d head: + w * L1 of the decoded yaw/pitch/roll (radians) beside the geodesic loss
     euler_weight: float = field(default=0.0, metadata=at_least(0.0))
-    select_by: str = field(default="holdout", metadata=one_of(*SELECT_BY))  # best.pt / early stopping by: holdout (all), holdout_views (the profiled views' exact
-    # labels; for self-training, where the pool labels come from the model itself), holdout_pool
+    # best.pt / early stopping by: holdout (all), holdout_views (the profiled views' exact labels; for self-training,
+    # where the pool labels come from the model itself), holdout_pool
+    select_by: str = field(default="holdout", metadata=one_of(*SELECT_BY))
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class QATConfig:
 
     init: str = ""
     calibration_size: int = field(default=300, metadata=between(1, 1_000_000, whole=True))
-    preset: str = field(default="performance", metadata=one_of("performance", "mixed"))  # NNCF preset: performance (symmetric) or mixed (asymmetric activations)
+    preset: str = field(default="performance", metadata=one_of(*QAT_PRESETS))  # NNCF's quantization preset
 
 
 @dataclass(frozen=True)
