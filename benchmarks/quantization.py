@@ -2,7 +2,7 @@
 
     python benchmarks/quantization.py --pool POOL_DIR [--variants mobilenetv3_small,mobilenetv3_small_relu,mobilenetv3_small_relu_nose]
                                       [--sizes 112,160,224] [--batches 1,8] [--litert] [--weights CHECKPOINT]
-    python benchmarks/quantization.py --report --pool POOL_DIR --dev AFLW2000_DIR [--weights weights/student_mbv3s_128_3ddfa_yaw.pt] [--qat runs/qat_mbv3/last.pt]
+    python benchmarks/quantization.py --report --pool POOL_DIR --dev AFLW2000_DIR [--weights weights/student_mbv3s_128_3ddfa_yaw2.pt] [--qat runs/qat_mbv3/last.pt]
                                                   [--json OUT.json]
 
 --report: the quantization report of one trained student: every int8 route the export command offers (ORT static
@@ -49,7 +49,7 @@ def main() -> int:
     ap.add_argument("--litert", action="store_true", help="also LiteRT fp32 vs PT2E int8 (batch 1, slower to convert)")
     ap.add_argument("--probe", action="store_true", help="also time two 5-layer probes: dense 3x3 vs depthwise-separable")
     ap.add_argument("--report", action="store_true", help="the quantization report of --weights (see above)")
-    ap.add_argument("--weights", default="weights/student_mbv3s_128_3ddfa_yaw.pt")
+    ap.add_argument("--weights", default="weights/student_mbv3s_128_3ddfa_yaw2.pt")
     ap.add_argument("--qat", default="",
                     help="--report: also export this QAT checkpoint to int8 with both ONNX quantizers")
     ap.add_argument("--dev", default="", help="--report: AFLW2000-3D folder to score on")

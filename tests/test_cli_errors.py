@@ -53,7 +53,7 @@ def test_demo_without_scikit_image_names_the_extra(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["train", "recipes/student_mbv3l_128.yaml", "--set", "train.epochs=1"],
-                                  ["export", "weights/student_mbv3s_128_3ddfa_yaw.pt"], ["models"]])
+                                  ["export", "weights/student_mbv3s_128_3ddfa_yaw2.pt"], ["models"]])
 def test_host_commands_without_torch_name_the_train_extra(args, tmp_path):
     if args[0] in ("train", "export"):
         args = [*args, "--out", str(tmp_path / "out")]

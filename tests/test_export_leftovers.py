@@ -12,7 +12,7 @@ pytest.importorskip("torch", reason="exporting needs torch: pip install 'edgepos
 
 from .conftest import REPO  # noqa: E402
 
-WEIGHTS = REPO / "weights" / "student_mbv3s_128_3ddfa_yaw.pt"
+WEIGHTS = REPO / "weights" / "student_mbv3s_128_3ddfa_yaw2.pt"
 
 
 @pytest.mark.slow

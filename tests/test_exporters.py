@@ -15,7 +15,7 @@ from edgepose.backends import backend_available  # noqa: E402
 from edgepose.exporters.formats import FORMATS, format_for  # noqa: E402
 from edgepose.errors import ConfigError  # noqa: E402
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "student_mbv3s_128_3ddfa_yaw.pt"  # the default model
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "student_mbv3s_128_3ddfa_yaw2.pt"  # the default model
 CASES = [("cpu", "fp32", None), ("cpu", "fp16", None), ("cpu", "int8", None), ("cpu", "int8", "nncf-ptq"),
          ("cpu", "int8", "ort-dynamic"), ("raspberry-pi", "fp32", None), ("raspberry-pi", "fp16", None),
          ("android", "int8", None)]
@@ -73,11 +73,12 @@ def test_export_parity(platform, precision, quantizer, reference, tmp_path, dev_
 
 def test_the_int8_bundles_worst_angle_gap_is_a_small_rotation():
     """docs/benchmarks.md: near |yaw| 90 pitch and roll trade against each other, so the shipped int8 bundle's
-    largest per-angle gap to PyTorch is several times its largest rotation gap."""
+    largest per-angle gap to PyTorch is more than twice its largest rotation gap (away from that, an angle moves by
+    about as much as the rotation)."""
     from edgepose.bundle import bundled_dir
 
     metrics = json.loads((bundled_dir("default-android") / "manifest.json").read_text())["metrics"]
-    assert metrics["parity_vs_torch_max_abs_deg"] > 3 * metrics["parity_vs_torch_geodesic_max_deg"]
+    assert metrics["parity_vs_torch_max_abs_deg"] > 2 * metrics["parity_vs_torch_geodesic_max_deg"]
 
 
 def test_format_table_is_consistent():

@@ -41,7 +41,7 @@ def test_corrupt_and_missing_model_files(tmp_path):
     with pytest.raises(ModelFormatError, match="no bundle"):
         resolve_bundle(tmp_path / "nowhere")
     with pytest.raises(ModelFormatError, match="training checkpoint.*edgepose export"):
-        resolve_bundle("weights/student_mbv3s_128_3ddfa_yaw.pt")
+        resolve_bundle("weights/student_mbv3s_128_3ddfa_yaw2.pt")
 
 
 def test_corrupt_model_with_matching_checksum_fails_at_load(tmp_path):

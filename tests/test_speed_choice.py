@@ -13,7 +13,7 @@ from edgepose.manifest import InputSpec
 
 onnx = pytest.importorskip("onnx", reason="building test models needs onnx: pip install 'edgepose[train]'")
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "student_mbv3s_128_3ddfa_yaw.pt"
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "student_mbv3s_128_3ddfa_yaw2.pt"
 # the fully connected layers of the shipped network (its rot6d head), as its fp32 graph holds them
 FC_LAYERS = sum(n.op_type == "Gemm" for n in onnx.load(str(bundled_dir("default") / "model.onnx")).graph.node)
 
