@@ -38,7 +38,7 @@ class Platform:
     """A deployment target. model: 'default' (bundled) or a path to a manifest / bundle folder.
     int8_if_faster: an int8 export for this platform (its own precision, not an explicit --precision) is timed
     against the fp32 artifact of the same weights on the exporting machine, and ships only if it is not slower;
-    otherwise the fp32 artifact ships and the manifest records both timings (edgepose.exporters.speed_choice).
+    otherwise the fp32 artifact ships; the manifest records every timing (edgepose.exporters.speed_choice).
     quantizer: the int8 quantizer(s) of this platform's post-training int8 exports, one name or a list (none = the
     format's default; names as `edgepose export --quantizer`, which overrides it; QAT checkpoints keep the static
     quantizer they were trained for). With int8_if_faster every one listed is built and timed against fp32 and the
