@@ -8,7 +8,7 @@ from torch import nn
 def global_average(x: torch.Tensor) -> torch.Tensor:
     """Mean over the spatial axes, kept as (N, C, 1, 1). Written as adaptive average pooling so that it exports as
     ONNX GlobalAveragePool, which ONNX Runtime runs in its blocked NCHWc layout; a ReduceMean there costs a reorder
-    of the map around every squeeze-excite block (about 10 % of the default's kernel time, benchmarks/op_profile.py)."""
+    of the map around every squeeze-excite block (about 2 % of the default's time per face, docs/benchmarks.md)."""
     return nn.functional.adaptive_avg_pool2d(x, 1)
 
 
