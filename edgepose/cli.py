@@ -282,7 +282,7 @@ def _cmd_card(args) -> int:
                           "../shared/models/peers --json FILE`")
     bundles = args.bundles or str(files("edgepose") / "bundles")
     recipes = tuple(args.recipes.split(",")) if args.recipes else RECIPE_DIRS
-    print(f"model card written to {write_card(args.bench, bundles, args.out, recipes)}")
+    print(f"model card written to {write_card(args.bench, bundles, args.out, recipes, args.provenance)}")
     return 0
 
 
@@ -534,11 +534,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="labels CSV to write")
     p.set_defaults(fn=_cmd_label)
 
+    from .evaluation.model_card import RECIPE_DIRS  # device half, light
+
     p = sub.add_parser("card", help="generate the model card from a bench JSON and the packaged bundles")
     p.add_argument("--bench", required=True, help="edgepose bench --json output (with the public models)")
     p.add_argument("--bundles", default=None, help="bundles folder (default: the packaged ones)")
     p.add_argument("--recipes", default="", help="comma-separated recipe folders to look the chain up in "
-                   "(default: recipes,research/ladder,research/ablations)")
+                   f"(default: {','.join(RECIPE_DIRS)})")
+    p.add_argument("--provenance", default=None, help="Markdown with '## How it was chosen' and '## Data and terms' "
+                   "for the weights (default: weights/<recipe name>.md)")
     p.add_argument("--out", default="MODEL_CARD.md")
     p.set_defaults(fn=_cmd_card)
 

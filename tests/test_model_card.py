@@ -38,6 +38,28 @@ def test_card_tables_every_measured_row_and_names_recipes_and_terms(tmp_path):
     assert (f"took {choice['int8_over_fp32']:.2f}x the fp32 time" in row) == (choice["shipped"] == "fp32")
 
 
+def test_the_provenance_file_is_the_weights_own_and_must_say_how_chosen_and_terms(tmp_path):
+    """A card for someone else's weights never borrows the default's story: it pastes their provenance file."""
+    from importlib.resources import files
+
+    from edgepose.evaluation.model_card import build_card
+
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"rows": [_row("default", "cpu", 4.21, 0.8)]}))
+    bundles = files("edgepose") / "bundles"
+    own = tmp_path / "mine.md"
+    own.write_text("## How it was chosen\n\nlowest loss on our holdout\n\n## Data and terms\n\nour own photos, CC-BY\n")
+    card = build_card(bench, bundles, provenance=own)
+    assert card.rstrip().endswith("our own photos, CC-BY") and "lowest loss on our holdout" in card
+    assert "3DDFA_V2 voting" not in card
+    own.write_text("## How it was chosen\n\nlowest loss\n")
+    with pytest.raises(ConfigError, match="lacks the heading.*Data and terms"):
+        build_card(bench, bundles, provenance=own)
+    assert main(["card", "--bench", str(bench), "--out", str(tmp_path / "C.md"),
+                 "--provenance", str(tmp_path / "none.md")]) == 2
+    assert not (tmp_path / "C.md").exists()
+
+
 def test_artifact_rows_say_how_int8_was_made_or_why_fp32_shipped():
     from edgepose.evaluation.model_card import _quantization
 

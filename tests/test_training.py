@@ -782,7 +782,9 @@ def test_average_is_the_mean_of_the_weights_and_bundles_and_cards_name_its_membe
                                            "status": "✅ ran", "size MB": 6.1, "MAE": 4.5, "yaw": 4, "pitch": 5,
                                            "roll": 4, "|yaw| 60-99": 12, "AUC@5 %": 70.0, "pose p50 ms": 0.4,
                                            "× first": 1.0}]}))
-    card = build_card(bench, bundles, recipes)
+    provenance = tmp_path / "soup.md"
+    provenance.write_text("## How it was chosen\n\nby its holdout\n\n## Data and terms\n\nours\n")
+    card = build_card(bench, bundles, recipes, provenance)
     assert f"edgepose average {a} {b} --out weights/soup.pt" in card
     assert card.index(f"- `{recipes.as_posix()}/round2.yaml`: round two") < card.index(f"`{recipes.as_posix()}/round1.yaml`")
 

@@ -2,7 +2,8 @@
 
 Inputs: a `edgepose bench --json` file (accuracy and latency of every platform and the public models, measured in
 one run), the packaged bundles' manifests (what each artifact is and how it was quantized) and the recipes named
-in them (how to rebuild). Data sources and their terms are fixed facts of the shared training data.
+in them (how to rebuild), and the weights' provenance file: how the checkpoint was chosen and what data it saw under
+which terms, written once beside the weights (`weights/<recipe name>.md`), because no measurement can say it.
 """
 from __future__ import annotations
 
@@ -17,42 +18,28 @@ from ..atomic import atomic_write_bytes
 from ..manifest import load_manifest
 from ..platform import platform_names
 
-DATA_TERMS = """\
-| source | what | terms |
-|---|---|---|
-| faces pool (`../shared/data/faces`): MTFL, CFP, HIIT, 300-W (AFW, HELEN, LFPW), YouTube Faces crops | 37,814 face crops, landmarks, coarse pose classes | academic research data; no licence stated: **research / non-commercial only** |
-| soft labels in the pool index | FSA-Net (MIT) and WHENet (BSD-3-Clause) outputs, both trained on 300W-LP (research data); MediaPipe Face Mesh + canonical face (Apache-2.0) | research only (inherits 300W-LP) |
-| 3DDFA_V2 votes (`edgepose label --teacher benchmarks/peers/3ddfa_v2.json`) | 3DDFA_V2 (MobileNetV1 x0.5, MIT, trained on 300W-LP) poses of the pool, flip-averaged | research only (inherits 300W-LP) |
-| consensus labels (`edgepose label --index-votes fused,mp_trusted --stored-votes ...`) | rotation mean of the pool's fused label, Face Mesh's trusted label, our previous student and 3DDFA_V2 (weight 2, not on HIIT); earlier rounds: fused label and our student | research only (derived from the rows above) |
-| profiled views (`edgepose profile`) | pool faces with 68 points re-rendered to large yaw through the BFM-derived mean face of 3DDFA | BFM 2009 terms: non-commercial |
-| evaluation: AFLW2000-3D (`aflw2000-dev`, 300 images) | never trained on; the ladder behind the starting weights used it to choose between candidates (see "How it was chosen") | research, non-commercial |
-
-The weights are therefore for research use only until retrained on data cleared for commercial use."""
-
-
-SELECTION = """\
-The shipped weights are three runs of training from the previous default on pool labels with 3DDFA_V2 voting: round 1
-(`research/labels3ddfa/student_mbv3s_128_3ddfa.yaml`, 4 epochs), a continuation with large-yaw emphasis
-(`research/labels3ddfa/student_mbv3s_128_3ddfa_yaw.yaml`, 4 epochs, rows with label |yaw| >= 60 seen twice) and 4 more
-epochs of that at half the rate (`research/labels3ddfa/student_mbv3s_128_3ddfa_yaw2.yaml`). Each `best.pt` is the
-epoch with the lowest pool-holdout MAE, and each run replaced the one before by a rule written in its recipe before it
-trained, on the pool holdout under round 1's labels (`python benchmarks/holdout.py`, table in docs/default-model.md):
-2.187, then 2.156 (lower; its weight averages with round 1 or over its epochs, 2.153 and 2.158, tied with it, so its
-own `best.pt` shipped), then 2.100 (below the 2.146 its rule asked). Those holdout labels are the runs' own consensus,
-so they favour them over models trained on other labels. The aflw2000-dev figures were printed for every epoch and
-seen, but did not decide: on dev the last two are slightly behind round 1 (4.35 and 4.35 against 4.30; beyond |yaw| 60
-12.13 and 12.04 against 11.41). The previous default, where round 1
-starts, came from a ladder in which dev was used to choose between candidates (which stages to keep, which
-ablations to drop, that a weight average ships), so the dev figures above stay optimistic by that selection; one dev
-point moves by about ±0.05 between epochs and by up to 0.3 between seeds. The full history is in
-docs/default-model.md."""
-
-
 RECIPE_DIRS = ("recipes", "research/ladder", "research/ablations", "research/labels3ddfa")
+PROVENANCE_SECTIONS = ("## How it was chosen", "## Data and terms")
+
+
+def provenance_text(path: Path) -> str:
+    """The weights' provenance (Markdown with the sections in PROVENANCE_SECTIONS), checked before it is pasted."""
+    if not path.is_file():
+        raise ConfigError(f"no provenance file '{path}': write how the checkpoint was chosen and what data (and terms) "
+                          f"it was trained on under the headings {' and '.join(map(repr, PROVENANCE_SECTIONS))}, "
+                          "or pass --provenance FILE")
+    text = path.read_text().strip()
+    missing = [s for s in PROVENANCE_SECTIONS if s not in text.splitlines()]
+    if missing:
+        raise ConfigError(f"provenance file '{path}' lacks the heading(s) {', '.join(map(repr, missing))}; add them "
+                          "(the model card must say how the checkpoint was chosen and under which data terms)")
+    return text
 
 
 def build_card(bench_json: str | Path, bundles_dir: str | Path,
-               recipes_dirs: str | Path | tuple[str | Path, ...] = RECIPE_DIRS) -> str:
+               recipes_dirs: str | Path | tuple[str | Path, ...] = RECIPE_DIRS,
+               provenance: str | Path | None = None) -> str:
+    """The card's Markdown. `provenance` defaults to `weights/<recipe name>.md` (relative, like the recipe folders)."""
     bench = json.loads(Path(bench_json).read_text())
     rows = bench["rows"]
     ran = [r for r in rows if r.get("status", "").startswith("✅")]
@@ -62,6 +49,7 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path,
         raise ConfigError(f"'{bench_json}' has no measured row of the default model; run edgepose bench first")
     manifest = load_manifest(Path(bundles_dir) / "default" / "manifest.json")
     recipe_name = manifest.source.get("recipe", manifest.name)
+    facts = provenance_text(Path(provenance) if provenance else Path("weights") / f"{recipe_name}.md")
     env = bench.get("environment", {})
     lines = [f"# Model card: edgepose default head-pose model (`{recipe_name}`)", "",
              f"Generated by `edgepose card` on {time.strftime('%Y-%m-%d', time.gmtime())} from `{bench_json}` "
@@ -102,7 +90,7 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path,
     lines += ["The recipes, newest first (each warm-starts from or distils the next; their headers hold the exact "
               "commands):", ""]
     lines += _recipe_chain([Path(d) for d in dirs], *([m["recipe"] for m in reversed(members)] or [recipe_name]))
-    lines += ["", "## How it was chosen", "", SELECTION, "", "## Data and terms", "", DATA_TERMS, ""]
+    lines += ["", facts, ""]
     return "\n".join(lines)
 
 
@@ -174,6 +162,7 @@ def _recipe_chain(recipe_dirs: list[Path], *names: str) -> list[str]:
 
 
 def write_card(bench_json: str | Path, bundles_dir: str | Path, out: str | Path,
-               recipes_dirs: str | Path | tuple[str | Path, ...] = RECIPE_DIRS) -> Path:
-    atomic_write_bytes(Path(out), build_card(bench_json, bundles_dir, recipes_dirs).encode())
+               recipes_dirs: str | Path | tuple[str | Path, ...] = RECIPE_DIRS,
+               provenance: str | Path | None = None) -> Path:
+    atomic_write_bytes(Path(out), build_card(bench_json, bundles_dir, recipes_dirs, provenance).encode())
     return Path(out)
