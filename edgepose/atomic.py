@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path):
+def atomic_path(path: str | Path, keep_suffix: bool = False):
     """A temporary path beside `path` (unique to this writer) that becomes `path` by rename when the block succeeds
-    and is removed when it fails, so readers never see half a file and concurrent writers never collide."""
+    and is removed when it fails, so readers never see half a file and concurrent writers never collide.
+    keep_suffix: the temporary name ends with `path`'s extension (for writers that choose a format by it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + (path.suffix if keep_suffix else ""))
     os.close(fd)
     try:
         yield tmp
@@ -37,6 +39,42 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and rename, so readers never see half a file."""
     with atomic_open(path) as f:
         f.write(data)
+
+
+def check_output_folder(path: str | Path, what: str = "--out") -> Path:
+    """`path` as a Path, refused before any work when it cannot become a folder: an existing file, or under one.
+
+    Raises:
+        ConfigError: naming the file in the way.
+    """
+    from .errors import ConfigError
+
+    path = Path(path)
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"{what} '{path}': '{blocker}' is a file, not a folder; give a folder path")
+    return path
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | Path):
+    """A new hidden folder beside `out` (same file system) to build a folder's files in before `publish` moves them
+    into `out`; removed when the block ends, whatever happened."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staged-"))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def publish(stage: Path, out: Path, names: list[str]) -> None:
+    """Move the finished files `names` from `stage` into folder `out` by rename, in that order (put the file that
+    vouches for the others, such as a manifest with their checksums, last). Other files in `out` stay."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        os.replace(stage / name, out / name)
 
 
 def atomic_write_json(path: str | Path, obj, **json_options) -> None:

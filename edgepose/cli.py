@@ -39,12 +39,19 @@ def _runtime(args):
 
 
 def _check_suffix(path: str | None, suffixes: tuple, what: str) -> None:
-    """Refuse an output path OpenCV cannot write, before any work is done."""
+    """Refuse an output path that cannot be written (unknown extension, a folder, under a file), before any work."""
     from pathlib import Path
 
-    if path and Path(path).suffix.lower() not in suffixes:
-        raise ConfigError(f"--out '{path}': unknown {what} extension '{Path(path).suffix}'; use one of "
-                          f"{', '.join(suffixes)}")
+    if not path:
+        return
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise ConfigError(f"--out '{path}': unknown {what} extension '{out.suffix}'; use one of {', '.join(suffixes)}")
+    if out.is_dir():
+        raise ConfigError(f"--out '{path}' is a folder; give the {what} file to write, e.g. {out / ('pose' + suffixes[0])}")
+    above = next((p for p in out.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ConfigError(f"--out '{path}': '{above}' is a file, not a folder; write the {what} somewhere else")
 
 
 def _report(frame, args) -> int:
@@ -63,8 +70,14 @@ def _report(frame, args) -> int:
     if args.out:
         for p in poses:
             draw_pose(frame, p)
-        if not cv2.imwrite(args.out, frame):
-            raise EdgePoseError(f"cannot write '{args.out}'; check the folder exists and the extension (.jpg/.png)")
+        from pathlib import Path
+
+        from .atomic import atomic_write_bytes
+
+        ok, encoded = cv2.imencode(Path(args.out).suffix.lower(), frame)
+        if not ok:
+            raise EdgePoseError(f"OpenCV cannot encode '{args.out}'; use one of {', '.join(IMAGE_SUFFIXES)}")
+        atomic_write_bytes(args.out, encoded.tobytes())  # the folder is made; a killed run leaves no half image
         if not args.json:
             print(f"annotated frame written to {args.out}")
     return 0
@@ -111,6 +124,18 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_video(args) -> int:
+    import contextlib
+
+    from .atomic import atomic_path
+
+    _check_suffix(args.out, VIDEO_SUFFIXES, "video")
+    if args.fps is not None and not 0 < args.fps < 1000:  # also refuses nan
+        raise ConfigError(f"--fps {args.fps}: give the written video's frame rate, a number > 0 (default: the source's)")
+    with atomic_path(args.out, keep_suffix=True) if args.out else contextlib.nullcontext() as tmp:
+        return _write_video(args, tmp)  # the video appears at --out only once it is whole
+
+
+def _write_video(args, out: str | None) -> int:
     import time
 
     import cv2
@@ -119,9 +144,6 @@ def _cmd_video(args) -> int:
     from .video.smoothing import OneEuroConfig
     from .video.stream import StreamOptions
 
-    _check_suffix(args.out, VIDEO_SUFFIXES, "video")
-    if args.fps is not None and not 0 < args.fps < 1000:  # also refuses nan
-        raise ConfigError(f"--fps {args.fps}: give the written video's frame rate, a number > 0 (default: the source's)")
     source = int(args.source) if args.source.lstrip("-").isdigit() else args.source  # the stream refuses -1
     options = StreamOptions(smoothing=OneEuroConfig() if args.smooth else None, drop_policy=args.drop_policy)
     writer, frames, faces = None, 0, 0
@@ -138,7 +160,7 @@ def _cmd_video(args) -> int:
                     for p in result.poses:
                         draw_pose(frame, p)
                     if writer is None:
-                        writer = cv2.VideoWriter(args.out, cv2.VideoWriter_fourcc(*"mp4v"), args.fps or stream.fps,
+                        writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), args.fps or stream.fps,
                                                  (frame.shape[1], frame.shape[0]))
                         if not writer.isOpened():
                             raise EdgePoseError(f"cannot write video '{args.out}'; use an .mp4 or .avi path")
@@ -146,6 +168,8 @@ def _cmd_video(args) -> int:
             dropped = stream.dropped
     if writer is not None:
         writer.release()
+    elif args.out:
+        raise EdgePoseError(f"the source gave no frames, so no video was written to '{args.out}'")
     seconds = time.perf_counter() - t0
     print(f"{frames} frames out ({dropped} dropped), {faces} faces, {seconds:.2f} s, {frames / max(seconds, 1e-9):.1f} frames/s"
           + (f"; annotated video written to {args.out}" if args.out else ""), file=sys.stderr if args.json else sys.stdout)
@@ -605,17 +629,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Exit status: 0 done; 1 nothing ran (every bench entry unavailable); 2 a user error (bad
-    option, file or value, a missing optional package), reported on one line naming the problem and the fix."""
+    option, file or value, a path that cannot be read or written, a missing optional package), reported on one line
+    naming the problem and the fix; 130 interrupted (long jobs resume from their checkpoint)."""
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
     except EdgePoseError as exc:
-        print(f"edgepose: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except OSError as exc:  # an output path under a file, a folder where a file goes, no permission, a full disk
+        where = f" '{exc.filename}'" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}:{where}{f' -> {exc.filename2!r}' if exc.filename2 else ''}; check the "
+                     f"paths given to `edgepose {args.command}` (a folder where a file is expected, or the reverse, or "
+                     "no permission there)")
+    except KeyboardInterrupt:
+        print("edgepose: interrupted", file=sys.stderr)
+        return 130
     except ImportError as exc:
         root = (exc.name or "").split(".")[0]
         if root not in EXTRAS:
             raise
-        print(f"edgepose: error: `edgepose {args.command}` needs the '{root}' package, which is not installed here; "
-              f"install it with: pip install 'edgepose[{EXTRAS[root]}]'", file=sys.stderr)
-        return 2
+        return _fail(f"`edgepose {args.command}` needs the '{root}' package, which is not installed here; install it "
+                     f"with: pip install 'edgepose[{EXTRAS[root]}]'")
+
+
+def _fail(message: str) -> int:
+    """Report a user error on one line (a message of several lines is joined) and return exit status 2."""
+    print("edgepose: error: " + "; ".join(line.strip() for line in message.splitlines() if line.strip()), file=sys.stderr)
+    return 2

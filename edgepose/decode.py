@@ -71,6 +71,7 @@ class Decoding:
     decode: (outputs by name, the manifest's output section) -> ((N, 3) yaw/pitch/roll degrees, (N, 3, 3) matrices).
     required, optional: the keys of the output section besides "type".
     outputs: the output tensor names the section reads.
+    per_face: how many values each face has in each of those outputs (None: any number; the decoder checks).
     """
 
     decode: Callable[[dict, dict], tuple[np.ndarray, np.ndarray]]
@@ -78,35 +79,58 @@ class Decoding:
     optional: frozenset = frozenset()
     outputs: Callable[[dict], list[str]] = lambda d: [d["name"]]
     form: str = ""
+    per_face: Callable[[dict], int | None] = lambda d: None
 
 
 _NAME = frozenset({"name"})
 DECODINGS: dict[str, Decoding] = {
-    "rot6d": Decoding(_rot6d, _NAME, form='{"name"}: the 6 values are the first two columns of R'),
+    "rot6d": Decoding(_rot6d, _NAME, form='{"name"}: the 6 values are the first two columns of R',
+                      per_face=lambda d: 6),
     "euler_degrees": Decoding(_euler_degrees, _NAME, frozenset({"order"}),
-                              form='{"name", "order": ["yaw", "pitch", "roll"]}'),
-    "sincos": Decoding(_sincos, _NAME, form='{"name"}: (N, 6) = sin(yaw, pitch, roll), cos(...); angle = atan2'),
+                              form='{"name", "order": ["yaw", "pitch", "roll"]}', per_face=lambda d: 3),
+    "sincos": Decoding(_sincos, _NAME, form='{"name"}: (N, 6) = sin(yaw, pitch, roll), cos(...); angle = atan2',
+                       per_face=lambda d: 6),
     "bins": Decoding(_bins, frozenset(ANGLES), outputs=lambda d: [d[a]["name"] for a in ANGLES],
                      form='{"yaw": {"name", "width", "offset"}, "pitch": ..., "roll": ...}; angle = '
                           'sum(softmax(logits)_i * i * width) + offset (Hopenet/WHENet style)'),
     "bins_packed": Decoding(_bins_packed, frozenset({"name", "bins", "width", "offset"}),
-                            form='{"name", "bins", "width", "offset"}: one (N, 3 * bins) tensor, yaw/pitch/roll'),
+                            form='{"name", "bins", "width", "offset"}: one (N, 3 * bins) tensor, yaw/pitch/roll',
+                            per_face=lambda d: 3 * int(d["bins"])),
     "affine_camera": Decoding(_affine_camera, _NAME,
                               form='{"name"}: the first 12 values are a 3x4 affine camera [sR | t] (3DMM-parameter '
                                    'models such as 3DDFA_V2); see decode_affine_camera'),
 }
 
 
-def decode_outputs(outputs: dict[str, np.ndarray], decoding: dict) -> tuple[np.ndarray, np.ndarray]:
+def decode_outputs(outputs: dict[str, np.ndarray], decoding: dict, faces: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Turn raw model outputs into ((N, 3) yaw/pitch/roll degrees, (N, 3, 3) rotation matrices).
 
     `decoding` is the manifest's `output` section: {"type": a key of DECODINGS, ...}; each entry's `form` says what
-    else it holds.
+    else it holds. `faces`: the batch the outputs answer; each output read must then have one row per face.
+
+    Raises:
+        ModelFormatError: an output missing, with a row count other than `faces`, or with a number of values per
+            face the decoding cannot read (a manifest that names the wrong output or type: no face is dropped or
+            invented silently).
     """
     entry = DECODINGS.get(decoding.get("type"))
     if entry is None:
         raise ModelFormatError(f"unknown output decoding '{decoding.get('type')}'; the manifest's output.type must be "
                                f"one of {sorted(DECODINGS)}")
+    want = entry.per_face(decoding)
+    for name in entry.outputs(decoding):
+        shape = _output(outputs, name).shape
+        rows = shape[0] if len(shape) > 1 else 1
+        width = int(np.prod(shape[1:])) if len(shape) > 1 else int(np.prod(shape))
+        if faces is not None and rows != faces:
+            raise ModelFormatError(f"model output '{name}' has shape {list(shape)}: {rows} row(s) for a batch of "
+                                   f"{faces} face(s); each face needs its own row — fix output.name in the manifest "
+                                   "or re-export the bundle")
+        if want is not None and width != want:
+            raise ModelFormatError(f"model output '{name}' has {width} values per face but output.type "
+                                   f"'{decoding['type']}' reads {want}; fix output.type (or output.bins) in the "
+                                   "manifest")
     return entry.decode(outputs, decoding)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, PlatformError, did_you_mean
-from .typed import at_least, from_mapping
+from .typed import at_least, between, from_mapping
 
 
 @dataclass(frozen=True)
@@ -16,20 +16,20 @@ class DetectorConfig:
     """type: 'auto' (BlazeFace once `edgepose detectors fetch` stored it, else Haar with a warning), 'haar' (OpenCV
     cascades, bundled), 'yunet' (cv2.FaceDetectorYN) or 'blazeface' (LiteRT); the last two need `model`, the path of
     their model file (not shipped). min_size: smallest face side in frame pixels.
-    max_faces: 0 = all. score_threshold: None = the detector's own default.
-    detect_width: frames wider than this are downscaled for detection (speed; boxes are mapped back).
-    scale_factor: image-pyramid step. profile: also run the profile cascade (both directions; slower).
-    box_map: (dcx, dcy, sw, sh) mapping the detector box onto the tight-face-box convention of the models;
-    None = the detector's own fitted default."""
+    max_faces: the most confident this many faces, 0 = all. score_threshold: 0..1, None = the detector's own default.
+    detect_width: frames wider than this are downscaled for detection (speed; boxes are mapped back); 0 = never.
+    scale_factor: image-pyramid step (> 1). profile: also run the profile cascade (both directions; slower).
+    box_map: (dcx, dcy, sw, sh) mapping the detector box onto the tight-face-box convention of the models (centre
+    shift and side scales, as fractions of the box; sw, sh > 0); None = the detector's own fitted default."""
 
     type: str = "haar"
     model: str = ""
-    min_size: int = 40
-    detect_width: int = 320
-    scale_factor: float = 1.15
+    min_size: int = field(default=40, metadata=at_least(0, whole=True))
+    detect_width: int = field(default=320, metadata=at_least(0, whole=True))
+    scale_factor: float = field(default=1.15, metadata=between(1.0, 4.0, lo_open=True))
     profile: bool = True
-    max_faces: int = 0
-    score_threshold: float | None = None
+    max_faces: int = field(default=0, metadata=at_least(0, whole=True))
+    score_threshold: float | None = field(default=None, metadata=between(0.0, 1.0))
     box_map: tuple[float, float, float, float] | None = None
 
 

@@ -1,7 +1,7 @@
 """FacePose: the result type of the runtime."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,7 +15,7 @@ class FacePose:
             roll > 0: head rotates clockwise in the image); R = Rz(roll) Ry(yaw) Rx(pitch).
         box: (x1, y1, x2, y2) tight face box in frame pixels (clipped to the frame).
         score: detector confidence (1.0 for boxes given by the caller).
-        rotation: the 3x3 rotation matrix, or None.
+        rotation: the 3x3 rotation matrix, or None (left out of == and hash: the angles determine it).
         track_id: stable id of this face across video frames (Runtime.stream), None for single images.
     """
 
@@ -24,7 +24,7 @@ class FacePose:
     roll: float
     box: tuple[float, float, float, float]
     score: float = 1.0
-    rotation: np.ndarray | None = None
+    rotation: np.ndarray | None = field(default=None, compare=False)
     track_id: int | None = None
 
     def to_dict(self) -> dict:

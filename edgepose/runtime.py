@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 
 import numpy as np
@@ -12,7 +13,7 @@ from .bundle import resolve_bundle
 from .crop import clip_box, validate_frame
 from .decode import decode_outputs
 from .detectors import check_detector
-from .errors import ConfigError, EdgePoseError, ModelFormatError
+from .errors import ConfigError, EdgePoseError, InputError, ModelFormatError
 from .model_check import check_model_io
 from .per_thread import PerThread, Shared
 from .platform import Platform, load_platform
@@ -35,7 +36,8 @@ class Runtime:
             (e.g. 'blazeface:/models/blazeface_short_range.tflite', 'yunet:/models/yunet.onnx', 'haar').
         align: level each face's eyes before the pose model, using the detector's eye landmarks (YuNet, BlazeFace),
             then rotate the predicted pose back (R = Rz(eye angle) R_levelled), so roll is preserved. Models whose
-            manifest says crop.aligned are always run this way.
+            manifest says crop.aligned are always run this way. Needs a detector with landmarks (ConfigError
+            otherwise); boxes the caller passes to `infer` carry no landmarks and are not levelled.
         flip_tta: test-time augmentation: also run each crop mirrored, mirror that pose back (F R F) and return the
             rotation mean of the two. Twice the pose-model compute (one batch of 2N) for a lower error.
         models_dir: a folder to look for the model files in when they are not beside the manifest (third-party
@@ -73,6 +75,11 @@ class Runtime:
         check_detector(self.platform.detector)  # unknown type, missing or wrong-format file: now, not at first frame
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
             raise ConfigError(f"threads must be a whole number >= 0 (0 = all cores), got {threads!r}")
+        for name, value in (("align", align), ("flip_tta", flip_tta)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ConfigError(f"{name} must be True or False, got {value!r}")
+        if models_dir is not None and not isinstance(models_dir, (str, os.PathLike)):
+            raise ConfigError(f"models_dir must be a folder path (str or Path), got {type(models_dir).__name__}")
         check_backend_options(self.platform.backend, backend_options or {}, "backend_options")
         self.backend = create_backend(self.platform.backend)  # a missing engine is reported before a missing model
         self.manifest, self.model_paths = resolve_bundle(model or self.platform.model, models_dir)
@@ -81,6 +88,15 @@ class Runtime:
         if self.align and self.manifest.crop.protocol != "square":  # before any engine loads, not at the first face
             raise ConfigError(f"eye levelling (align) needs a model with the square crop protocol, this one uses "
                               f"'{self.manifest.crop.protocol}'; run it with align=False")
+        if self.align:
+            from .detectors import DETECTORS, resolve_detector
+
+            kind = resolve_detector(self.platform.detector, warn=False).type
+            if not DETECTORS[kind].landmarks:
+                why = "the model's manifest says crop.aligned" if not align else "align=True"
+                raise ConfigError(f"{why}, but the '{kind}' detector gives no eye landmarks to level the faces by; use "
+                                  f"one that does: {sorted(k for k, d in DETECTORS.items() if d.landmarks)} (BlazeFace: "
+                                  "edgepose detectors fetch)")
         options = {**self.platform.backend_options, **(backend_options or {})}
         options["threads"] = self.platform.threads if threads is None else threads
         if self.manifest.format == "tensorrt":
@@ -155,7 +171,7 @@ class Runtime:
             if self.align and found.landmarks is not None:
                 levels = [eye_line_angle(lm) for lm in found.landmarks]
         else:
-            clipped = [clip_box(b, w, h) for b in boxes]
+            clipped = [clip_box(b, w, h) for b in _box_list(boxes)]
             scores = [1.0] * len(clipped)
         poses = []
         for i in range(0, len(clipped), POSE_CHUNK):  # bounded chunks: memory stays flat however many boxes
@@ -181,13 +197,31 @@ class Runtime:
         return PoseStream(self, source, options or StreamOptions(), keep_frames)
 
     def infer_crops(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 3) yaw/pitch/roll for BGR uint8 crops already cut with the manifest's crop protocol and size."""
-        return self.predict(to_input(np.asarray(crops), self.manifest.input))[0]
+        """(N, 3) yaw/pitch/roll for BGR uint8 crops already cut with the manifest's crop protocol and size.
+
+        Raises:
+            InputError: not (N, H, W, 3) images at the model's input size (edgepose.preprocess.crop_face cuts them).
+        """
+        crops = np.asarray(crops)
+        size = tuple(self.manifest.input.size)
+        if crops.ndim == 4 and crops.shape[1:3] != size:
+            raise InputError(f"crops are {crops.shape[1]}x{crops.shape[2]} pixels, this model takes {size[0]}x{size[1]}"
+                             f" ({self.manifest.crop.protocol} crop); cut them with edgepose.preprocess.crop_face("
+                             "frame, box, rt.manifest.crop, rt.manifest.input)")
+        return self.predict(to_input(crops, self.manifest.input))[0]
 
     def predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Decoded ((N, 3) degrees, (N, 3, 3) matrices) for a preprocessed input batch (with flip_tta: the rotation
-        mean of each crop's pose and its mirrored crop's pose mirrored back)."""
+        mean of each crop's pose and its mirrored crop's pose mirrored back).
+
+        Raises:
+            InputError: `batch` is not an array of the manifest's input shape (any batch size) and dtype
+                (edgepose.preprocess.to_input makes one from crops).
+        """
         self._check_open()
+        self._check_batch(batch)
+        if not len(batch):
+            return np.zeros((0, 3)), np.zeros((0, 3, 3))
         if not self.flip_tta:
             return self._predict(batch)
         width_axis = self.manifest.input.layout.index("W")
@@ -197,7 +231,8 @@ class Runtime:
         return matrix_to_euler(matrices), matrices
 
     def _predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        decoded = [decode_outputs(self._run(engine.get(), batch), self.manifest.output) for engine in self._engines]
+        decoded = [decode_outputs(self._run(engine.get(), batch), self.manifest.output, len(batch))
+                   for engine in self._engines]
         if not all(np.isfinite(d[0].sum()) for d in decoded):  # one reduction: a NaN or inf anywhere makes it so
             raise ModelFormatError(f"model '{self.model_path}' produced non-finite outputs; the file or its manifest's "
                                    "input normalisation is wrong — re-export the bundle")
@@ -205,6 +240,16 @@ class Runtime:
             return decoded[0]
         angles = np.mean([d[0] for d in decoded], axis=0)  # ensembles average Euler angles, as FSA-Net does
         return angles, euler_to_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
+
+    def _check_batch(self, batch) -> None:
+        spec = self.manifest.input
+        want = spec.shape(1)[1:]
+        if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1:] != want or batch.dtype != spec.dtype:
+            got = f"{type(batch).__name__} {list(batch.shape)} {batch.dtype}" if isinstance(batch, np.ndarray) \
+                else type(batch).__name__
+            raise InputError(f"model input batch is {got}; this model takes (N, {', '.join(map(str, want))}) "
+                             f"{spec.dtype} ({spec.layout}); make it from BGR crops with edgepose.preprocess.to_input("
+                             "crops, rt.manifest.input), or call rt.infer_crops(crops)")
 
     def _run(self, backend, batch: np.ndarray) -> dict[str, np.ndarray]:
         name = self.manifest.input.name
@@ -232,3 +277,13 @@ class Runtime:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _box_list(boxes) -> list:
+    """The caller's boxes as a list, refusing a single box or a non-sequence with a message that says so."""
+    if isinstance(boxes, (str, bytes, dict)) or not hasattr(boxes, "__iter__"):
+        raise InputError(f"boxes must be a list of (x1, y1, x2, y2) face boxes, got {type(boxes).__name__} {boxes!r}")
+    items = list(boxes)
+    if items and isinstance(items[0], (int, float, np.number)):
+        raise InputError(f"boxes must be a list of boxes, got one box {boxes!r}; pass [box]")
+    return items

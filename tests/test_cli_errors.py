@@ -104,3 +104,20 @@ def test_manifest_hash_of_a_missing_manifest(tmp_path):
 
 def test_negative_camera_index_on_the_command_line():
     one_line_error(edgepose("video", "-1"), "camera index -1")
+
+
+def test_output_paths_that_cannot_be_written_are_one_line_errors(tmp_path, astronaut_bgr):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "face.jpg"), astronaut_bgr)
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "shot.jpg").mkdir()
+    one_line_error(edgepose("infer", str(tmp_path / "face.jpg"), "--out", str(tmp_path / "a-file" / "x.jpg")),
+                   "is a file, not a folder")
+    one_line_error(edgepose("infer", str(tmp_path / "face.jpg"), "--out", str(tmp_path / "shot.jpg")), "is a folder")
+    # an OSError from deep inside a command (here: a folder that cannot be made under a file) is one line too
+    one_line_error(edgepose("release", "weights/student_mbv3s_128_3ddfa_yaw2.pt", "--out",
+                            str(tmp_path / "a-file" / "w.pt")), "a-file", "check the paths")
+    r = edgepose("infer", str(tmp_path / "face.jpg"), "--out", str(tmp_path / "new" / "deeper" / "x.png"))
+    assert r.returncode == 0 and cv2.imread(str(tmp_path / "new" / "deeper" / "x.png")) is not None
+    assert [p.name for p in (tmp_path / "new" / "deeper").iterdir()] == ["x.png"]  # no temporary left beside it

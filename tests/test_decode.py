@@ -48,3 +48,20 @@ def test_each_decoding_refuses_an_unknown_key(kind):
 def test_an_unknown_decoding_names_the_valid_ones():
     with pytest.raises(ModelFormatError, match="affine_camera"):
         decode_outputs({}, {"type": "quaternion"})
+
+
+@pytest.mark.parametrize("kind", sorted(DECODINGS))
+def test_each_decoding_refuses_outputs_that_do_not_have_one_row_per_face(kind):
+    section, outputs = EXAMPLES[kind]
+    decode_outputs(outputs, section, faces=N)
+    with pytest.raises(ModelFormatError, match=f"for a batch of {N + 1} face"):  # a face would be dropped silently
+        decode_outputs(outputs, section, faces=N + 1)
+
+
+@pytest.mark.parametrize("kind", ["rot6d", "euler_degrees", "sincos", "bins_packed"])
+def test_a_decoding_refuses_an_output_of_the_wrong_width(kind):
+    section, outputs = EXAMPLES[kind]
+    name = output_names(section)[0]
+    wide = {name: np.concatenate([outputs[name], outputs[name]], 1)}  # e.g. 12 values read as two faces of 6
+    with pytest.raises(ModelFormatError, match="values per face"):
+        decode_outputs(wide, section, faces=N)

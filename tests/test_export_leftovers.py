@@ -1,4 +1,6 @@
-"""A killed export leaves no work folder in the bundle folder, and the next export sweeps what an older one left."""
+"""A killed or failed export changes nothing in the bundle folder, the next export sweeps what an older one left, and
+a bundle re-exported in another format keeps no stale model file."""
+import json
 import os
 import signal
 import subprocess
@@ -6,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch", reason="exporting needs torch: pip install 'edgepose[train]'")
@@ -32,12 +35,48 @@ def test_killed_export_leaves_nothing_in_the_bundle_folder_and_the_next_export_c
     assert proc.poll() is None, "the export ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not [p.name for p in out.iterdir() if p.name.startswith("tmp")]  # the work folder was never in the bundle
+    assert not out.exists()  # nothing reaches the bundle folder before the bundle is whole
+    assert list(tmp_path.glob(".bundle.staged-*"))  # the killed export's staging folder beside it...
 
     # what an older version's killed export left, and a half-written artifact of an atomic write
+    out.mkdir()
     (out / "tmpabcd1234").mkdir()
     (out / "tmpabcd1234" / "fp32.onnx").write_bytes(b"x" * 1000)
     (out / ".model.onnx.k2j3h4.tmp").write_bytes(b"x" * 1000)
     (out / "notes-tmp.txt").write_text("the user's own file stays")
     export_bundle(WEIGHTS, "cpu", out, measure=False)
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx", "notes-tmp.txt"]
+    assert not list(tmp_path.glob(".bundle.staged-*"))  # ...swept by the next export
+
+
+@pytest.mark.slow
+def test_a_failed_export_keeps_the_old_bundle_and_another_format_replaces_the_model_file(tmp_path, monkeypatch):
+    from edgepose import Runtime
+    from edgepose.errors import ConfigError
+    from edgepose.exporters import export
+    from edgepose.exporters.export import export_bundle
+
+    out = tmp_path / "bundle"
+    export_bundle(WEIGHTS, "cpu", out, measure=False)
+    (out / "notes.txt").write_text("the user's own file stays")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the converter crashed")
+
+    monkeypatch.setattr(export, "write_onnx", broken)
+    with pytest.raises(RuntimeError, match="crashed"):
+        export_bundle(WEIGHTS, "cpu", out, measure=False)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched, still a working bundle
+    assert not list(tmp_path.glob(".bundle.staged-*"))
+
+    export_bundle(WEIGHTS, "raspberry-pi", out, measure=False)  # LiteRT: model.tflite replaces model.onnx
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.tflite", "notes.txt"]
+    assert json.loads((out / "manifest.json").read_text())["model_file"] == "model.tflite"
+    with Runtime("raspberry-pi", model=str(out), threads=1) as rt:
+        assert rt.infer_crops(np.zeros((1, 128, 128, 3), np.uint8)).shape == (1, 3)
+
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        export_bundle(WEIGHTS, "cpu", tmp_path / "a-file" / "bundle", measure=False)

@@ -135,3 +135,55 @@ def test_flip_tta_is_exactly_mirror_consistent(dev_samples):
     assert (a.yaw, a.pitch, a.roll) == pytest.approx((-b.yaw, b.pitch, -b.roll), abs=0.05)
     assert np.allclose(a.rotation @ a.rotation.T, np.eye(3), atol=1e-9) and np.linalg.det(a.rotation) == pytest.approx(1)
     assert abs(a.yaw - p.yaw) < 8 and (a.yaw, a.pitch, a.roll) != pytest.approx((p.yaw, p.pitch, p.roll), abs=1e-3)
+
+
+@pytest.mark.parametrize("boxes, message", [
+    (5, "list of"), ("abc", "list of"), ((10, 10, 50, 50), "pass \\[box\\]"), ([[], [0.0]], "4 numbers"),
+])
+def test_boxes_that_are_not_a_list_of_boxes_are_clear_errors(runtime, boxes, message):
+    with pytest.raises(InputError, match=message):
+        runtime.infer(np.zeros((100, 100, 3), np.uint8), boxes=boxes)
+
+
+def test_crops_and_batches_of_the_wrong_size_or_dtype_are_clear_errors_and_an_empty_batch_is_empty(runtime):
+    size = runtime.manifest.input.size
+    with pytest.raises(InputError, match=f"this model takes {size[0]}x{size[1]}"):
+        runtime.infer_crops(np.zeros((2, size[0] + 8, size[1], 3), np.uint8))
+    good = runtime.manifest.input.dummy(2)
+    with pytest.raises(InputError, match="model input batch"):
+        runtime.predict(good.astype(np.float64))
+    with pytest.raises(InputError, match="model input batch"):
+        runtime.predict(good[:, :-1])
+    assert runtime.infer_crops(np.zeros((0, *size, 3), np.uint8)).shape == (0, 3)
+    assert len(runtime.predict(good)[0]) == 2 and runtime.predict(good[:0])[1].shape == (0, 3, 3)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"flip_tta": "no"}, "flip_tta must be True or False"), ({"align": 1}, "align must be True or False"),
+    ({"models_dir": 123}, "models_dir must be a folder path"),
+    ({"detector": {"type": "haar", "max_faces": -1}}, "max_faces"),
+    ({"detector": {"type": "haar", "score_threshold": 2}}, "score_threshold"),
+    ({"detector": {"type": "haar", "scale_factor": 1.0}}, "scale_factor"),
+    ({"detector": {"type": "haar", "box_map": [0, 0, 1]}}, "box_map"),
+    ({"detector": "haar", "align": True}, "gives no eye landmarks"),
+])
+def test_bad_runtime_options_are_refused_when_it_is_built(options, message):
+    from edgepose.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        Runtime("cpu", **options)
+
+
+def test_a_detector_config_built_in_python_is_range_checked_too():
+    from edgepose.errors import ConfigError
+    from edgepose.platform import DetectorConfig
+
+    with pytest.raises(ConfigError, match="'detector.max_faces' = -1"):
+        Runtime("cpu", detector=DetectorConfig(max_faces=-1))
+
+
+def test_face_poses_compare_and_hash_by_value(runtime, dev_samples):
+    s = dev_samples[0]
+    frame = cv2.imread(str(s.image))
+    a, b = runtime.infer(frame, boxes=[s.box])[0], runtime.infer(frame, boxes=[s.box])[0]
+    assert a == b and len({a, b}) == 1

@@ -75,20 +75,22 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
 @dataclass(frozen=True)
 class DetectorEntry:
     """A registered detector: the module and class offering `detect(frame) -> Detections`, imported when used, and
-    for detectors that read a user-supplied model file its suffix and a description (checked when a Runtime is built)."""
+    for detectors that read a user-supplied model file its suffix and a description (checked when a Runtime is built);
+    landmarks: whether it gives eye landmarks (what eye levelling, Runtime(align=True), needs)."""
 
     module: str
     cls: str
     model_suffix: str = ""
     model_kind: str = ""
+    landmarks: bool = False
 
 
 DETECTORS: dict[str, DetectorEntry] = {
     "haar": DetectorEntry("edgepose.detectors.haar", "HaarDetector"),
     "yunet": DetectorEntry("edgepose.detectors.yunet", "YuNetDetector", ".onnx",
-                           "YuNet ONNX model (face_detection_yunet_*.onnx)"),
+                           "YuNet ONNX model (face_detection_yunet_*.onnx)", landmarks=True),
     "blazeface": DetectorEntry("edgepose.detectors.blazeface", "BlazeFaceDetector", ".tflite",
-                               "BlazeFace LiteRT model (blazeface_short_range.tflite / _full_range)"),
+                               "BlazeFace LiteRT model (blazeface_short_range.tflite / _full_range)", landmarks=True),
 }
 
 
@@ -115,15 +117,32 @@ def check_detector(cfg: DetectorConfig) -> None:
     """Validate a detector section without building it (when a Runtime is built, not at its first frame).
 
     Raises:
-        ConfigError: unknown detector type, or a missing `detector.model`.
+        ConfigError: unknown detector type, a missing `detector.model`, a value out of its range (max_faces < 0,
+            score_threshold outside 0..1, scale_factor <= 1, ...) or a box_map that is not 4 numbers with sw, sh > 0.
         ModelFormatError: the model file does not exist or is not the detector's format.
     """
+    from ..typed import check_ranges
+
+    check_ranges(cfg, "detector")  # a config built in Python skips from_mapping's checks
+    _check_box_map(cfg.box_map)
     cfg = resolve_detector(cfg, warn=False)
     if cfg.type not in DETECTORS:
         raise ConfigError(f"unknown detector '{cfg.type}'.{did_you_mean(cfg.type, [*DETECTORS, AUTO])} "
                           f"Available: {sorted([*DETECTORS, AUTO])}")
     if DETECTORS[cfg.type].model_suffix:
         model_path(cfg)
+
+
+def _check_box_map(box_map) -> None:
+    import math
+
+    if box_map is None:
+        return
+    ok = isinstance(box_map, (tuple, list)) and len(box_map) == 4 and all(
+        not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) for v in box_map)
+    if not ok or box_map[2] <= 0 or box_map[3] <= 0:
+        raise ConfigError(f"detector.box_map {box_map!r} must be 4 finite numbers (dcx, dcy, sw, sh) with sw, sh > 0, "
+                          "e.g. [0.0, 0.05, 0.9, 0.95]; or leave it out for the detector's fitted default")
 
 
 def parse_detector(spec) -> DetectorConfig | None:

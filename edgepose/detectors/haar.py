@@ -55,7 +55,7 @@ class HaarDetector:
     def detect(self, frame: np.ndarray) -> Detections:
         """Faces in a BGR frame (no landmarks)."""
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        scale = min(1.0, self.cfg.detect_width / gray.shape[1])
+        scale = min(1.0, self.cfg.detect_width / gray.shape[1]) if self.cfg.detect_width else 1.0
         if scale < 1.0:
             gray = cv2.resize(gray, (self.cfg.detect_width, max(1, int(round(gray.shape[0] * scale)))),
                               interpolation=cv2.INTER_AREA)

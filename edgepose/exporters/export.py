@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..atomic import atomic_path
+from ..atomic import check_output_folder, publish, staged_folder
 from ..backends import backend_available
 from ..errors import BackendUnavailableError, ConfigError, did_you_mean
 from ..manifest import CropSpec, InputSpec, Manifest, save_manifest, sha256_file
@@ -79,8 +79,9 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
 
     spec = input_spec(recipe)
     # a platform that ships the faster of int8 and fp32 does not know which before timing: its folder is its name
-    out = Path(out_dir or (f"runs/export/{plat.name}" if speed_check else f"runs/export/{plat.name}-{precision}"))
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(out_dir or (f"runs/export/{plat.name}" if speed_check
+                                          else f"runs/export/{plat.name}-{precision}"))
+    previous = _bundle_model(out)  # the model file of a bundle this export replaces (another format's is removed)
     calib_source = calibration or recipe.data.root
     calib_cache: dict = {}
 
@@ -97,65 +98,67 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
                             "host": host_platform.machine(), "platform": plat.name,
                             **_provenance(state)})
     remove_stale_work(out)
-    # the work folder lives in the system's temporary folder, never in the bundle folder: a killed export leaves
-    # nothing there but, at most, one hidden .model*.tmp that the next export removes
-    with tempfile.TemporaryDirectory(prefix="edgepose-export-") as tmp:
-        work = Path(tmp)
-        onnx32 = write_onnx(model, spec, work / "fp32.onnx")
-        base = dataclasses.replace(base, sha256=sha256_file(onnx32))
-        ctx = {"model": model, "spec": spec, "precision": precision, "work": work, "onnx32": onnx32,
-               "calibration": calibration_batch, "manifest": base, "out": out,
-               "qat": qat_format if quantized else "", "quantizer": quantizer}
-        untimed = (why or ("an NNCF QDQ graph has no fp32 artifact" if ctx["qat"] == "nncf-qdq" else "")
-                   if speed_check else "")
-        builds: dict[str, tuple] = {}
-        not_built: dict[str, str] = {}
-        if quantizers:  # every listed candidate when they are to be timed, else the first that builds
-            builds, not_built = _build_int8(fmt, ctx, quantizers, every=speed_check and not untimed,
-                                            tolerate=calibration is None)
-            quantizer = next(iter(builds))
-            artifact, artifact_spec, output_name = builds[quantizer]
-        else:
-            artifact, artifact_spec, output_name = fmt.build(ctx)
-        choice = None
-        if speed_check:
-            choice, fp32_build, untimed = _speed_choice(plat, fmt, ctx, builds, untimed)
+    # the bundle is built and measured in a hidden folder beside `out` and moved in when whole: a failed or killed
+    # export changes nothing in `out`; the work folder lives in the system's temporary folder
+    with staged_folder(out) as stage:
+        with tempfile.TemporaryDirectory(prefix="edgepose-export-") as tmp:
+            work = Path(tmp)
+            onnx32 = write_onnx(model, spec, work / "fp32.onnx")
+            base = dataclasses.replace(base, sha256=sha256_file(onnx32))
+            ctx = {"model": model, "spec": spec, "precision": precision, "work": work, "onnx32": onnx32,
+                   "calibration": calibration_batch, "manifest": base, "out": out,
+                   "qat": qat_format if quantized else "", "quantizer": quantizer}
+            untimed = (why or ("an NNCF QDQ graph has no fp32 artifact" if ctx["qat"] == "nncf-qdq" else "")
+                       if speed_check else "")
+            builds: dict[str, tuple] = {}
+            not_built: dict[str, str] = {}
+            if quantizers:  # every listed candidate when they are to be timed, else the first that builds
+                builds, not_built = _build_int8(fmt, ctx, quantizers, every=speed_check and not untimed,
+                                                tolerate=calibration is None)
+                quantizer = next(iter(builds))
+                artifact, artifact_spec, output_name = builds[quantizer]
+            else:
+                artifact, artifact_spec, output_name = fmt.build(ctx)
+            choice = None
+            if speed_check:
+                choice, fp32_build, untimed = _speed_choice(plat, fmt, ctx, builds, untimed)
+            if choice:
+                quantizer = choice.quantizer  # the fastest int8, shipped or (when fp32 ships) the one to force
+                if choice.shipped == "fp32":
+                    precision = "fp32"
+                artifact, artifact_spec, output_name = fp32_build if choice.shipped == "fp32" else builds[quantizer]
+            final = stage / f"model{fmt.suffix}"
+            shutil.copyfile(artifact, final)
+        source = dict(base.source)
+        if "x" in calib_cache and precision == "int8" and quantizer not in fmt.uncalibrated:
+            # (a shipped fp32 artifact, or an uncalibrated int8 one timed beside a calibrated candidate, used none)
+            source["calibration"] = {"source": str(calib_source), "images": int(len(calib_cache["x"]))}
         if choice:
-            quantizer = choice.quantizer  # the fastest int8, shipped or (when fp32 ships) the one to force
-            if choice.shipped == "fp32":
-                precision = "fp32"
-            artifact, artifact_spec, output_name = fp32_build if choice.shipped == "fp32" else builds[quantizer]
-        final = out / f"model{fmt.suffix}"
-        with atomic_path(final) as staged:
-            shutil.copyfile(artifact, staged)
-    source = dict(base.source)
-    if "x" in calib_cache and precision == "int8" and quantizer not in fmt.uncalibrated:
-        # (a shipped fp32 artifact, or an uncalibrated int8 one timed beside a calibrated candidate, used none)
-        source["calibration"] = {"source": str(calib_source), "images": int(len(calib_cache["x"]))}
-    if choice:
-        source["speed_choice"] = choice.record(_force_int8_command(checkpoint, platform, quantizer, fmt, calibration,
-                                                                   calibration_size, qat_format if quantized else ""))
-    elif untimed:
-        source["speed_choice"] = {"shipped": precision, "untimed": untimed, "quantizer": quantizer}
-    if not_built and "speed_choice" in source:
-        source["speed_choice"]["not_built"] = not_built
-    elif not_built:
-        source["not_built"] = not_built
-    if quantized and precision == "fp32":
-        source["quantization"] = "NNCF QAT weights (int8 grid) in an fp32 graph: int8 ran slower here"
-    elif quantized:
-        source["quantization"] = ("NNCF QAT, NNCF's QDQ graph" if qat_format == "nncf-qdq" else
-                                  "NNCF QAT weights (int8 grid) + " + fmt.quantizers[quantizer])
-    elif precision == "int8":
-        source["quantization"] = "post-training: " + fmt.quantizers[quantizer]
-    manifest = dataclasses.replace(base, model_file=final.name, format=fmt.name, precision=precision,
-                                   input=artifact_spec, output=model.head.decoding(output_name),
-                                   sha256=sha256_file(final), source=source)
-    save_manifest(manifest, out / "manifest.json")
-    if usable and measure:
-        measure_bundle(out, str(platform), model, recipe, dev_root or recipe.eval.aflw2000_root)
-    elif measure:
-        print(f"not measured here: {why}")
+            source["speed_choice"] = choice.record(_force_int8_command(
+                checkpoint, platform, quantizer, fmt, calibration, calibration_size, qat_format if quantized else ""))
+        elif untimed:
+            source["speed_choice"] = {"shipped": precision, "untimed": untimed, "quantizer": quantizer}
+        if not_built and "speed_choice" in source:
+            source["speed_choice"]["not_built"] = not_built
+        elif not_built:
+            source["not_built"] = not_built
+        if quantized and precision == "fp32":
+            source["quantization"] = "NNCF QAT weights (int8 grid) in an fp32 graph: int8 ran slower here"
+        elif quantized:
+            source["quantization"] = ("NNCF QAT, NNCF's QDQ graph" if qat_format == "nncf-qdq" else
+                                      "NNCF QAT weights (int8 grid) + " + fmt.quantizers[quantizer])
+        elif precision == "int8":
+            source["quantization"] = "post-training: " + fmt.quantizers[quantizer]
+        manifest = dataclasses.replace(base, model_file=final.name, format=fmt.name, precision=precision,
+                                       input=artifact_spec, output=model.head.decoding(output_name),
+                                       sha256=sha256_file(final), source=source)
+        save_manifest(manifest, stage / "manifest.json")
+        if usable and measure:
+            measure_bundle(stage, str(platform), model, recipe, dev_root or recipe.eval.aflw2000_root)
+        elif measure:
+            print(f"not measured here: {why}")
+        publish(stage, out, [final.name, "manifest.json"])  # the manifest, which vouches for the model, last
+        _remove_replaced_model(out, previous, final.name)
     return out / "manifest.json"
 
 
@@ -235,14 +238,34 @@ def _force_int8_command(checkpoint, platform, quantizer: str, fmt: ExportFormat,
 
 
 def remove_stale_work(out: Path) -> list[Path]:
-    """Remove what a killed export left in bundle folder `out`: the hidden temporary files of its atomic writes
-    (.model.*.tmp, .manifest.json.*.tmp) and the tmpXXXXXXXX work folders older versions made there (recognised by
-    their fp32.onnx). Returns what was removed."""
-    stale = [p for p in out.glob(".model.*.tmp") if p.is_file()] + [p for p in out.glob(".manifest.json.*.tmp")]
-    stale += [p for p in out.glob("tmp*") if p.is_dir() and len(p.name) == 11 and (p / "fp32.onnx").exists()]
+    """Remove what a killed export left: its staging folder beside bundle folder `out` (.NAME.staged-*), and in `out`
+    what older versions left, the hidden temporary files of their atomic writes (.model.*.tmp, .manifest.json.*.tmp)
+    and tmpXXXXXXXX work folders (recognised by their fp32.onnx). Returns what was removed."""
+    stale = [p for p in out.parent.glob(f".{out.name}.staged-*") if p.is_dir()] if out.parent.is_dir() else []
+    if out.is_dir():
+        stale += [p for p in out.glob(".model.*.tmp") if p.is_file()] + [p for p in out.glob(".manifest.json.*.tmp")]
+        stale += [p for p in out.glob("tmp*") if p.is_dir() and len(p.name) == 11 and (p / "fp32.onnx").exists()]
     for path in stale:
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     return stale
+
+
+def _bundle_model(out: Path) -> str:
+    """The model file named by the manifest in folder `out`, if it holds a readable one ('' otherwise)."""
+    import json
+
+    try:
+        name = json.loads((out / "manifest.json").read_text()).get("model_file", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return name if isinstance(name, str) and name.startswith("model.") and "/" not in name else ""
+
+
+def _remove_replaced_model(out: Path, previous: str, current: str) -> None:
+    """Remove the model file of the bundle `out` held before this export when it has another name (another format):
+    nothing reads it any more, and a stale model.onnx beside a model.tflite misleads."""
+    if previous and previous != current:
+        (out / previous).unlink(missing_ok=True)
 
 
 def _provenance(state: dict) -> dict:
