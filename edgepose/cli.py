@@ -199,6 +199,7 @@ def _cmd_bench(args) -> int:
         load_platform(name)  # an unknown name is a usage error, not an 'unavailable' row
     if not platforms and not args.model:
         raise ConfigError("--platform names no platform and no --model is given: nothing to bench")
+    _check_bench_inputs(args)
     result = run_bench(platforms, args.model, args.dataset, args.root, args.protocol, args.threads, args.runs,
                        detector=args.detector, plots_dir=args.plots, rounds=args.rounds, span=args.span,
                        flip_tta=flip_tta, opener=partial(open_runtime, models_dir=args.models_dir))
@@ -223,6 +224,33 @@ def _cmd_bench(args) -> int:
               "the engine a platform needs, or pick usable ones (`edgepose platforms`)", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_bench_inputs(args) -> None:
+    """What a bench reads and writes, checked before its first (long) evaluation: a typo is a usage error, not an
+    'unavailable' row after minutes of work."""
+    import math
+    from pathlib import Path
+
+    from .atomic import check_output_folder
+    from .bundle import resolve_bundle
+
+    if not Path(args.root).is_dir():
+        raise ConfigError(f"--root '{args.root}' is not a folder; give your {args.dataset} dataset folder")
+    if not 0 <= args.span < math.inf:  # also refuses nan
+        raise ConfigError(f"--span {args.span}: give the seconds to spread the latency rounds over, a number >= 0")
+    for model in args.model:
+        if model.endswith(".pt"):
+            if not Path(model).is_file():
+                raise ConfigError(f"--model '{model}' does not exist; give a training checkpoint, bundle or manifest")
+        else:
+            resolve_bundle(model, args.models_dir)  # missing, malformed or failing its checksum: said now
+    if args.plots:
+        check_output_folder(args.plots, "--plots")
+    if args.json:
+        check_output_folder(Path(args.json).parent, "--json")
+        if Path(args.json).is_dir():
+            raise ConfigError(f"--json '{args.json}' is a folder; give the file to write, e.g. bench.json")
 
 
 def _cmd_models(args) -> int:

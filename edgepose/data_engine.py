@@ -46,6 +46,18 @@ class LabelSettings:
     skip_sources: tuple = ()  # (vote name, pool source) pairs: that vote does not count on that source's rows (a
     # teacher whose crop does not fit the source's box convention, e.g. 3DDFA_V2 on HIIT's whole-head 50 px boxes)
 
+    def __post_init__(self):
+        import math
+
+        for key in ("max_spread", "confidence_scale"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"label: {key.replace('_', '-')} {value!r} must be a finite number of degrees > 0")
+        for key in ("weights", "max_yaw"):
+            for name, value in getattr(self, key):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                    raise ConfigError(f"label: {key} of vote '{name}' is {value!r}; give a finite number >= 0")
+
 
 def consensus(votes: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Chordal mean of (N, K, 3) Euler votes (NaN = missing vote), each vote weighted by `weights` (K,) (default 1):
@@ -140,7 +152,11 @@ def label_folder(folder: str | Path, out: str | Path, teachers: list[str], detec
     from .runtime import Runtime
 
     folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"--images '{folder}' is not a folder; give the folder of .jpg/.png images to label")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[: limit or None]
+    if not files:
+        raise ConfigError(f"--images '{folder}' holds no .jpg/.png images (searched its subfolders too)")
     paths, images, boxes = [], [], []
     with Runtime("cpu", detector=detector) as rt:
         for f in files:
@@ -152,6 +168,9 @@ def label_folder(folder: str | Path, out: str | Path, teachers: list[str], detec
             boxes.append(b[np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))])
             paths.append(str(f.relative_to(folder)))
             images.append(img)
+    if not paths:
+        raise ConfigError(f"no face found in any of the {len(files)} image(s) under '{folder}', so no labels file was "
+                          "written; check the images, or try another --detector")
     summary = _label(out, paths, images, np.array(boxes).reshape(-1, 4), teachers, {}, np.full(len(paths), np.nan),
                      settings, models_dir=models_dir)
     summary["images"], summary["no_face"] = len(files), len(files) - len(paths)

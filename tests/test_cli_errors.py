@@ -121,3 +121,16 @@ def test_output_paths_that_cannot_be_written_are_one_line_errors(tmp_path, astro
     r = edgepose("infer", str(tmp_path / "face.jpg"), "--out", str(tmp_path / "new" / "deeper" / "x.png"))
     assert r.returncode == 0 and cv2.imread(str(tmp_path / "new" / "deeper" / "x.png")) is not None
     assert [p.name for p in (tmp_path / "new" / "deeper").iterdir()] == ["x.png"]  # no temporary left beside it
+
+
+@pytest.mark.parametrize("args, words", [
+    (["bench", "--platform", "cpu", "--root", "NOPE"], ["--root 'NOPE' is not a folder"]),
+    (["bench", "--platform", "cpu", "--root", "tests", "--model", "nope.pt"], ["--model 'nope.pt' does not exist"]),
+    (["bench", "--platform", "cpu", "--root", "tests", "--model", "nope"], ["no bundle at 'nope'"]),
+    (["bench", "--platform", "cpu", "--root", "tests", "--span", "nan"], ["--span nan"]),
+    (["label", "--images", "NOPE", "--teacher", "default", "--out", "l.csv"], ["--images 'NOPE' is not a folder"]),
+    (["label", "--images", "tests", "--teacher", "default", "--out", "l.csv", "--max-spread", "nan"], ["max-spread"]),
+])
+def test_bench_and_label_inputs_are_checked_before_any_work(args, words, tmp_path):
+    one_line_error(edgepose(*args), *words)
+    assert not (REPO / "l.csv").exists()

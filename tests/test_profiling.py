@@ -117,6 +117,8 @@ def test_profiled_set_has_large_yaw_exact_labels_and_resumes(profiled_set, pool_
     stamp = shard.stat().st_mtime_ns
     generate(pool_root, MESH / "bfm_mean_3ddfa", profiled_set, ProfileSettings(views=2), limit=12)
     assert shard.stat().st_mtime_ns == stamp  # finished shards are kept, not redone
+    with pytest.raises(ConfigError, match="other inputs or settings .*yaw_max"):  # not a mix of two settings
+        generate(pool_root, MESH / "bfm_mean_3ddfa", profiled_set, ProfileSettings(views=2, yaw_max=70), limit=12)
 
 
 @pytest.mark.slow
@@ -136,6 +138,16 @@ def test_profile_command_rejects_a_bad_face_model(tmp_path):
     from edgepose.cli import main
 
     assert main(["profile", "--face-model", str(tmp_path), "--pool", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()  # inputs are checked before the folder is made
+
+
+@pytest.mark.parametrize("flags", [["--yaw-min", "60", "--yaw-max", "40"], ["--yaw-max", "nan"], ["--yaw-max", "120"]])
+def test_profile_command_rejects_a_bad_yaw_range_before_any_work(tmp_path, flags, capsys):
+    from edgepose.cli import main
+
+    assert main(["profile", "--face-model", str(tmp_path), "--pool", str(tmp_path), "--out", str(tmp_path / "o"),
+                 *flags]) == 2
+    assert "--yaw-min" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def test_augmentation_labels_follow_the_3d_fit_of_the_warped_landmarks(bfm, pool_root):

@@ -96,6 +96,9 @@ def test_recipe_errors_are_clear(tmp_path):
         load_recipe(RECIPE, ["train.lr=fast"])
     with pytest.raises(ConfigError, match="does not exist"):
         load_recipe(tmp_path / "none.yaml")
+    for name in ("../../outside", "/abs", ".hidden", "a b"):  # the name becomes runs/<name>: a plain name only
+        with pytest.raises(ConfigError, match="must be a plain name"):
+            load_recipe(RECIPE, [f"name={name}"])
 
 
 @pytest.mark.slow
@@ -107,6 +110,13 @@ def test_resume_without_checkpoint_or_missing_inputs_are_clear(tmp_path, pool_ro
     run = tmp_path / "run"
     with pytest.raises(ConfigError, match="labels file .* does not exist; make one with `edgepose label`"):
         train(load_recipe(RECIPE, SMOKE + [f"data.root={pool_root}", f"data.labels={tmp_path / 'none.csv'}"]), run)
+    with pytest.raises(ConfigError, match="eval.aflw2000_root .* is not a folder"):  # not silently without dev figures
+        train(load_recipe(RECIPE, SMOKE + [f"data.root={pool_root}", f"eval.aflw2000_root={tmp_path / 'nope'}"]), run)
+    with pytest.raises(ConfigError, match="fewer than one batch"):  # no step would train: nothing to save as best
+        train(load_recipe(RECIPE, SMOKE + [f"data.root={pool_root}", "data.limit=40", "train.batch_size=64",
+                                           "eval.aflw2000_root="]), run)
+    with pytest.raises(ConfigError, match="unknown backbone"):  # the model is built before the run folder
+        train(load_recipe(RECIPE, SMOKE + [f"data.root={pool_root}", "model.backbone=mobilenetv9"]), run)
     assert not run.exists()  # nothing written for a run that cannot start
 
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..atomic import atomic_open, atomic_write_bytes
+from ..atomic import atomic_open, atomic_write_bytes, check_output_folder
 from ..datasets.faces_pool import FusionRule, fuse_labels, mp_fit_ok, read_pool_index
 from ..errors import ConfigError
 from .face_model import fit_pose, load_face_model
@@ -38,6 +38,18 @@ class ProfileSettings:
     source_max_pitch: float = 30.0
     max_fit_rms: float = 0.06  # ... and a 3D fit residual at most this fraction of the 68-point box size
     seed: int = 0
+
+    def __post_init__(self):
+        import math
+
+        numbers = asdict(self)
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in numbers.values()):
+            raise ConfigError(f"profile settings (--views, --yaw-min, --yaw-max, ...) must be finite numbers, got {numbers}")
+        if self.views < 1 or not 0 <= self.yaw_min < self.yaw_max <= 99:
+            raise ConfigError(f"profile: --views {self.views} must be >= 1 and --yaw-min {self.yaw_min:g} < --yaw-max "
+                              f"{self.yaw_max:g} within 0..99 degrees (the |yaw| range the renders are turned to)")
+        if min(self.pitch_jitter, self.min_turn, self.source_max_yaw, self.source_max_pitch, self.max_fit_rms) < 0:
+            raise ConfigError(f"profile settings must not be negative, got {numbers}")
 
 
 def source_rows(pool_root: str | Path, settings: ProfileSettings) -> tuple[np.ndarray, object, np.ndarray]:
@@ -88,15 +100,16 @@ def _one_thread() -> None:
 
 def generate(pool_root: str | Path, model_path: str | Path, out_dir: str | Path, settings: ProfileSettings,
              workers: int = 1, limit: int = 0) -> Path:
-    """Render the profiled set into `out_dir` (shards + meta.json); returns the folder."""
-    out = Path(out_dir).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    model = load_face_model(model_path)  # fail early on a bad path
+    """Render the profiled set into `out_dir` (shards + meta.json); returns the folder. A folder holding shards of an
+    interrupted run resumes, if that run had the same pool, face model, settings and limit (ConfigError otherwise)."""
+    out = check_output_folder(Path(out_dir).expanduser(), "--out")
+    model = load_face_model(model_path)  # inputs first: a bad path leaves no folder behind
     rows, table, labels = source_rows(pool_root, settings)
     if limit:
         rows = rows[:limit]
     meta = {"pool": str(Path(pool_root).resolve()), "face_model": model.name, "settings": asdict(settings),
             "sources": int(len(rows)), "shard": SHARD}
+    _claim(out, meta)
     jobs, names = [], []
     for k, start in enumerate(range(0, len(rows), SHARD)):
         name = out / f"profiled_{k:04d}.npz"
@@ -122,6 +135,27 @@ def generate(pool_root: str | Path, model_path: str | Path, out_dir: str | Path,
             pool.shutdown()
     atomic_write_bytes(out / "meta.json", json.dumps(meta, indent=2).encode())
     return out
+
+
+JOB = ".profile-job.json"  # what a run in this folder renders; a resumed run must render the same
+
+
+def _claim(out: Path, meta: dict) -> None:
+    """Record the job in `out`, or check that shards already there were rendered for the same job."""
+    job = out / JOB
+    if job.is_file() or (out / "meta.json").is_file():
+        try:
+            before = json.loads((job if job.is_file() else out / "meta.json").read_text())
+        except ValueError:
+            before = None
+        if before != meta:
+            raise ConfigError(f"--out '{out}' holds a profiled set rendered with other inputs or settings "
+                              f"({before if before is None else {k: v for k, v in before.items() if meta.get(k) != v}}); "
+                              "give a new --out folder, or run with the settings it was made with to resume it")
+    elif any(out.glob("profiled_*.npz")):
+        raise ConfigError(f"--out '{out}' holds profiled shards of unknown origin; give a new --out folder")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(job, json.dumps(meta, indent=2).encode())
 
 
 def load_profiled(folder: str | Path) -> dict:

@@ -201,8 +201,14 @@ def check_recipe(recipe: Recipe) -> None:
     """Every numeric field inside its declared range, and the curriculum well formed, before anything is written.
 
     Raises:
-        ConfigError: naming the key, the value and the valid range.
+        ConfigError: naming the key, the value and the valid range; a name that is not a plain file name.
     """
+    import re
+
+    if not isinstance(recipe.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", recipe.name):
+        raise ConfigError(f"'name' = {recipe.name!r} must be a plain name of letters, digits, '.', '_' and '-' (not "
+                          "starting with '.', at most 100 characters): it names the run folder runs/<name> and the "
+                          "bundles made from it")
     check_ranges(recipe, "", ConfigError)
     for entry in recipe.train.curriculum:
         if (not isinstance(entry, (list, tuple)) or len(entry) != 2 or not Range(0, whole=True).holds(entry[0])

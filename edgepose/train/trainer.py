@@ -16,7 +16,7 @@ import yaml
 from tqdm import tqdm
 
 from ..angles import euler_to_matrix, matrix_to_euler
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes, check_output_folder
 from ..errors import ConfigError, ModelFormatError
 from ..evaluation.metrics import summarize
 from .checkpoint import (dev_crops, input_spec, load_checkpoint, load_trained, load_weights, predict_degrees,
@@ -201,6 +201,12 @@ class _Run:
         self.rng = np.random.default_rng(cfg.seed)
         self.epoch_rows = [self.rows_for(e) for e in range(cfg.epochs)]
         self.steps = [self.steps_for(len(r)) for r in self.epoch_rows]
+        for epoch, (rows, steps) in enumerate(zip(self.epoch_rows, self.steps)):
+            if not steps:  # an epoch of no step would score and save untrained weights as if trained
+                raise ConfigError(f"epoch {epoch + 1} has {len(rows)} training rows (curriculum limit "
+                                  f"{curriculum_limit(cfg.curriculum, epoch):g} deg), fewer than one batch of "
+                                  f"train.batch_size {cfg.batch_size} x {world} process(es); lower train.batch_size, "
+                                  "add data or relax train.curriculum")
         self.total = sum(self.steps)
         self.warmup = int(cfg.warmup_epochs * max(self.steps[0], 1))
         self.epoch, self.i, self.step = 0, 0, 0
@@ -304,11 +310,16 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
         raise ConfigError(f"--resume: no checkpoint at '{ckpt_path}'; run without --resume to start fresh")
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // dist.world))
     torch.manual_seed(cfg.seed)
-    data = PoolData(recipe.data, recipe.model.landmarks)  # first: a missing input leaves no run folder behind
+    root = recipe.eval.aflw2000_root
+    if root and not Path(root).is_dir():  # named but missing: an error, not a run that silently reports no dev figures
+        raise ConfigError(f"eval.aflw2000_root '{root}' is not a folder (relative paths are from the current folder, "
+                          f"{Path.cwd()}); fix the path, or set eval.aflw2000_root='' to train without dev figures")
+    check_output_folder(out, "the run folder")
+    # data, model, init weights and teacher first: a missing or mismatched input leaves no run folder behind
+    run = _Run(recipe, PoolData(recipe.data, recipe.model.landmarks), dist.world)
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / "recipe.yaml", recipe_to_yaml(recipe).encode())
-    run = _Run(recipe, data, dist.world)
     if resume:
         run.restore(load_checkpoint(ckpt_path))
 
