@@ -1,13 +1,14 @@
 """Platform files: one YAML per deployment target naming backend, precision, threads, model and detector."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from .errors import ConfigError, PlatformError, did_you_mean
+from .home import expand_home
 from .typed import at_least, between, from_mapping
 
 
@@ -35,7 +36,8 @@ class DetectorConfig:
 
 @dataclass(frozen=True)
 class Platform:
-    """A deployment target. model: 'default' (bundled) or a path to a manifest / bundle folder.
+    """A deployment target. model: 'default' (bundled) or a path to a manifest / bundle folder (a leading
+    $EDGEPOSE_HOME is the user's edgepose folder, default ~/.cache/edgepose).
     int8_if_faster: an int8 export for this platform (its own precision, not an explicit --precision) is timed
     against the fp32 artifact of the same weights on the exporting machine, and ships only if it is not slower;
     otherwise the fp32 artifact ships; the manifest records every timing (edgepose.exporters.speed_choice).
@@ -87,6 +89,7 @@ def platform_from_dict(data: dict, where: str) -> Platform:
     if isinstance(data, dict) and isinstance(data.get("quantizer"), str):  # one name is a list of one
         data = {**data, "quantizer": [data["quantizer"]] if data["quantizer"] else []}
     platform = from_mapping(Platform, data, f"platform file {where}", ConfigError)
+    platform = replace(platform, model=expand_home(platform.model))  # $EDGEPOSE_HOME/bundles/..., ~/...
     names = platform.quantizer
     if not all(isinstance(q, str) and q for q in names) or len(set(names)) != len(names):
         raise ConfigError(f"platform file {where}: quantizer {list(names)} must be one name or a list of different, "

@@ -85,6 +85,32 @@ def test_a_platform_quantizer_is_one_name_or_a_list_of_different_names(tmp_path,
     assert load_platform(mine).quantizer == ("ort-static",)
 
 
+def test_device_built_bundles_live_in_the_users_edgepose_folder(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setenv("EDGEPOSE_HOME", str(tmp_path / "home"))
+    assert load_platform("jetson").model == str(tmp_path / "home" / "bundles" / "jetson-fp16")
+    assert load_platform("jetson-int8").model == str(tmp_path / "home" / "bundles" / "jetson-int8")
+    monkeypatch.delenv("EDGEPOSE_HOME")
+    assert load_platform("jetson").model == str(Path.home() / ".cache" / "edgepose" / "bundles" / "jetson-fp16")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("name: mine\nbackend: onnxruntime\nmodel: ~/bundles/x\n")
+    assert load_platform(mine).model == str(Path.home() / "bundles" / "x")
+    # export/jetson.py writes, by default, where the platform reads
+    r = subprocess.run([sys.executable, "export/jetson.py", "--help"], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parent.parent)
+    assert r.returncode == 0 and "$EDGEPOSE_HOME/bundles/jetson-<precision>" in " ".join(r.stdout.split())
+
+
+def test_the_tensorrt_message_names_where_tensorrt_comes_from():
+    from edgepose.backends import BACKENDS
+
+    assert "JetPack" in BACKENDS["tensorrt"].how_to_install
+    assert BACKENDS["onnxruntime"].how_to_install == "pip install 'edgepose[onnx]'"
+
+
 def test_every_backend_entry_names_its_module_and_a_declared_extra():
     import importlib.util
     import tomllib

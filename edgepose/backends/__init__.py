@@ -51,13 +51,19 @@ class Backend(Protocol):
 @dataclass(frozen=True)
 class BackendEntry:
     """A registered engine: the module and class implementing `Backend` (imported only when a platform needs it),
-    the package that provides the engine, and the pip extra that installs it."""
+    the package that provides the engine, and the pip extra that installs it (`install`: how to get the engine where
+    the extra alone does not bring it)."""
 
     module: str
     cls: str
     package: str
     extra: str
     options: tuple[str, ...]
+    install: str = ""
+
+    @property
+    def how_to_install(self) -> str:
+        return self.install or f"pip install 'edgepose[{self.extra}]'"
 
 
 BACKENDS: dict[str, BackendEntry] = {
@@ -65,7 +71,9 @@ BACKENDS: dict[str, BackendEntry] = {
                                 ("threads", "providers", "graph_optimization")),
     "litert": BackendEntry("edgepose.backends.litert_backend", "LiteRTBackend", "ai-edge-litert", "tflite", ("threads",)),
     "tensorrt": BackendEntry("edgepose.backends.tensorrt_backend", "TensorRTBackend", "tensorrt + pycuda", "tensorrt",
-                             ("threads", "device", "expect_trt_version", "expect_gpu")),
+                             ("threads", "device", "expect_trt_version", "expect_gpu"),
+                             install="TensorRT 10 comes with JetPack on a Jetson (on another NVIDIA GPU machine: pip "
+                                     "install tensorrt); then pycuda: pip install 'edgepose[tensorrt]'"),
 }
 
 
@@ -95,7 +103,7 @@ def create_backend(name: str) -> Backend:
     except ImportError as exc:
         raise BackendUnavailableError(
             f"backend '{name}' needs the '{entry.package}' package, which is not importable here ({exc}). "
-            f"Install it with: pip install 'edgepose[{entry.extra}]'") from None
+            f"Install it: {entry.how_to_install}") from None
     return getattr(mod, entry.cls)()
 
 

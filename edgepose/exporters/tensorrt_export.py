@@ -21,8 +21,10 @@ def _import_tensorrt():
     try:
         import tensorrt as trt
     except ImportError as exc:
-        raise BackendUnavailableError(f"building a TensorRT engine needs tensorrt ({exc}). Run this on the Jetson/GPU "
-                                      "with JetPack's TensorRT, or: pip install 'edgepose[tensorrt]'") from None
+        from ..backends import BACKENDS
+
+        raise BackendUnavailableError(f"building a TensorRT engine needs tensorrt ({exc}); run this on the Jetson / "
+                                      f"GPU machine. {BACKENDS['tensorrt'].how_to_install}") from None
     return trt
 
 
