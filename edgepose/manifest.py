@@ -18,6 +18,7 @@ SCHEMA_VERSION = 1
 CROP_PROTOCOLS = ("square", "expand", "roi")
 INPUT_DTYPES = ("float32", "uint8", "int8")
 MODEL_FORMATS = ("onnx", "tflite", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
 HASH_COMMAND = "edgepose manifest hash MANIFEST [--models-dir FOLDER]"
 
 
@@ -119,6 +120,7 @@ def manifest_from_dict(data: dict) -> Manifest:
         if not isinstance(member.get("sha256", ""), str):
             raise ModelFormatError(f"manifest.ensemble[{i}].sha256 must be a hex string, got {member['sha256']!r}")
     _check_choice(manifest.format, MODEL_FORMATS, "format")
+    _check_choice(manifest.precision, PRECISIONS, "precision")
     _check_choice(manifest.input.layout, ("NCHW", "NHWC"), "input.layout")
     _check_choice(manifest.input.color, ("RGB", "BGR"), "input.color")
     _check_choice(manifest.input.dtype, INPUT_DTYPES, "input.dtype")

@@ -9,7 +9,7 @@ import yaml
 
 from .errors import ConfigError, PlatformError, did_you_mean
 from .home import expand_home
-from .typed import at_least, between, from_mapping
+from .typed import at_least, between, from_mapping, read_utf8
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def load_platform(name_or_path: str | Path) -> Platform:
         path = Path(text)
         if not path.is_file():
             raise PlatformError(f"platform file '{path}' does not exist")
-        source, where = path.read_text(), f"'{path}'"
+        source, where = read_utf8(path, "platform file", PlatformError), f"'{path}'"
     else:
         names = platform_names()
         if text not in names:

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 
 from .angles import euler_to_matrix, flip_matrix, matrix_to_euler, mean_rotation, rotate_in_plane
-from .backends import check_backend_options, create_backend
+from .backends import check_backend_options, check_format, create_backend
 from .bundle import resolve_bundle
 from .crop import clip_box, validate_frame
 from .decode import decode_outputs
@@ -83,6 +83,7 @@ class Runtime:
         check_backend_options(self.platform.backend, backend_options or {}, "backend_options")
         self.backend = create_backend(self.platform.backend)  # a missing engine is reported before a missing model
         self.manifest, self.model_paths = resolve_bundle(model or self.platform.model, models_dir)
+        check_format(self.manifest.format, self.platform, model or self.platform.model)
         self.model_path = self.model_paths[0]
         self.align = align or self.manifest.crop.aligned
         if self.align and self.manifest.crop.protocol != "square":  # before any engine loads, not at the first face

@@ -12,6 +12,15 @@ from dataclasses import dataclass
 from .errors import ConfigError, did_you_mean
 
 
+def read_utf8(path, what: str, error: type[Exception] = ConfigError) -> str:
+    """The text of a YAML/JSON settings file, or `error` naming it when it is not UTF-8 text (a binary or a file
+    saved in another encoding)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} '{path}' is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+
+
 def from_mapping(cls, data, where: str = "", error: type[Exception] = ConfigError):
     """Build dataclass `cls` from `data`, recursing into dataclass-typed fields; `where` prefixes key names."""
     label = where or cls.__name__

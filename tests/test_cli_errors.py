@@ -134,3 +134,27 @@ def test_output_paths_that_cannot_be_written_are_one_line_errors(tmp_path, astro
 def test_bench_and_label_inputs_are_checked_before_any_work(args, words, tmp_path):
     one_line_error(edgepose(*args), *words)
     assert not (REPO / "l.csv").exists()
+
+
+@pytest.mark.parametrize("text, words", [
+    ("not json", ["is not an `edgepose bench --json` result", "Expecting value"]),
+    ('{"rows": 5}', ["needs a 'rows' list"]),
+    ('{"rows": [{"status": "✅ ran", "model": "default"}]}', ["a measured row lacks", "MAE"]),
+])
+def test_card_refuses_a_file_that_is_not_a_bench_result(tmp_path, text, words):
+    (tmp_path / "b.json").write_text(text)
+    one_line_error(edgepose("card", "--bench", str(tmp_path / "b.json"), "--out", str(tmp_path / "card.md")), *words)
+    assert not (tmp_path / "card.md").exists()
+
+
+def test_damaged_and_foreign_checkpoints_and_non_utf8_recipes_are_one_line_errors(tmp_path):
+    torch = pytest.importorskip("torch")
+    (tmp_path / "damaged.pt").write_bytes(b"garbage")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    one_line_error(edgepose("average", str(tmp_path / "damaged.pt"), "weights/student_mbv3s_128_3ddfa_yaw2.pt",
+                            "--out", str(tmp_path / "avg.pt")), "damaged.pt", "not a PyTorch file edgepose wrote")
+    one_line_error(edgepose("release", str(tmp_path / "foreign.pt"), "--out", str(tmp_path / "r.pt")),
+                   "not an edgepose checkpoint")
+    (tmp_path / "r.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    one_line_error(edgepose("train", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run")), "not UTF-8 text")
+    assert not {"avg.pt", "r.pt", "run"} & {p.name for p in tmp_path.iterdir()}

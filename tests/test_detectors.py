@@ -117,3 +117,15 @@ def test_blazeface_tiles_only_where_faces_of_min_size_need_them(min_size, size, 
     assert len(got) == windows and got[0] == (0, 0, max(size))
     for x, y, side in got[1:]:  # tiles lie inside the frame (or span it) and are at least the model's input size
         assert 0 <= x and 0 <= y and x + side <= max(size[0], side) and y + side <= max(size[1], side) and side >= 128
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("blazeface:edgepose/bundles/default-raspberry-pi/model.tflite", "a BlazeFace model of 128 px gives 896 anchors"),
+    ("yunet:edgepose/bundles/default/model.onnx", "does not run as a YuNet face detector"),
+])
+def test_a_detector_given_another_model_of_its_format_says_so(spec, words):
+    from .conftest import REPO
+
+    kind, _, path = spec.partition(":")
+    with pytest.raises(ModelFormatError, match=words):  # not a StopIteration or an OpenCV error at the first frame
+        create_detector(parse_detector(f"{kind}:{REPO / path}"))

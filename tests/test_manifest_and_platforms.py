@@ -172,3 +172,25 @@ def test_dummy_inputs_follow_the_spec():
     values = InputSpec(size=(8, 6)).dummy(1)
     assert values.dtype == "float32" and values.shape == (1, 3, 8, 6) and values.min() < 0 < values.max()
     assert (InputSpec(dtype="int8").dummy(1) < 0).any()
+
+
+def test_a_bundle_on_a_platform_whose_engine_reads_another_format_is_refused_by_name():
+    from edgepose import Runtime
+
+    with pytest.raises(ModelFormatError, match="bundle of onnx format, but platform 'raspberry-pi' runs litert.*cpu"):
+        Runtime("raspberry-pi", model="default")
+    with pytest.raises(ModelFormatError, match="bundle of tflite format, but platform 'cpu'.*android"):
+        Runtime("cpu", model="default-android")
+
+
+def test_a_manifest_precision_and_a_non_utf8_platform_file_are_refused(tmp_path):
+    bundle = tmp_path / "b"
+    shutil.copytree(bundled_dir("default"), bundle)
+    data = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps({**data, "precision": "int4"}))
+    with pytest.raises(ModelFormatError, match="manifest.precision 'int4' must be one of fp32, fp16, int8"):
+        load_manifest(bundle / "manifest.json")
+    mine = tmp_path / "mine.yaml"
+    mine.write_bytes("name: mine\nbackend: onnxruntime\ndescription: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(PlatformError, match="not UTF-8 text.*save it as UTF-8"):
+        load_platform(mine)

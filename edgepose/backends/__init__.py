@@ -52,13 +52,14 @@ class Backend(Protocol):
 class BackendEntry:
     """A registered engine: the module and class implementing `Backend` (imported only when a platform needs it),
     the package that provides the engine, and the pip extra that installs it (`install`: how to get the engine where
-    the extra alone does not bring it)."""
+    the extra alone does not bring it); `format`: the manifest format of the model files it reads."""
 
     module: str
     cls: str
     package: str
     extra: str
     options: tuple[str, ...]
+    format: str
     install: str = ""
 
     @property
@@ -68,10 +69,11 @@ class BackendEntry:
 
 BACKENDS: dict[str, BackendEntry] = {
     "onnxruntime": BackendEntry("edgepose.backends.onnxruntime_backend", "OnnxRuntimeBackend", "onnxruntime", "onnx",
-                                ("threads", "providers", "graph_optimization")),
-    "litert": BackendEntry("edgepose.backends.litert_backend", "LiteRTBackend", "ai-edge-litert", "tflite", ("threads",)),
+                                ("threads", "providers", "graph_optimization"), "onnx"),
+    "litert": BackendEntry("edgepose.backends.litert_backend", "LiteRTBackend", "ai-edge-litert", "tflite", ("threads",),
+                           "tflite"),
     "tensorrt": BackendEntry("edgepose.backends.tensorrt_backend", "TensorRTBackend", "tensorrt + pycuda", "tensorrt",
-                             ("threads", "device", "expect_trt_version", "expect_gpu"),
+                             ("threads", "device", "expect_trt_version", "expect_gpu"), "tensorrt",
                              install="TensorRT 10 comes with JetPack on a Jetson (on another NVIDIA GPU machine: pip "
                                      "install tensorrt); then pycuda: pip install 'edgepose[tensorrt]'"),
 }
@@ -86,6 +88,19 @@ def check_backend_options(name: str, options: dict, where: str) -> None:
         if key not in known:
             raise PlatformError(f"{where}: unknown backend option '{key}' for {name}.{did_you_mean(str(key), known)} "
                                 f"Options of {name}: {', '.join(o for o in known if not o.startswith('expect_'))}")
+
+
+def check_format(model_format: str, platform, model: str) -> None:
+    """Raise ModelFormatError when a bundle's format is not what the platform's engine reads (before loading it)."""
+    from ..errors import ModelFormatError
+    from ..platform import load_platform, platform_names
+
+    engine = BACKENDS[platform.backend]
+    if model_format != engine.format:
+        readers = [n for n in platform_names() if BACKENDS[load_platform(n).backend].format == model_format]
+        raise ModelFormatError(f"'{model}' is a bundle of {model_format} format, but platform '{platform.name}' runs {platform.backend}, "
+                               f"which reads {engine.format} bundles; run it on {' or '.join(readers) or 'no platform'}, "
+                               f"or export one for this platform: edgepose export CHECKPOINT --platform {platform.name}")
 
 
 def create_backend(name: str) -> Backend:

@@ -80,6 +80,12 @@ class BlazeFaceDetector:
                                    f"with a {sorted(VARIANTS)} px square input")
         self.input_name = detail["name"]
         self.anchors = ssd_anchors(self.size)
+        shapes = sorted(tuple(int(v) for v in d["shape"]) for d in self.backend.outputs)
+        if shapes != sorted([(1, len(self.anchors), 1), (1, len(self.anchors), 16)]):
+            raise ModelFormatError(f"'{cfg.model}' has outputs {shapes}; a BlazeFace model of {self.size} px gives "
+                                   f"{len(self.anchors)} anchors' scores (1, {len(self.anchors)}, 1) and boxes with "
+                                   f"keypoints (1, {len(self.anchors)}, 16). Give blazeface_short_range.tflite or "
+                                   "_full_range.tflite")
 
     def windows(self, width: int, height: int) -> list[tuple[int, int, int]]:
         """(x, y, side) squares to run: the whole frame, then a pyramid of overlapping tiles (side doubling) down to

@@ -27,6 +27,12 @@ class YuNetDetector:
             raise ModelFormatError(f"OpenCV cannot load YuNet model '{cfg.model}': {exc}") from None
         if cfg.score_threshold is not None:
             self.net.setScoreThreshold(float(cfg.score_threshold))
+        try:  # a wrong ONNX model loads but fails at its first frame: find out now
+            self.net.setInputSize((64, 64))
+            self.net.detect(np.zeros((64, 64, 3), np.uint8))
+        except cv2.error as exc:
+            raise ModelFormatError(f"'{cfg.model}' does not run as a YuNet face detector in OpenCV ({str(exc).strip()}); "
+                                   "give face_detection_yunet_*.onnx") from None
 
     def detect(self, frame: np.ndarray) -> Detections:
         h, w = frame.shape[:2]

@@ -40,9 +40,9 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path,
                recipes_dirs: str | Path | tuple[str | Path, ...] = RECIPE_DIRS,
                provenance: str | Path | None = None) -> str:
     """The card's Markdown. `provenance` defaults to `weights/<recipe name>.md` (relative, like the recipe folders)."""
-    bench = json.loads(Path(bench_json).read_text())
+    bench = _read_bench(Path(bench_json))
     rows = bench["rows"]
-    ran = [r for r in rows if r.get("status", "").startswith("✅")]
+    ran = [r for r in rows if str(r.get("status", "")).startswith("✅")]
     ours = [r for r in ran if r["model"] == "default"]
     peers = [r for r in ran if r["model"] != "default"]
     if not ours:
@@ -92,6 +92,29 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path,
     lines += _recipe_chain([Path(d) for d in dirs], *([m["recipe"] for m in reversed(members)] or [recipe_name]))
     lines += ["", facts, ""]
     return "\n".join(lines)
+
+
+CARD_COLUMNS = ("model", "platform", "precision", "size MB", "MAE", "yaw", "pitch", "roll", "|yaw| 60-99", "AUC@5 %",
+                "pose p50 ms", "× first")
+
+
+def _read_bench(path: Path) -> dict:
+    """An `edgepose bench --json` result, checked to hold what the card reads (ConfigError otherwise)."""
+    what = f"--bench '{path}' is not an `edgepose bench --json` result"
+    try:
+        bench = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ConfigError(f"{what} ({exc}); write it with `edgepose bench ... --json FILE`") from None
+    rows = bench.get("rows") if isinstance(bench, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ConfigError(f"{what} (it needs a 'rows' list of result rows); write it with `edgepose bench ... --json FILE`")
+    for r in rows:
+        if str(r.get("status", "")).startswith("✅"):
+            missing = [c for c in CARD_COLUMNS if c not in r]
+            wrong = [c for c in CARD_COLUMNS[3:] if c in r and not isinstance(r[c], (int, float))]
+            if missing or wrong:
+                raise ConfigError(f"{what}: a measured row lacks {missing} or has non-numbers in {wrong}; rerun the bench")
+    return bench
 
 
 def _quantization(source: dict) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..bundle import model_name
 from ..errors import ConfigError
 from .recipe import recipe_from_yaml, recipe_to_yaml
-from .checkpoint import load_checkpoint
+from .checkpoint import read_checkpoint
 from .trainer import release_state, save_checkpoint
 
 
@@ -32,7 +32,7 @@ def average_checkpoints(paths: list[str], out: str | Path, name: str = "") -> Pa
     for p in paths:
         if not Path(p).is_file():
             raise ConfigError(f"no checkpoint at '{p}'; give .pt files written by edgepose train")
-        state = load_checkpoint(p)
+        state = read_checkpoint(p)
         if "nncf_config" in state:
             raise ConfigError(f"'{p}' is a quantization-aware checkpoint; average the fp32 checkpoints, then run QAT")
         states.append(state["ema"] if "ema" in state else state["model"])

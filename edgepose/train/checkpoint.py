@@ -69,7 +69,7 @@ def load_weights(model: torch.nn.Module, checkpoint: str, key: str, match: str =
     if not path.is_file():
         raise ConfigError(f"{key}: no checkpoint at '{checkpoint}'; point it at a .pt written by edgepose train "
                           "(e.g. weights/student_mbv3s_rot6d.pt) or leave it empty to train from scratch")
-    state = load_checkpoint(path)
+    state = read_checkpoint(path)
     weights = state["ema" if "ema" in state else "model"]
     if match == "aligned":
         mine = model.state_dict()
@@ -93,14 +93,19 @@ def load_weights(model: torch.nn.Module, checkpoint: str, key: str, match: str =
 
 
 def read_checkpoint(checkpoint: str | Path) -> dict:
-    """The raw state of a training checkpoint, with clear errors for a missing or unreadable file."""
-    path = Path(checkpoint)
+    """The raw state of a training checkpoint, with clear errors for a missing, unreadable or foreign file."""
+    path = Path(checkpoint).expanduser()
     if not path.is_file():
         raise ModelFormatError(f"checkpoint '{path}' does not exist")
     try:
-        return load_checkpoint(path)
-    except Exception as exc:
-        raise ModelFormatError(f"cannot read checkpoint '{path}' ({exc}); is it an edgepose training checkpoint?") from None
+        state = load_checkpoint(path)
+    except Exception as exc:  # torch raises pickle, zip and runtime errors for damaged or foreign files
+        raise ModelFormatError(f"cannot read checkpoint '{path}': not a PyTorch file edgepose wrote, or damaged "
+                               f"({type(exc).__name__}); give a .pt written by edgepose train, average or release") from None
+    if not isinstance(state, dict) or not ({"model", "ema"} & set(state)) or "recipe" not in state:
+        raise ModelFormatError(f"'{path}' is a PyTorch file but not an edgepose checkpoint (it has no model weights and "
+                               "recipe); give a .pt written by edgepose train, average or release")
+    return state
 
 
 def load_trained(checkpoint: str | Path, use_ema: bool = True,

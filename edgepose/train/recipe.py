@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
-from ..typed import Range, above, at_least, between, check_ranges, from_mapping, one_of
+from ..typed import Range, above, at_least, between, check_ranges, from_mapping, one_of, read_utf8
 
 PROBABILITY = between(0.0, 1.0)
 
@@ -179,7 +179,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe '{path}' does not exist; recipes live in recipes/*.yaml (research/ holds the default model's ladder)")
-    return recipe_from_yaml(path.read_text(), overrides, where=f"recipe '{path}'")
+    return recipe_from_yaml(read_utf8(path, "recipe"), overrides, where=f"recipe '{path}'")
 
 
 def recipe_from_yaml(text: str, overrides: list[str] = (), where: str = "recipe") -> Recipe:

@@ -19,7 +19,7 @@ from ..angles import euler_to_matrix, matrix_to_euler
 from ..atomic import atomic_write_bytes, check_output_folder
 from ..errors import ConfigError, ModelFormatError
 from ..evaluation.metrics import summarize
-from .checkpoint import (dev_crops, input_spec, load_checkpoint, load_trained, load_weights, predict_degrees,
+from .checkpoint import (dev_crops, input_spec, load_trained, load_weights, predict_degrees,
                          read_checkpoint, to_tensor)
 from .heads import landmark_loss
 from .models import create_for
@@ -321,7 +321,7 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / "recipe.yaml", recipe_to_yaml(recipe).encode())
     if resume:
-        run.restore(load_checkpoint(ckpt_path))
+        run.restore(read_checkpoint(ckpt_path))
 
     spec = input_spec(recipe)
     head = run.model.head
