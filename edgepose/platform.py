@@ -37,7 +37,8 @@ class DetectorConfig:
 @dataclass(frozen=True)
 class Platform:
     """A deployment target. model: 'default' (bundled) or a path to a manifest / bundle folder (a leading
-    $EDGEPOSE_HOME is the user's edgepose folder, default ~/.cache/edgepose).
+    $EDGEPOSE_HOME is the user's edgepose folder, default ~/.cache/edgepose; in a user's platform file a relative path,
+    like detector.model, is relative to that file's folder).
     int8_if_faster: an int8 export for this platform (its own precision, not an explicit --precision) is timed
     against the fp32 artifact of the same weights on the exporting machine, and ships only if it is not slower;
     otherwise the fp32 artifact ships; the manifest records every timing (edgepose.exporters.speed_choice).
@@ -88,7 +89,10 @@ def platform_from_dict(data: dict, where: str) -> Platform:
 
     if isinstance(data, dict) and isinstance(data.get("quantizer"), str):  # one name is a list of one
         data = {**data, "quantizer": [data["quantizer"]] if data["quantizer"] else []}
-    platform = from_mapping(Platform, data, f"platform file {where}", ConfigError)
+    try:
+        platform = from_mapping(Platform, data, "", ConfigError)
+    except ConfigError as exc:
+        raise ConfigError(f"platform file {where}: {exc}") from None
     platform = replace(platform, model=expand_home(platform.model))  # $EDGEPOSE_HOME/bundles/..., ~/...
     names = platform.quantizer
     if not all(isinstance(q, str) and q for q in names) or len(set(names)) != len(names):
@@ -116,14 +120,29 @@ def load_platform(name_or_path: str | Path) -> Platform:
         if not path.is_file():
             raise PlatformError(f"platform file '{path}' does not exist")
         source, where = read_utf8(path, "platform file", PlatformError), f"'{path}'"
+        folder = path.parent
     else:
         names = platform_names()
         if text not in names:
             raise PlatformError(f"unknown platform '{text}'.{did_you_mean(text, names)} Known platforms: {', '.join(names)}; "
                                 "or pass the path of your own platform YAML")
         source, where = (_platform_dir() / f"{text}.yaml").read_text(), f"'{text}.yaml'"
+        folder = None
     try:
         data = yaml.safe_load(source)
     except yaml.YAMLError as exc:
         raise ConfigError(f"platform file {where} is not valid YAML: {exc}") from None
-    return platform_from_dict(data, where)
+    platform = platform_from_dict(data, where)
+    return platform if folder is None else _beside(platform, folder)
+
+
+def _beside(platform: Platform, folder: Path) -> Platform:
+    """A user's platform file: relative `model` and `detector.model` paths are relative to the file's own folder
+    (as in the file, wherever it is run from); a packaged bundle name ('default', ...) stays a name."""
+    from .bundle import bundled_names
+
+    def beside(path: str) -> str:
+        return path if not path or Path(path).is_absolute() or path in bundled_names() else str(folder / path)
+
+    detector = replace(platform.detector, model=beside(expand_home(platform.detector.model)))
+    return replace(platform, model=beside(platform.model), detector=detector)

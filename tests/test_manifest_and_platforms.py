@@ -194,3 +194,21 @@ def test_a_manifest_precision_and_a_non_utf8_platform_file_are_refused(tmp_path)
     mine.write_bytes("name: mine\nbackend: onnxruntime\ndescription: caf\xe9\n".encode("latin-1"))
     with pytest.raises(PlatformError, match="not UTF-8 text.*save it as UTF-8"):
         load_platform(mine)
+
+
+def test_relative_paths_in_a_users_platform_file_are_relative_to_that_file(tmp_path, monkeypatch):
+    from edgepose import Runtime
+
+    configs = tmp_path / "configs"
+    shutil.copytree(bundled_dir("default"), configs / "bundles" / "kiosk")
+    (configs / "kiosk.yaml").write_text("name: kiosk\nbackend: onnxruntime\nmodel: bundles/kiosk\n"
+                                        "detector:\n  type: yunet\n  model: det/yunet.onnx\n")
+    monkeypatch.chdir(tmp_path / "..")  # run from anywhere
+    platform = load_platform(configs / "kiosk.yaml")
+    assert platform.model == str(configs / "bundles" / "kiosk")
+    assert platform.detector.model == str(configs / "det" / "yunet.onnx")
+    (configs / "default.yaml").write_text("name: d\nbackend: onnxruntime\nmodel: default-cpu-int8\n")
+    assert load_platform(configs / "default.yaml").model == "default-cpu-int8"  # a packaged bundle stays a name
+    (configs / "kiosk.yaml").write_text("name: kiosk\nbackend: onnxruntime\nmodel: bundles/kiosk\n")
+    with Runtime(str(configs / "kiosk.yaml"), threads=1) as rt:
+        assert rt.model_path == configs / "bundles" / "kiosk" / "model.onnx"

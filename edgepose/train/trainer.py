@@ -389,7 +389,7 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
             continue
         metrics = {"epoch": run.epoch + 1, "step": run.step, "train_loss": train_loss, "world_size": dist.world,
                    "ranks_identical": identical,
-                   "curriculum_max_deg": curriculum_limit(cfg.curriculum, run.epoch),
+                   "curriculum_max_deg": _finite_or_none(curriculum_limit(cfg.curriculum, run.epoch)),
                    "epoch_rows": len(run.epoch_rows[run.epoch]),
                    "epoch_seconds": round(time.time() - t0, 1)}
         metrics.update(holdout_metrics(predict_degrees(run.ema.model, hold_imgs), hold_truth, hold_views))
@@ -420,6 +420,11 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
             tqdm.write(f"early stop: holdout MAE has not improved for {cfg.patience} epochs (best {run.best:.3f})")
             break
     return metrics
+
+
+def _finite_or_none(value: float) -> float | None:
+    """None for no limit (inf), so the metrics stay valid JSON."""
+    return value if math.isfinite(value) else None
 
 
 def _tensorboard(out: Path):
