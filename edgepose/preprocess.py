@@ -80,7 +80,7 @@ def to_input(crops, spec: InputSpec) -> np.ndarray:
             crops = np.stack(crops) if crops else np.zeros((0, *spec.size, 3), np.uint8)
     if crops.ndim != 4 or crops.shape[3] != 3:
         raise InputError(f"crops of shape {crops.shape}; expected (N, H, W, 3) BGR images (one crop: crop[None])")
-    if spec.dtype == "uint8" and tuple(spec.mean) == (0, 0, 0) and tuple(spec.std) == (1, 1, 1):
+    if fed_pixels(spec):
         if crops.dtype != np.uint8:
             raise InputError(f"crops are {crops.dtype}; this model takes uint8 pixels (0..255), convert with "
                              "np.clip(crops, 0, 255).astype(np.uint8)")
@@ -92,6 +92,12 @@ def to_input(crops, spec: InputSpec) -> np.ndarray:
     if crops.dtype not in (np.uint8, np.float32):  # the two depths OpenCV's blob takes
         crops = crops.astype(np.float32)
     return cv2.dnn.blobFromImagesWithParams(list(crops), _blob_params(spec))
+
+
+def fed_pixels(spec: InputSpec) -> bool:
+    """Whether the model takes the crop's uint8 pixels as they are (it normalises itself); otherwise it is fed float32
+    (normalised here; a quantized integer input is then scaled by the backend)."""
+    return spec.dtype == "uint8" and tuple(spec.mean) == (0, 0, 0) and tuple(spec.std) == (1, 1, 1)
 
 
 @functools.lru_cache(maxsize=32)

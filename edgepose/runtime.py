@@ -18,7 +18,7 @@ from .model_check import check_model_io
 from .per_thread import PerThread, Shared
 from .platform import Platform, load_platform
 from .pose import FacePose
-from .preprocess import eye_line_angle, prepare_batch, to_input
+from .preprocess import eye_line_angle, fed_pixels, prepare_batch, to_input
 
 # faces sent to the pose model at once: the crops and input tensor of one chunk stay a few MB whatever the box count
 POSE_CHUNK = 64
@@ -244,12 +244,12 @@ class Runtime:
 
     def _check_batch(self, batch) -> None:
         spec = self.manifest.input
-        want = spec.shape(1)[1:]
-        if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1:] != want or batch.dtype != spec.dtype:
+        want, dtype = spec.shape(1)[1:], "uint8" if fed_pixels(spec) else "float32"  # what to_input makes
+        if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1:] != want or batch.dtype != dtype:
             got = f"{type(batch).__name__} {list(batch.shape)} {batch.dtype}" if isinstance(batch, np.ndarray) \
                 else type(batch).__name__
             raise InputError(f"model input batch is {got}; this model takes (N, {', '.join(map(str, want))}) "
-                             f"{spec.dtype} ({spec.layout}); make it from BGR crops with edgepose.preprocess.to_input("
+                             f"{dtype} ({spec.layout}); make it from BGR crops with edgepose.preprocess.to_input("
                              "crops, rt.manifest.input), or call rt.infer_crops(crops)")
 
     def _run(self, backend, batch: np.ndarray) -> dict[str, np.ndarray]:
