@@ -38,7 +38,7 @@ def _runtime(args):
                         flip_tta=args.flip_tta, models_dir=args.models_dir)
 
 
-def _check_suffix(path: str | None, suffixes: tuple, what: str) -> None:
+def _check_suffix(path: str | None, suffixes: tuple, what: str, flag: str = "--out") -> None:
     """Refuse an output path that cannot be written (unknown extension, a folder, under a file), before any work."""
     from pathlib import Path
 
@@ -46,12 +46,13 @@ def _check_suffix(path: str | None, suffixes: tuple, what: str) -> None:
         return
     out = Path(path)
     if out.suffix.lower() not in suffixes:
-        raise ConfigError(f"--out '{path}': unknown {what} extension '{out.suffix}'; use one of {', '.join(suffixes)}")
+        raise ConfigError(f"{flag} '{path}': unknown {what} extension '{out.suffix}'; use one of {', '.join(suffixes)}")
     if out.is_dir():
-        raise ConfigError(f"--out '{path}' is a folder; give the {what} file to write, e.g. {out / ('pose' + suffixes[0])}")
+        raise ConfigError(f"{flag} '{path}' is a folder; give the {what} file to write, e.g. "
+                          f"{out / ('results' + suffixes[0])}")
     above = next((p for p in out.parents if p.exists()), None)
     if above is not None and not above.is_dir():
-        raise ConfigError(f"--out '{path}': '{above}' is a file, not a folder; write the {what} somewhere else")
+        raise ConfigError(f"{flag} '{path}': '{above}' is a file, not a folder; write the {what} somewhere else")
 
 
 def _report(frame, args) -> int:
@@ -88,6 +89,11 @@ def _cmd_eval(args) -> int:
     from .evaluation.evaluate import evaluate, evaluate_route
     from .evaluation.metrics import format_summary, summarize
 
+    _check_run_inputs(args, args.compare, "--compare")
+    if args.compare_facemesh:
+        from .keypoint_pose import find_face_mesh_files
+
+        find_face_mesh_files(args.compare_facemesh)  # its three files, before the evaluation
     with _runtime(args) as rt:
         summary, pred, truth = evaluate(rt, args.dataset, args.root, limit=args.limit, protocol=args.protocol)
         desc = rt.describe()
@@ -193,13 +199,19 @@ def _cmd_bench(args) -> int:
                 previous = json.load(f)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--against {args.against}: cannot read an earlier `edgepose bench --json` result ({exc})")
+        rows = previous.get("rows") if isinstance(previous, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and "model" in r and "platform" in r for r in rows):
+            raise ConfigError(f"--against {args.against} is not an `edgepose bench --json` result (it needs a 'rows' "
+                              "list of entries with model and platform); give the file an earlier bench wrote")
     platforms = platform_names() if args.platform == "all" else [p for p in args.platform.split(",") if p]
     flip_tta = [p for p in args.flip_tta.split(",") if p]
     for name in platforms + flip_tta:
         load_platform(name)  # an unknown name is a usage error, not an 'unavailable' row
     if not platforms and not args.model:
         raise ConfigError("--platform names no platform and no --model is given: nothing to bench")
-    _check_bench_inputs(args)
+    if not 0 <= args.span < float("inf"):  # also refuses nan
+        raise ConfigError(f"--span {args.span}: give the seconds to spread the latency rounds over, a number >= 0")
+    _check_run_inputs(args, args.model, "--model")
     result = run_bench(platforms, args.model, args.dataset, args.root, args.protocol, args.threads, args.runs,
                        detector=args.detector, plots_dir=args.plots, rounds=args.rounds, span=args.span,
                        flip_tta=flip_tta, opener=partial(open_runtime, models_dir=args.models_dir))
@@ -226,10 +238,9 @@ def _cmd_bench(args) -> int:
     return 0
 
 
-def _check_bench_inputs(args) -> None:
-    """What a bench reads and writes, checked before its first (long) evaluation: a typo is a usage error, not an
-    'unavailable' row after minutes of work."""
-    import math
+def _check_run_inputs(args, models: list[str], flag: str) -> None:
+    """What an eval or bench reads and writes (dataset folder, extra models, --json, --plots), checked before its
+    first (long) evaluation: a typo is a usage error, not a traceback or an 'unavailable' row minutes later."""
     from pathlib import Path
 
     from .atomic import check_output_folder
@@ -237,20 +248,16 @@ def _check_bench_inputs(args) -> None:
 
     if not Path(args.root).is_dir():
         raise ConfigError(f"--root '{args.root}' is not a folder; give your {args.dataset} dataset folder")
-    if not 0 <= args.span < math.inf:  # also refuses nan
-        raise ConfigError(f"--span {args.span}: give the seconds to spread the latency rounds over, a number >= 0")
-    for model in args.model:
+    for model in models:
         if model.endswith(".pt"):
             if not Path(model).is_file():
-                raise ConfigError(f"--model '{model}' does not exist; give a training checkpoint, bundle or manifest")
+                raise ConfigError(f"{flag} '{model}' does not exist; give a training checkpoint, bundle or manifest")
         else:
             resolve_bundle(model, args.models_dir)  # missing, malformed or failing its checksum: said now
-    if args.plots:
+    if getattr(args, "plots", None):
         check_output_folder(args.plots, "--plots")
     if args.json:
-        check_output_folder(Path(args.json).parent, "--json")
-        if Path(args.json).is_dir():
-            raise ConfigError(f"--json '{args.json}' is a folder; give the file to write, e.g. bench.json")
+        _check_suffix(args.json, (".json",), "JSON", "--json")
 
 
 def _cmd_models(args) -> int:
@@ -334,6 +341,10 @@ def _cmd_card(args) -> int:
                           "../shared/models/peers --json FILE`")
     bundles = args.bundles or str(files("edgepose") / "bundles")
     recipes = tuple(args.recipes.split(",")) if args.recipes else RECIPE_DIRS
+    missing = [d for d in recipes if not Path(d).is_dir()]
+    if missing if args.recipes else len(missing) == len(recipes):  # the card's training chain would be empty
+        raise ConfigError(f"--recipes: no folder {missing} here; run from the repository root (it reads "
+                          f"{', '.join(map(str, RECIPE_DIRS))}) or pass --recipes with the folders holding the recipes")
     print(f"model card written to {write_card(args.bench, bundles, args.out, recipes, args.provenance)}")
     return 0
 

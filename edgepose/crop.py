@@ -28,10 +28,14 @@ def clip_box(box, width: int, height: int) -> tuple[float, float, float, float]:
     """Validate an (x1, y1, x2, y2) face box and clip it to the frame.
 
     Raises:
-        InputError: the box is not 4 finite numbers, has x2 <= x1 or y2 <= y1, or lies wholly outside the frame.
+        InputError: the box is not 4 finite numbers, has x2 <= x1 or y2 <= y1, or keeps less than a pixel of width
+            or height inside the frame (nothing of a face to pose).
     """
     try:
-        x1, y1, x2, y2 = (float(v) for v in box)
+        values = list(box)
+        if len(values) != 4 or any(isinstance(v, (str, bytes, bool)) for v in values):
+            raise TypeError
+        x1, y1, x2, y2 = (float(v) for v in values)
     except (TypeError, ValueError):
         raise InputError(f"box {box!r} must be 4 numbers (x1, y1, x2, y2) in frame pixels") from None
     if not all(map(math.isfinite, (x1, y1, x2, y2))):
@@ -41,6 +45,9 @@ def clip_box(box, width: int, height: int) -> tuple[float, float, float, float]:
     cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))
     if cx2 <= cx1 or cy2 <= cy1:
         raise InputError(f"box {box!r} lies outside the {width}x{height} frame")
+    if cx2 - cx1 < 1 or cy2 - cy1 < 1:
+        raise InputError(f"box {box!r} keeps less than one pixel of width or height inside the {width}x{height} frame "
+                         f"({cx2 - cx1:.3g} x {cy2 - cy1:.3g}); give a box around a visible face")
     return cx1, cy1, cx2, cy2
 
 

@@ -28,9 +28,14 @@ def _rot6d(outputs, decoding):
     raw = _output(outputs, decoding["name"]).reshape(-1, 6)
     if len(raw) <= SCALAR_BATCH:
         angles, matrices = zip(*map(rot6d_to_pose, raw.tolist())) if len(raw) else ((), ())
-        return np.array(angles, np.float64).reshape(-1, 3), np.array(matrices, np.float64).reshape(-1, 3, 3)
-    matrices = rot6d_to_matrix(raw)
-    return matrix_to_euler(matrices), matrices
+        angles, matrices = np.array(angles, np.float64).reshape(-1, 3), np.array(matrices, np.float64).reshape(-1, 3, 3)
+    else:
+        matrices = rot6d_to_matrix(raw)
+        angles = matrix_to_euler(matrices)
+    # a rotation's squared entries sum to 3; a zero or collinear pair of columns gives 0 or 1 (no rotation at all)
+    if len(raw) and (np.abs((matrices * matrices).sum((1, 2)) - 3.0) > 1e-3).any():
+        raise _degenerate(decoding, "two columns of R that are zero or parallel")
+    return angles, matrices
 
 
 def _affine_camera(outputs, decoding):
@@ -40,12 +45,18 @@ def _affine_camera(outputs, decoding):
 
 def _euler_degrees(outputs, decoding):
     raw = _output(outputs, decoding["name"]).reshape(-1, 3)
+    if len(raw) and np.abs(raw).max() > 360:
+        raise ModelFormatError(f"model output '{decoding['name']}' holds {np.abs(raw).max():.4g}, not an angle in degrees "
+                               "(|value| > 360); the output is in other units or is not Euler angles: fix output.type "
+                               "in the manifest")
     order = list(decoding.get("order", ANGLES))
     return _with_matrices(np.stack([raw[:, order.index(a)] for a in ANGLES], 1).astype(np.float64))
 
 
 def _sincos(outputs, decoding):
     raw = _output(outputs, decoding["name"]).astype(np.float64).reshape(-1, 6)
+    if len(raw) and (raw[:, :3] ** 2 + raw[:, 3:] ** 2 < 1e-12).any():
+        raise _degenerate(decoding, "a sine and cosine that are both zero")
     return _with_matrices(np.rad2deg(np.arctan2(raw[:, :3], raw[:, 3:])))
 
 
@@ -110,9 +121,10 @@ def decode_outputs(outputs: dict[str, np.ndarray], decoding: dict, faces: int | 
     else it holds. `faces`: the batch the outputs answer; each output read must then have one row per face.
 
     Raises:
-        ModelFormatError: an output missing, with a row count other than `faces`, or with a number of values per
-            face the decoding cannot read (a manifest that names the wrong output or type: no face is dropped or
-            invented silently).
+        ModelFormatError: an output missing, non-finite, with a row count other than `faces`, or with a number of
+            values per face the decoding cannot read (a manifest that names the wrong output or type: no face is
+            dropped or invented silently); values that are no rotation (zero 6D columns, zero sine and cosine, Euler
+            values beyond 360 degrees).
     """
     entry = DECODINGS.get(decoding.get("type"))
     if entry is None:
@@ -120,7 +132,11 @@ def decode_outputs(outputs: dict[str, np.ndarray], decoding: dict, faces: int | 
                                f"one of {sorted(DECODINGS)}")
     want = entry.per_face(decoding)
     for name in entry.outputs(decoding):
-        shape = _output(outputs, name).shape
+        raw = _output(outputs, name)
+        if not np.isfinite(raw).all():  # before any arithmetic: no NumPy warnings, no SVD that cannot converge
+            raise ModelFormatError(f"model output '{name}' holds non-finite values (NaN or inf); the model file or its "
+                                   "manifest's input normalisation is wrong — re-export the bundle")
+        shape = raw.shape
         rows = shape[0] if len(shape) > 1 else 1
         width = int(np.prod(shape[1:])) if len(shape) > 1 else int(np.prod(shape))
         if faces is not None and rows != faces:
@@ -147,12 +163,23 @@ def decode_affine_camera(params: np.ndarray) -> np.ndarray:
         raise ModelFormatError(f"affine_camera decoding needs at least 12 values per face, the model gave {p.shape[1]}; "
                                "fix output.type or output.name in the manifest")
     rows = p[:, :12].reshape(-1, 3, 4)[:, :2, :3]
+    if not np.isfinite(rows).all():
+        raise ModelFormatError("affine_camera decoding: the model gave non-finite camera values; the model file or the "
+                               "manifest's input normalisation is wrong")
     r1 = rows[:, 0] / np.maximum(np.linalg.norm(rows[:, 0], axis=-1, keepdims=True), 1e-12)
     r2 = rows[:, 1] / np.maximum(np.linalg.norm(rows[:, 1], axis=-1, keepdims=True), 1e-12)
+    if len(p) and (np.linalg.norm(np.cross(r1, r2), axis=-1) < 1e-6).any():
+        raise ModelFormatError("affine_camera decoding: the camera's first two rows are zero or parallel, which is no "
+                               "rotation; the model file or the manifest's output or input normalisation is wrong")
     u, _, vt = np.linalg.svd(np.stack([r1, r2, np.cross(r1, r2)], 1))
     d = np.sign(np.linalg.det(u @ vt))  # keep a proper rotation (det +1) when the rows are degenerate
     u[:, :, 2] *= d[:, None]
     return np.transpose(u @ vt, (0, 2, 1))
+
+
+def _degenerate(decoding: dict, what: str) -> ModelFormatError:
+    return ModelFormatError(f"model output '{decoding['name']}' gives {what}, which is no rotation; the model file or "
+                            f"the manifest's output.type '{decoding['type']}' or input normalisation is wrong")
 
 
 def _first(outputs: dict[str, np.ndarray]) -> np.ndarray:

@@ -206,7 +206,7 @@ def model_files(manifest: Manifest, folder: Path, models_dir: str | Path | None 
     paths = []
     for name, digest in pairs:
         path = locate_model_file(name, roots, where)
-        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
             raise ModelFormatError(f"{where} gives model file '{name}' no sha256 checksum (got {digest!r}); every model "
                                    f"file needs one: write it with `{HASH_COMMAND}` after checking the file is the one "
                                    "you mean")
@@ -246,7 +246,7 @@ def verify_model_file(model_path: Path, digest: str) -> None:
     """Raise ModelFormatError when the model file is missing or its checksum differs from `digest`."""
     if not model_path.is_file():
         raise ModelFormatError(f"model file '{model_path}' named by the manifest does not exist")
-    if sha256_file(model_path) != digest:
+    if sha256_file(model_path) != digest.lower():
         raise ModelFormatError(f"model file '{model_path}' does not match the manifest checksum (corrupt or replaced); "
                                "re-export the bundle or restore the file")
 

@@ -9,7 +9,10 @@ import yaml
 
 from .errors import ConfigError, PlatformError, did_you_mean
 from .home import expand_home
-from .typed import at_least, between, from_mapping, read_utf8
+from .typed import at_least, between, from_mapping, one_of, read_utf8
+
+
+MAX_THREADS = 256  # engine threads a platform or Runtime may ask for (more only oversubscribes, and can hang)
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,10 @@ class Platform:
 
     name: str
     backend: str
-    precision: str = "fp32"
+    precision: str = field(default="fp32", metadata=one_of("fp32", "fp16", "int8"))
     description: str = ""
     model: str = "default"
-    threads: int = field(default=0, metadata=at_least(0, whole=True))
+    threads: int = field(default=0, metadata=between(0, MAX_THREADS, whole=True))
     backend_options: dict = field(default_factory=dict)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     requires: str = ""

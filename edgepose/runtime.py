@@ -13,10 +13,10 @@ from .bundle import resolve_bundle
 from .crop import clip_box, validate_frame
 from .decode import decode_outputs
 from .detectors import check_detector
-from .errors import ConfigError, EdgePoseError, InputError, ModelFormatError
+from .errors import ConfigError, EdgePoseError, InputError
 from .model_check import check_model_io
 from .per_thread import PerThread, Shared
-from .platform import Platform, load_platform
+from .platform import MAX_THREADS, Platform, load_platform
 from .pose import FacePose
 from .preprocess import eye_line_angle, fed_pixels, prepare_batch, to_input
 
@@ -73,8 +73,9 @@ class Runtime:
 
             self.platform = dataclasses.replace(self.platform, detector=parse_detector(detector))
         check_detector(self.platform.detector)  # unknown type, missing or wrong-format file: now, not at first frame
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
-            raise ConfigError(f"threads must be a whole number >= 0 (0 = all cores), got {threads!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or not 0 <= threads <= MAX_THREADS):
+            raise ConfigError(f"threads must be a whole number 0..{MAX_THREADS} (0 = all cores), got {threads!r}")
         for name, value in (("align", align), ("flip_tta", flip_tta)):
             if not isinstance(value, (bool, np.bool_)):
                 raise ConfigError(f"{name} must be True or False, got {value!r}")
@@ -232,11 +233,9 @@ class Runtime:
         return matrix_to_euler(matrices), matrices
 
     def _predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # decode_outputs refuses non-finite outputs, a wrong row count or width, and values that are no rotation
         decoded = [decode_outputs(self._run(engine.get(), batch), self.manifest.output, len(batch))
                    for engine in self._engines]
-        if not all(np.isfinite(d[0].sum()) for d in decoded):  # one reduction: a NaN or inf anywhere makes it so
-            raise ModelFormatError(f"model '{self.model_path}' produced non-finite outputs; the file or its manifest's "
-                                   "input normalisation is wrong — re-export the bundle")
         if len(decoded) == 1:
             return decoded[0]
         angles = np.mean([d[0] for d in decoded], axis=0)  # ensembles average Euler angles, as FSA-Net does
@@ -253,10 +252,12 @@ class Runtime:
                              "crops, rt.manifest.input), or call rt.infer_crops(crops)")
 
     def _run(self, backend, batch: np.ndarray) -> dict[str, np.ndarray]:
-        name = self.manifest.input.name
-        if self.batch_size and len(batch) != self.batch_size:
-            parts = [backend.run({name: batch[i:i + self.batch_size]}) for i in range(0, len(batch), self.batch_size)]
-            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        name, size, n = self.manifest.input.name, self.batch_size, len(batch)
+        if size and n != size:  # a fixed-batch model: whole batches, the last one padded with copies of its last face
+            if n % size:
+                batch = np.concatenate([batch, np.repeat(batch[-1:], size - n % size, axis=0)])
+            parts = [backend.run({name: batch[i:i + size]}) for i in range(0, len(batch), size)]
+            return {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0]}
         return backend.run({name: batch})
 
     def _check_open(self) -> None:

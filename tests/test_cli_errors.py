@@ -130,10 +130,18 @@ def test_output_paths_that_cannot_be_written_are_one_line_errors(tmp_path, astro
     (["bench", "--platform", "cpu", "--root", "tests", "--span", "nan"], ["--span nan"]),
     (["label", "--images", "NOPE", "--teacher", "default", "--out", "l.csv"], ["--images 'NOPE' is not a folder"]),
     (["label", "--images", "tests", "--teacher", "default", "--out", "l.csv", "--max-spread", "nan"], ["max-spread"]),
+    (["eval", "--root", "tests", "--compare", "nope.json"], ["no bundle at 'nope.json'"]),
+    (["eval", "--root", "tests", "--compare-facemesh", "NOPE"], ["no face_landmark.tflite under 'NOPE'"]),
+    (["eval", "--root", "tests", "--json", "l.txt"], ["unknown JSON extension"]),
+    (["bench", "--platform", "cpu", "--root", "tests", "--against", "pyproject.toml"], ["--against", "cannot read"]),
+    (["export", "weights/student_mbv3s_128_3ddfa_yaw2.pt", "--dev-root", "NOPE"], ["--dev-root 'NOPE' is not a folder"]),
+    (["card", "--bench", "benchmarks/results_bench.json", "--recipes", "NOPE"], ["--recipes: no folder ['NOPE']"]),
+    (["average", "weights/student_mbv3s_128_3ddfa_yaw2.pt", "weights/student_mbv3s_128_3ddfa_yaw2.pt", "--out",
+      "my soup.pt"], ["'my soup' must be a plain name"]),
 ])
-def test_bench_and_label_inputs_are_checked_before_any_work(args, words, tmp_path):
+def test_inputs_are_checked_before_any_work(args, words, tmp_path):
     one_line_error(edgepose(*args), *words)
-    assert not (REPO / "l.csv").exists()
+    assert not {"l.csv", "l.txt", "my soup.pt"} & {p.name for p in REPO.iterdir()}
 
 
 @pytest.mark.parametrize("text, words", [

@@ -237,3 +237,23 @@ def test_stored_votes_are_reused_and_a_vote_can_skip_a_source(tmp_path, pool_roo
                          (["--vote-skip-source", "fsanet"], "give NAME=VALUE")):
         assert main(["label", "--index", str(root), "--index-votes", "fused", "--out", str(tmp_path / "x.csv")] + bad) == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_labels_file_without_its_columns_or_of_another_pool_is_refused(tmp_path):
+    from edgepose.datasets.labels_csv import read_labels, read_vote_columns
+    from edgepose.errors import ConfigError
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,yaw\na.jpg,1\n")
+    with pytest.raises(ConfigError, match=r"has no column\(s\) \['path'"):
+        read_labels(bad)
+    odd = tmp_path / "odd.csv"
+    odd.write_text("path,yaw,pitch,roll,confidence,spread,votes,keep,t_yaw,t_pitch,t_roll\n"
+                   "x/a.jpg,1,2,three,1,0,1,1,1,2,3\n")
+    with pytest.raises(ConfigError, match="line 2: roll = 'three' is not a number"):
+        read_labels(odd)
+    odd.write_text("path,yaw,pitch,roll,confidence,spread,votes,keep,t_yaw,t_pitch,t_roll\n"
+                   "x/a.jpg,1,2,3,1,0,1,1,1,2,3\n")
+    with pytest.raises(ConfigError, match="shares no row with the pool"):
+        read_vote_columns(odd, ["t"], ["pool/b.jpg", "pool/c.jpg"])
+    assert read_vote_columns(odd, ["t"], ["x/a.jpg"])["t"].tolist() == [[1.0, 2.0, 3.0]]

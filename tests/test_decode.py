@@ -65,3 +65,18 @@ def test_a_decoding_refuses_an_output_of_the_wrong_width(kind):
     wide = {name: np.concatenate([outputs[name], outputs[name]], 1)}  # e.g. 12 values read as two faces of 6
     with pytest.raises(ModelFormatError, match="values per face"):
         decode_outputs(wide, section, faces=N)
+
+
+@pytest.mark.parametrize("kind, bad, words", [
+    ("rot6d", {"pose": np.zeros((N, 6))}, "zero or parallel"),
+    ("rot6d", {"pose": np.tile([1.0, 0, 0, 2.0, 0, 0], (N, 1))}, "zero or parallel"),
+    ("sincos", {"sc": np.zeros((N, 6))}, "sine and cosine that are both zero"),
+    ("euler_degrees", {"out": np.full((N, 3), 5000.0)}, "not an angle in degrees"),
+    ("affine_camera", {"params": np.zeros((N, 62))}, "zero or parallel"),
+    ("affine_camera", {"params": np.full((N, 62), np.nan)}, "non-finite"),
+    ("bins_packed", {"b": np.full((N, 198), np.inf)}, "non-finite"),
+])
+def test_outputs_that_are_no_rotation_are_refused_not_decoded_to_zero(kind, bad, words):
+    section, _ = EXAMPLES[kind]
+    with pytest.raises(ModelFormatError, match=words):
+        decode_outputs(bad, section, faces=N)

@@ -194,6 +194,17 @@ def test_a_manifest_precision_and_a_non_utf8_platform_file_are_refused(tmp_path)
     mine.write_bytes("name: mine\nbackend: onnxruntime\ndescription: caf\xe9\n".encode("latin-1"))
     with pytest.raises(PlatformError, match="not UTF-8 text.*save it as UTF-8"):
         load_platform(mine)
+    mine.write_text("name: mine\nbackend: onnxruntime\nprecision: fp13\n")
+    with pytest.raises(ConfigError, match="'precision' = 'fp13' is not one of fp32, fp16, int8"):
+        load_platform(mine)
+
+
+def test_a_checksum_in_capitals_is_the_same_checksum(tmp_path):
+    bundle = tmp_path / "b"
+    shutil.copytree(bundled_dir("default"), bundle)
+    data = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps({**data, "sha256": data["sha256"].upper()}))
+    assert resolve_bundle(bundle)[1][0].name == "model.onnx"
 
 
 def test_relative_paths_in_a_users_platform_file_are_relative_to_that_file(tmp_path, monkeypatch):

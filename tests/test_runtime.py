@@ -79,6 +79,9 @@ def test_bad_frames_are_clear_errors(runtime, frame, message):
     ((50, 50, 40, 60), "inverted"),
     ((1, 2, 3), "4 numbers"),
     ((0, 0, float("nan"), 10), "non-finite"),
+    ((-1000, -1000, 0.01, 0.01), "less than one pixel"),  # clipped to a sliver: no face to pose
+    ((99.999, 0, 900, 100), "less than one pixel"),
+    (("1", "2", "30", "40"), "4 numbers"),
 ])
 def test_bad_boxes_are_clear_errors(runtime, box, message):
     with pytest.raises(InputError, match=message):
@@ -166,6 +169,9 @@ def test_crops_and_batches_of_the_wrong_size_or_dtype_are_clear_errors_and_an_em
     ({"detector": {"type": "haar", "scale_factor": 1.0}}, "scale_factor"),
     ({"detector": {"type": "haar", "box_map": [0, 0, 1]}}, "box_map"),
     ({"detector": "haar", "align": True}, "gives no eye landmarks"),
+    ({"detector": {"type": "haar", "detect_width": 3}}, "detect_width 3 leaves no face"),
+    ({"threads": 100000}, "threads must be a whole number 0..256"),
+    ({"backend_options": {"providers": "CPUExecutionProvider"}}, "providers must be a list"),
 ])
 def test_bad_runtime_options_are_refused_when_it_is_built(options, message):
     from edgepose.errors import ConfigError
@@ -187,3 +193,40 @@ def test_face_poses_compare_and_hash_by_value(runtime, dev_samples):
     frame = cv2.imread(str(s.image))
     a, b = runtime.infer(frame, boxes=[s.box])[0], runtime.infer(frame, boxes=[s.box])[0]
     assert a == b and len({a, b}) == 1
+
+
+def _fixed_batch_bundle(folder, batch: int):
+    """A real ONNX model of fixed batch `batch` whose yaw is its crop's mean value (so each face is recognisable)."""
+    import hashlib
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=0),
+             helper.make_node("Unsqueeze", ["m", "one"], ["m1"]),
+             helper.make_node("Mul", ["m1", "yaw_only"], ["pose"])]
+    graph = helper.make_graph(nodes, "fixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 32, 32])],
+                              [helper.make_tensor_value_info("pose", TensorProto.FLOAT, [batch, 3])],
+                              [numpy_helper.from_array(np.array([1, 2, 3], np.int64), "axes"),
+                               numpy_helper.from_array(np.array([1], np.int64), "one"),
+                               numpy_helper.from_array(np.array([[1, 0, 0]], np.float32), "yaw_only")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    folder.mkdir()
+    onnx.save(model, folder / "model.onnx")
+    manifest = {"model_file": "model.onnx", "format": "onnx", "precision": "fp32",
+                "sha256": hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest(),
+                "input": {"name": "x", "size": [32, 32], "layout": "NCHW", "color": "BGR", "mean": [0, 0, 0],
+                          "std": [1, 1, 1], "batch": batch, "dtype": "float32"},
+                "crop": {"protocol": "square", "scale": 1.5}, "output": {"type": "euler_degrees", "name": "pose"}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+@pytest.mark.parametrize("faces", [1, 3, 4, 6])
+def test_a_fixed_batch_model_takes_any_number_of_faces_in_order(tmp_path, faces):
+    pytest.importorskip("onnx")
+    with Runtime("cpu", model=str(_fixed_batch_bundle(tmp_path / "b", 4)), threads=1) as rt:
+        crops = np.stack([np.full((32, 32, 3), 10 * (i + 1), np.uint8) for i in range(faces)])
+        np.testing.assert_allclose(rt.infer_crops(crops)[:, 0], 10 * np.arange(1, faces + 1), atol=1e-4)

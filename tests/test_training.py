@@ -42,6 +42,20 @@ def test_training_writes_checkpoint_log_and_recipe(trained):
 
 
 @pytest.mark.slow
+def test_a_run_is_neither_overwritten_nor_resumed_with_another_recipe(trained, pool_root, dev_root):
+    from edgepose.train.trainer import train
+
+    out = trained[0]
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    overrides = SMOKE + [f"data.root={pool_root}", f"eval.aflw2000_root={dev_root}", "train.epochs=3"]
+    with pytest.raises(ConfigError, match="already holds a training run .* --resume"):
+        train(load_recipe(RECIPE, overrides), out)
+    with pytest.raises(ConfigError, match=r"recipe differs .*model.input_size: 64 -> 96.*train.lr"):
+        train(load_recipe(RECIPE, overrides + ["model.input_size=96", "train.lr=0.5"]), out, resume=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # recipe.yaml included
+
+
+@pytest.mark.slow
 def test_release_copy_keeps_the_ema_model_and_drops_training_state(trained, tmp_path, capsys):
     from edgepose.cli import main
     from edgepose.train.checkpoint import load_trained

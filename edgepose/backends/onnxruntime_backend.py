@@ -39,7 +39,13 @@ class OnnxRuntimeBackend:
             raise ConfigError(f"backend option graph_optimization '{level}' must be one of {', '.join(_OPT_LEVELS)}")
         so.graph_optimization_level = _OPT_LEVELS[level]
         so.log_severity_level = 3
-        providers = [p if isinstance(p, str) else (p[0], dict(p[1])) for p in options.get("providers", ["CPUExecutionProvider"])]
+        given = options.get("providers", ["CPUExecutionProvider"])
+        if not isinstance(given, (list, tuple)) or not all(
+                isinstance(p, str) or (isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str)
+                                       and isinstance(p[1], dict)) for p in given):
+            raise ConfigError(f"backend option providers must be a list of provider names or [name, {{options}}] pairs, "
+                              f"e.g. [CUDAExecutionProvider, CPUExecutionProvider]; got {given!r}")
+        providers = [p if isinstance(p, str) else (p[0], dict(p[1])) for p in given]
         available = ort.get_available_providers()
         names = [p if isinstance(p, str) else p[0] for p in providers]
         missing = [n for n in names if n not in available]

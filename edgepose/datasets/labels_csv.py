@@ -11,17 +11,39 @@ from ..errors import ConfigError
 ANGLES = ("yaw", "pitch", "roll")
 
 
-def read_labels(path: str | Path, min_confidence: float = 0.0) -> dict[str, np.ndarray]:
-    """{pool path: (yaw, pitch, roll)} of the kept rows of a labels file at or above `min_confidence`."""
-    path = Path(path).expanduser()
+def _read(path: Path, columns: tuple[str, ...]) -> tuple[list[str], list[dict]]:
+    """(column names, rows) of a labels CSV that has `columns`, as UTF-8 text (ConfigError otherwise)."""
     if not path.is_file():
         raise ConfigError(f"labels file '{path}' does not exist; make one with `edgepose label` (each recipe that "
                           "reads one names the command in its header comment)")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            names, rows = list(reader.fieldnames or []), list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"labels file '{path}' is not a CSV that `edgepose label` wrote ({exc})") from None
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise ConfigError(f"labels file '{path}' has no column(s) {missing} (it has {names[:12]}); give a file that "
+                          "`edgepose label` wrote")
+    return names, rows
+
+
+def _number(row: dict, key: str, path: Path, line: int) -> float:
+    try:
+        return float(row[key] or "nan")
+    except (TypeError, ValueError):
+        raise ConfigError(f"labels file '{path}' line {line}: {key} = {row[key]!r} is not a number") from None
+
+
+def read_labels(path: str | Path, min_confidence: float = 0.0) -> dict[str, np.ndarray]:
+    """{pool path: (yaw, pitch, roll)} of the kept rows of a labels file at or above `min_confidence`."""
+    path = Path(path).expanduser()
+    _, rows = _read(path, ("path", *ANGLES, "confidence", "keep"))
     out = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            if row["keep"] == "1" and float(row["confidence"]) >= min_confidence:
-                out[row["path"]] = np.array([float(row[a]) for a in ("yaw", "pitch", "roll")], np.float32)
+    for line, row in enumerate(rows, 2):
+        if row["keep"] == "1" and _number(row, "confidence", path, line) >= min_confidence:
+            out[row["path"]] = np.array([_number(row, a, path, line) for a in ANGLES], np.float32)
     return out
 
 
@@ -33,15 +55,12 @@ def read_vote_table(path: str | Path) -> tuple[list[str], np.ndarray, dict[str, 
         ConfigError: the file is missing.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"labels file '{path}' does not exist; make one with `edgepose label`")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        names = [c[:-4] for c in reader.fieldnames or [] if c.endswith("_yaw") and c != "yaw"]
-        rows = list(reader)
+    columns, rows = _read(path, ("path", *ANGLES))
+    names = [c[:-4] for c in columns if c.endswith("_yaw") and c != "yaw"]
 
     def angles(prefix: str) -> np.ndarray:
-        return np.array([[float(r[f"{prefix}{a}"] or "nan") for a in ANGLES] for r in rows]).reshape(-1, 3)
+        return np.array([[_number(r, f"{prefix}{a}", path, line) for a in ANGLES]
+                         for line, r in enumerate(rows, 2)]).reshape(-1, 3)
 
     return [r["path"] for r in rows], angles(""), {n: angles(f"{n}_") for n in names}
 
@@ -60,6 +79,9 @@ def read_vote_columns(path: str | Path, names: list[str], paths: list[str]) -> d
                           f"{', '.join(votes)}")
     where = {p: i for i, p in enumerate(rows)}
     index = np.array([where.get(p, -1) for p in paths], int)
+    if len(paths) and (index < 0).all():
+        raise ConfigError(f"labels file '{Path(path).expanduser()}' shares no row with the pool (its paths are not the "
+                          f"pool's, e.g. '{rows[0] if rows else ''}' vs '{paths[0]}'); give the labels of this pool")
     out = {}
     for n in names:
         column = np.vstack([votes[n], np.full((1, 3), np.nan)])  # row -1: paths the file does not have

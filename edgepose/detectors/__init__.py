@@ -125,6 +125,9 @@ def check_detector(cfg: DetectorConfig) -> None:
 
     check_ranges(cfg, "detector")  # a config built in Python skips from_mapping's checks
     _check_box_map(cfg.box_map)
+    if 0 < cfg.detect_width < MIN_DETECT_WIDTH:
+        raise ConfigError(f"detector.detect_width {cfg.detect_width} leaves no face to find; give 0 (never downscale) "
+                          f"or at least {MIN_DETECT_WIDTH} pixels (the packaged platforms use 320)")
     cfg = resolve_detector(cfg, warn=False)
     if cfg.type not in DETECTORS:
         raise ConfigError(f"unknown detector '{cfg.type}'.{did_you_mean(cfg.type, [*DETECTORS, AUTO])} "
@@ -157,6 +160,7 @@ def parse_detector(spec) -> DetectorConfig | None:
     return from_mapping(DetectorConfig, spec, "detector", ConfigError)
 
 
+MIN_DETECT_WIDTH = 64  # a frame downscaled below this holds no face a detector can find
 AUTO = "auto"
 _warned_haar = False
 HAAR_WARNING = ("no learned face detector is installed, so `detector: auto` runs OpenCV's Haar cascades, which miss "

@@ -161,8 +161,9 @@ def reproducibility(previous: dict, current: dict) -> tuple[list[dict], str]:
     out, same_mae, inside, both = [], 0, 0, 0
     for r in current["rows"]:
         old = before.get((r["model"], r["platform"]))
-        if r.get("status") != RAN or old is None or "pose p50 ms" not in r or "spread_ms" not in old:
-            continue
+        needed = ("MAE", "pose p50 ms", "spread_ms", "rounds min..max", "× first")
+        if r.get("status") != RAN or old is None or "pose p50 ms" not in r or not all(k in old for k in needed):
+            continue  # not measured in both runs (or an entry of an older file without the figures)
         both += 1
         lo, hi = old["spread_ms"]
         mae_ok, p50_ok = round(r["MAE"], 4) == round(old["MAE"], 4), lo <= r["pose p50 ms"] <= hi

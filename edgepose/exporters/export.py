@@ -46,6 +46,8 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
             A platform with `int8_if_faster` that lists several has each built and timed; the fastest is used.
         measure: record the dev accuracy and PyTorch parity in the manifest (skipped for throwaway exports).
     """
+    if dev_root and not Path(dev_root).is_dir():  # named but missing: an error, not a manifest without figures
+        raise ConfigError(f"--dev-root '{dev_root}' is not a folder; give your AFLW2000 folder, or leave it out")
     plat = load_platform(platform)
     speed_check = plat.int8_if_faster and precision is None
     precision = precision or plat.precision

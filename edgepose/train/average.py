@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..bundle import model_name
 from ..errors import ConfigError
-from .recipe import recipe_from_yaml, recipe_to_yaml
+from .recipe import check_recipe_name, recipe_from_yaml, recipe_to_yaml
 from .checkpoint import read_checkpoint
 from .trainer import release_state, save_checkpoint
 
@@ -28,6 +28,7 @@ def average_checkpoints(paths: list[str], out: str | Path, name: str = "") -> Pa
     """
     if len(paths) < 2:
         raise ConfigError("averaging needs at least two checkpoints")
+    check_recipe_name(name or Path(out).stem, "--name (default: the --out file stem)")  # before the work, not at export
     states, recipes = [], []
     for p in paths:
         if not Path(p).is_file():

@@ -150,6 +150,9 @@ def _labels_file(cfg: DataConfig, paths: list[str]) -> tuple[np.ndarray, np.ndar
     from ..datasets.labels_csv import read_labels
 
     table = read_labels(cfg.labels, cfg.labels_min_confidence)
+    if paths and not any(p in table for p in paths):
+        raise ConfigError(f"data.labels '{cfg.labels}' keeps no row of the pool in data.root (no path in common, or "
+                          f"none kept at confidence >= {cfg.labels_min_confidence}); give the labels of this pool")
     labels = np.array([table.get(p, (0.0, 0.0, 0.0)) for p in paths], np.float32)
     return np.clip(labels, -99.0, 99.0), np.array([p in table for p in paths])
 

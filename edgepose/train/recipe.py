@@ -197,18 +197,23 @@ def recipe_from_yaml(text: str, overrides: list[str] = (), where: str = "recipe"
     return recipe
 
 
+def check_recipe_name(name, key: str = "'name'") -> None:
+    """A recipe name becomes runs/<name> and the name of every bundle made from it: a plain name only."""
+    import re
+
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        raise ConfigError(f"{key} = {name!r} must be a plain name of letters, digits, '.', '_' and '-' (not starting "
+                          "with '.', at most 100 characters): it names the run folder runs/<name> and the bundles made "
+                          "from it")
+
+
 def check_recipe(recipe: Recipe) -> None:
     """Every numeric field inside its declared range, and the curriculum well formed, before anything is written.
 
     Raises:
         ConfigError: naming the key, the value and the valid range; a name that is not a plain file name.
     """
-    import re
-
-    if not isinstance(recipe.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", recipe.name):
-        raise ConfigError(f"'name' = {recipe.name!r} must be a plain name of letters, digits, '.', '_' and '-' (not "
-                          "starting with '.', at most 100 characters): it names the run folder runs/<name> and the "
-                          "bundles made from it")
+    check_recipe_name(recipe.name)
     check_ranges(recipe, "", ConfigError)
     for entry in recipe.train.curriculum:
         if (not isinstance(entry, (list, tuple)) or len(entry) != 2 or not Range(0, whole=True).holds(entry[0])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import hashlib
 import io
 import math
@@ -308,6 +309,12 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     ckpt_path = out / "last.pt"
     if resume and not ckpt_path.is_file():
         raise ConfigError(f"--resume: no checkpoint at '{ckpt_path}'; run without --resume to start fresh")
+    if not resume and (ckpt_path.is_file() or (out / "best.pt").is_file()):
+        raise ConfigError(f"'{out}' already holds a training run (last.pt / best.pt); continue it with --resume, or "
+                          "train into a new --out (remove the folder to start that run over)")
+    previous = read_checkpoint(ckpt_path) if resume else None
+    if previous is not None:  # before anything is written: a resumed run is the same run
+        _check_same_run(recipe, previous, ckpt_path)
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // dist.world))
     torch.manual_seed(cfg.seed)
     root = recipe.eval.aflw2000_root
@@ -320,8 +327,8 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / "recipe.yaml", recipe_to_yaml(recipe).encode())
-    if resume:
-        run.restore(read_checkpoint(ckpt_path))
+    if previous is not None:
+        run.restore(previous)
 
     spec = input_spec(recipe)
     head = run.model.head
@@ -420,6 +427,28 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
             tqdm.write(f"early stop: holdout MAE has not improved for {cfg.patience} epochs (best {run.best:.3f})")
             break
     return metrics
+
+
+# what may change when a run is resumed: how long it runs and how it reports, never what it trains
+RESUMABLE = frozenset({"train.epochs", "train.patience", "train.threads", "train.checkpoint_every", "train.tensorboard",
+                       "eval.aflw2000_root"})
+
+
+def _check_same_run(recipe: Recipe, state: dict, path: Path) -> None:
+    """Raise ConfigError when `recipe` differs from the one `state` was trained with beyond RESUMABLE keys."""
+    from .recipe import recipe_from_yaml
+
+    def flat(r: Recipe) -> dict:
+        return {f"{section}.{key}": value for section, values in dataclasses.asdict(r).items()
+                for key, value in (values.items() if isinstance(values, dict) else [("", values)])}
+
+    before, now = flat(recipe_from_yaml(state["recipe"], where=f"the recipe inside '{path}'")), flat(recipe)
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k) and k not in RESUMABLE)
+    if changed:
+        what = "; ".join(f"{k.rstrip('.')}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:6])
+        raise ConfigError(f"--resume: the recipe differs from the one '{path}' was trained with ({what}); a resumed "
+                          f"run must train the same thing (only {', '.join(sorted(RESUMABLE))} may change). Train the "
+                          "new recipe into a new --out, or resume with the original settings")
 
 
 def _finite_or_none(value: float) -> float | None:
