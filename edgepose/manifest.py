@@ -70,9 +70,9 @@ class CropSpec:
     """
 
     protocol: str = "square"
-    scale: float = field(default=1.6, metadata=between(0.0, 10.0, lo_open=True))
+    scale: float = field(default=1.6, metadata=between(0.5, 10.0))  # below half the face there is no face to pose
     margins: tuple[float, float, float, float] = field(default=(0.0, 0.0, 0.0, 0.0), metadata=between(0.0, 5.0))
-    shift: tuple[float, float] = field(default=(0.0, 0.0), metadata=between(-5.0, 5.0))
+    shift: tuple[float, float] = field(default=(0.0, 0.0), metadata=between(-1.0, 1.0))
     aligned: bool = False  # trained on eye-levelled crops: the runtime must level them (needs detector landmarks)
 
 
@@ -130,6 +130,9 @@ def manifest_from_dict(data: dict) -> Manifest:
             raise ModelFormatError(f"manifest.input.{key} must have {count} entries, got {list(getattr(manifest.input, key))}")
     if len(manifest.crop.shift) != 2:
         raise ModelFormatError(f"manifest.crop.shift must have 2 entries (dx, dy), got {list(manifest.crop.shift)}")
+    if max(map(abs, manifest.crop.shift)) >= manifest.crop.scale / 2:
+        raise ModelFormatError(f"manifest.crop.shift {list(manifest.crop.shift)} moves the crop (side {manifest.crop.scale}"
+                               " x the box size) off the face's centre; each shift must be below half the crop scale")
     if len(manifest.crop.margins) != 4:
         raise ModelFormatError(f"manifest.crop.margins must have 4 entries (left, top, right, bottom), got "
                                f"{list(manifest.crop.margins)}")

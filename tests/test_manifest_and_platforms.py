@@ -223,3 +223,13 @@ def test_relative_paths_in_a_users_platform_file_are_relative_to_that_file(tmp_p
     (configs / "kiosk.yaml").write_text("name: kiosk\nbackend: onnxruntime\nmodel: bundles/kiosk\n")
     with Runtime(str(configs / "kiosk.yaml"), threads=1) as rt:
         assert rt.model_path == configs / "bundles" / "kiosk" / "model.onnx"
+
+
+@pytest.mark.parametrize("crop, words", [
+    ({"protocol": "roi", "scale": 1.58, "shift": [0.0, 0.9]}, "moves the crop"),
+    ({"protocol": "square", "scale": 0.001}, "crop.scale"),
+])
+def test_a_crop_that_misses_the_face_is_refused(tmp_path, crop, words):
+    data = json.loads((bundled_dir("default") / "manifest.json").read_text())
+    with pytest.raises(ModelFormatError, match=words):
+        manifest_from_dict({**data, "crop": crop})

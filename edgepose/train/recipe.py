@@ -33,7 +33,7 @@ class ModelConfig:
 class DataConfig:
     root: str = ""  # the training pool folder (index.csv); required: recipes name it, or --set data.root=PATH
     holdout: float = field(default=0.03, metadata=between(0.0, 1.0, lo_open=True, hi_open=True))
-    crop_scale: float = field(default=1.6, metadata=between(0.0, 10.0, lo_open=True))
+    crop_scale: float = field(default=1.6, metadata=between(0.5, 10.0))  # as the manifest's crop.scale
     mp_max_fit: float = field(default=0.6, metadata=at_least(0.0))
     limit: int = field(default=0, metadata=at_least(0, whole=True))  # use only the first N rows (smoke runs); 0 = all
     profiled: str = ""  # folder made by `edgepose profile`: synthetic large-yaw views added to the training rows
