@@ -56,17 +56,39 @@ def check_output_folder(path: str | Path, what: str = "--out") -> Path:
     return path
 
 
+STAGED = ".staged-"  # + the writer's process id + a random part
+
+
 @contextlib.contextmanager
 def staged_folder(out: str | Path):
-    """A new hidden folder beside `out` (same file system) to build a folder's files in before `publish` moves them
-    into `out`; removed when the block ends, whatever happened."""
+    """A new hidden folder inside `out` (so on its file system, whatever is mounted where) to build a folder's files
+    in before `publish` moves them into `out`. It is removed when the block ends, whatever happened, and so is `out`
+    if this made it and it stayed empty; one a killed writer left is found by `stale_stages`."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staged-"))
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out, prefix=f"{STAGED}{os.getpid()}-"))
     try:
         yield stage
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        if made and not any(out.iterdir()):
+            out.rmdir()
+
+
+def stale_stages(out: Path) -> list[Path]:
+    """Staging folders in `out` whose writer is gone (killed); a running writer's (another export into the same
+    folder) is left alone."""
+    stale = []
+    for path in out.glob(STAGED + "*") if out.is_dir() else ():
+        pid = path.name[len(STAGED):].split("-")[0]
+        try:
+            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+        except (ValueError, ProcessLookupError):
+            stale.append(path)
+        except PermissionError:  # it exists, owned by someone else
+            pass
+    return stale
 
 
 def publish(stage: Path, out: Path, names: list[str]) -> None:

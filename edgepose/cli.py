@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .errors import ConfigError, EdgePoseError
@@ -152,34 +153,38 @@ def _write_video(args, out: str | None) -> int:
 
     source = int(args.source) if args.source.lstrip("-").isdigit() else args.source  # the stream refuses -1
     options = StreamOptions(smoothing=OneEuroConfig() if args.smooth else None, drop_policy=args.drop_policy)
-    writer, frames, faces = None, 0, 0
+    writer, frames, faces, interrupted = None, 0, 0, False
     t0 = time.perf_counter()
     with _runtime(args) as rt:
         with rt.stream(source, options, keep_frames=bool(args.out)) as stream:
-            for result in stream:
-                frames += 1
-                faces += len(result.poses)
-                if args.json:
-                    print(json.dumps({"frame": result.index, "poses": [p.to_dict() for p in result.poses]}))
-                if args.out:
-                    frame = result.frame
-                    for p in result.poses:
-                        draw_pose(frame, p)
-                    if writer is None:
-                        writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), args.fps or stream.fps,
-                                                 (frame.shape[1], frame.shape[0]))
-                        if not writer.isOpened():
-                            raise EdgePoseError(f"cannot write video '{args.out}'; use an .mp4 or .avi path")
-                    writer.write(frame)
+            try:  # Ctrl-C ends a camera run: the frames so far are kept and the video is written whole
+                for result in stream:
+                    frames += 1
+                    faces += len(result.poses)
+                    if args.json:
+                        print(json.dumps({"frame": result.index, "poses": [p.to_dict() for p in result.poses]}))
+                    if args.out:
+                        frame = result.frame
+                        for p in result.poses:
+                            draw_pose(frame, p)
+                        if writer is None:
+                            writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), args.fps or stream.fps,
+                                                     (frame.shape[1], frame.shape[0]))
+                            if not writer.isOpened():
+                                raise EdgePoseError(f"cannot write video '{args.out}'; use an .mp4 or .avi path")
+                        writer.write(frame)
+            except KeyboardInterrupt:
+                interrupted = True
             dropped = stream.dropped
     if writer is not None:
         writer.release()
     elif args.out:
         raise EdgePoseError(f"the source gave no frames, so no video was written to '{args.out}'")
     seconds = time.perf_counter() - t0
-    print(f"{frames} frames out ({dropped} dropped), {faces} faces, {seconds:.2f} s, {frames / max(seconds, 1e-9):.1f} frames/s"
+    print(f"{'interrupted: ' if interrupted else ''}{frames} frames out ({dropped} dropped), {faces} faces, "
+          f"{seconds:.2f} s, {frames / max(seconds, 1e-9):.1f} frames/s"
           + (f"; annotated video written to {args.out}" if args.out else ""), file=sys.stderr if args.json else sys.stdout)
-    return 0
+    return 130 if interrupted else 0
 
 
 def _cmd_bench(args) -> int:
@@ -675,11 +680,18 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except EdgePoseError as exc:
         return _fail(str(exc))
+    except BrokenPipeError:  # the reader went away (`edgepose eval ... | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 0
     except OSError as exc:  # an output path under a file, a folder where a file goes, no permission, a full disk
+        import errno
+
         where = f" '{exc.filename}'" if exc.filename else ""
-        return _fail(f"{exc.strerror or exc}:{where}{f' -> {exc.filename2!r}' if exc.filename2 else ''}; check the "
-                     f"paths given to `edgepose {args.command}` (a folder where a file is expected, or the reverse, or "
-                     "no permission there)")
+        where += f" -> '{exc.filename2}'" if exc.filename2 else ""
+        paths = exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EACCES, errno.EPERM)
+        hint = (f"check the paths given to `edgepose {args.command}` (a folder where a file is expected, or the "
+                "reverse, or no permission there)") if paths else "free space or fix the device, then run it again"
+        return _fail(f"{exc.strerror or exc}:{where}; {hint}")
     except KeyboardInterrupt:
         print("edgepose: interrupted", file=sys.stderr)
         return 130

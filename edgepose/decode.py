@@ -26,16 +26,16 @@ SCALAR_BATCH = 4  # up to this many faces, rot6d decodes in plain Python (angles
 
 def _rot6d(outputs, decoding):
     raw = _output(outputs, decoding["name"]).reshape(-1, 6)
+    # Gram-Schmidt of a zero or collinear pair of columns gives zero columns: a rotation's third column has length 1
     if len(raw) <= SCALAR_BATCH:
         angles, matrices = zip(*map(rot6d_to_pose, raw.tolist())) if len(raw) else ((), ())
-        angles, matrices = np.array(angles, np.float64).reshape(-1, 3), np.array(matrices, np.float64).reshape(-1, 3, 3)
-    else:
-        matrices = rot6d_to_matrix(raw)
-        angles = matrix_to_euler(matrices)
-    # a rotation's squared entries sum to 3; a zero or collinear pair of columns gives 0 or 1 (no rotation at all)
-    if len(raw) and (np.abs((matrices * matrices).sum((1, 2)) - 3.0) > 1e-3).any():
+        if any(abs(m[0][2] * m[0][2] + m[1][2] * m[1][2] + m[2][2] * m[2][2] - 1.0) > 1e-3 for m in matrices):
+            raise _degenerate(decoding, "two columns of R that are zero or parallel")
+        return np.array(angles, np.float64).reshape(-1, 3), np.array(matrices, np.float64).reshape(-1, 3, 3)
+    matrices = rot6d_to_matrix(raw)
+    if (np.abs((matrices[:, :, 2] ** 2).sum(1) - 1.0) > 1e-3).any():
         raise _degenerate(decoding, "two columns of R that are zero or parallel")
-    return angles, matrices
+    return matrix_to_euler(matrices), matrices
 
 
 def _affine_camera(outputs, decoding):
@@ -138,12 +138,12 @@ def decode_outputs(outputs: dict[str, np.ndarray], decoding: dict, faces: int | 
                                    "manifest's input normalisation is wrong — re-export the bundle")
         shape = raw.shape
         rows = shape[0] if len(shape) > 1 else 1
-        width = int(np.prod(shape[1:])) if len(shape) > 1 else int(np.prod(shape))
+        width = raw.size // rows if rows else 0
         if faces is not None and rows != faces:
             raise ModelFormatError(f"model output '{name}' has shape {list(shape)}: {rows} row(s) for a batch of "
                                    f"{faces} face(s); each face needs its own row — fix output.name in the manifest "
                                    "or re-export the bundle")
-        if want is not None and width != want:
+        if want is not None and width != want and rows:
             raise ModelFormatError(f"model output '{name}' has {width} values per face but output.type "
                                    f"'{decoding['type']}' reads {want}; fix output.type (or output.bins) in the "
                                    "manifest")

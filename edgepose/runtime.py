@@ -257,7 +257,8 @@ class Runtime:
             if n % size:
                 batch = np.concatenate([batch, np.repeat(batch[-1:], size - n % size, axis=0)])
             parts = [backend.run({name: batch[i:i + size]}) for i in range(0, len(batch), size)]
-            return {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0]}
+            # one row per face (an output squeezed to (values,) by a batch-1 model too), the padding cut off
+            return {k: np.concatenate([p[k].reshape(size, -1) for p in parts])[:n] for k in parts[0]}
         return backend.run({name: batch})
 
     def _check_open(self) -> None:

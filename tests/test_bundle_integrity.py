@@ -128,7 +128,7 @@ def test_a_manifest_disagreeing_with_its_model_fails_at_load_naming_both_sides(t
 @pytest.mark.parametrize("changes, match", [
     ({"schema": "1"}, "schema must be a whole number"),
     ({"schema": True}, "schema must be a whole number"),
-    ({"crop__scale": -1}, r"crop.scale' = -1.*> 0"),
+    ({"crop__scale": -1}, r"crop.scale' = -1.*>= 0.5"),
     ({"crop__scale": 0}, r"crop.scale"),
     ({"crop__margins": [0.2, -0.1, 0.2, 0.2]}, r"crop.margins.*each entry"),
     ({"crop__margins": [0.2, 0.2]}, r"4 entries"),

@@ -162,7 +162,7 @@ def test_damaged_and_foreign_checkpoints_and_non_utf8_recipes_are_one_line_error
     one_line_error(edgepose("average", str(tmp_path / "damaged.pt"), "weights/student_mbv3s_128_3ddfa_yaw2.pt",
                             "--out", str(tmp_path / "avg.pt")), "damaged.pt", "not a PyTorch file edgepose wrote")
     one_line_error(edgepose("release", str(tmp_path / "foreign.pt"), "--out", str(tmp_path / "r.pt")),
-                   "not an edgepose checkpoint")
+                   "not an edgepose training checkpoint")
     (tmp_path / "r.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
     one_line_error(edgepose("train", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run")), "not UTF-8 text")
     assert not {"avg.pt", "r.pt", "run"} & {p.name for p in tmp_path.iterdir()}

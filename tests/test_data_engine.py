@@ -252,6 +252,9 @@ def test_a_labels_file_without_its_columns_or_of_another_pool_is_refused(tmp_pat
                    "x/a.jpg,1,2,three,1,0,1,1,1,2,3\n")
     with pytest.raises(ConfigError, match="line 2: roll = 'three' is not a number"):
         read_labels(odd)
+    odd.write_text("path,yaw,pitch,roll,confidence,spread,votes,keep\nx/a.jpg,,2,3,1,0,1,1\n")
+    with pytest.raises(ConfigError, match="line 2: a kept row has no yaw"):  # not a NaN label to train on
+        read_labels(odd)
     odd.write_text("path,yaw,pitch,roll,confidence,spread,votes,keep,t_yaw,t_pitch,t_roll\n"
                    "x/a.jpg,1,2,3,1,0,1,1,1,2,3\n")
     with pytest.raises(ConfigError, match="shares no row with the pool"):

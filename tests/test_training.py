@@ -110,9 +110,12 @@ def test_recipe_errors_are_clear(tmp_path):
         load_recipe(RECIPE, ["train.lr=fast"])
     with pytest.raises(ConfigError, match="does not exist"):
         load_recipe(tmp_path / "none.yaml")
+    from edgepose.train.trainer import train
+
     for name in ("../../outside", "/abs", ".hidden", "a b"):  # the name becomes runs/<name>: a plain name only
         with pytest.raises(ConfigError, match="must be a plain name"):
-            load_recipe(RECIPE, [f"name={name}"])
+            train(load_recipe(RECIPE, [f"name={name}"]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

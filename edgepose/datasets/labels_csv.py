@@ -29,11 +29,16 @@ def _read(path: Path, columns: tuple[str, ...]) -> tuple[list[str], list[dict]]:
     return names, rows
 
 
-def _number(row: dict, key: str, path: Path, line: int) -> float:
+def _number(row: dict, key: str, path: Path, line: int, empty_ok: bool = True) -> float:
+    """A number of a labels CSV; an empty cell is NaN (a missing vote) where `empty_ok`, an error otherwise."""
+    text = row[key]
     try:
-        return float(row[key] or "nan")
+        value = float(text or "nan")
     except (TypeError, ValueError):
-        raise ConfigError(f"labels file '{path}' line {line}: {key} = {row[key]!r} is not a number") from None
+        raise ConfigError(f"labels file '{path}' line {line}: {key} = {text!r} is not a number") from None
+    if not empty_ok and value != value:
+        raise ConfigError(f"labels file '{path}' line {line}: a kept row has no {key}; relabel it with `edgepose label`")
+    return value
 
 
 def read_labels(path: str | Path, min_confidence: float = 0.0) -> dict[str, np.ndarray]:
@@ -42,8 +47,8 @@ def read_labels(path: str | Path, min_confidence: float = 0.0) -> dict[str, np.n
     _, rows = _read(path, ("path", *ANGLES, "confidence", "keep"))
     out = {}
     for line, row in enumerate(rows, 2):
-        if row["keep"] == "1" and _number(row, "confidence", path, line) >= min_confidence:
-            out[row["path"]] = np.array([_number(row, a, path, line) for a in ANGLES], np.float32)
+        if row["keep"] == "1" and _number(row, "confidence", path, line, False) >= min_confidence:
+            out[row["path"]] = np.array([_number(row, a, path, line, False) for a in ANGLES], np.float32)
     return out
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..atomic import check_output_folder, publish, staged_folder
+from ..atomic import check_output_folder, publish, stale_stages, staged_folder
 from ..backends import backend_available
 from ..errors import BackendUnavailableError, ConfigError, did_you_mean
 from ..manifest import CropSpec, InputSpec, Manifest, save_manifest, sha256_file
@@ -100,8 +100,8 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
                             "host": host_platform.machine(), "platform": plat.name,
                             **_provenance(state)})
     remove_stale_work(out)
-    # the bundle is built and measured in a hidden folder beside `out` and moved in when whole: a failed or killed
-    # export changes nothing in `out`; the work folder lives in the system's temporary folder
+    # the bundle is built and measured in a hidden folder inside `out` and moved in when whole: a failed or killed
+    # export changes no file of `out`; the work folder lives in the system's temporary folder
     with staged_folder(out) as stage:
         with tempfile.TemporaryDirectory(prefix="edgepose-export-") as tmp:
             work = Path(tmp)
@@ -240,10 +240,10 @@ def _force_int8_command(checkpoint, platform, quantizer: str, fmt: ExportFormat,
 
 
 def remove_stale_work(out: Path) -> list[Path]:
-    """Remove what a killed export left: its staging folder beside bundle folder `out` (.NAME.staged-*), and in `out`
-    what older versions left, the hidden temporary files of their atomic writes (.model.*.tmp, .manifest.json.*.tmp)
-    and tmpXXXXXXXX work folders (recognised by their fp32.onnx). Returns what was removed."""
-    stale = [p for p in out.parent.glob(f".{out.name}.staged-*") if p.is_dir()] if out.parent.is_dir() else []
+    """Remove what a killed export left in bundle folder `out`: its staging folder (.staged-PID-*, once that process
+    is gone), and what older versions left, the hidden temporary files of their atomic writes (.model.*.tmp,
+    .manifest.json.*.tmp) and tmpXXXXXXXX work folders (recognised by their fp32.onnx). Returns what was removed."""
+    stale = stale_stages(out)
     if out.is_dir():
         stale += [p for p in out.glob(".model.*.tmp") if p.is_file()] + [p for p in out.glob(".manifest.json.*.tmp")]
         stale += [p for p in out.glob("tmp*") if p.is_dir() and len(p.name) == 11 and (p / "fp32.onnx").exists()]

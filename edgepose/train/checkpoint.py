@@ -102,10 +102,14 @@ def read_checkpoint(checkpoint: str | Path) -> dict:
     except Exception as exc:  # torch raises pickle, zip and runtime errors for damaged or foreign files
         raise ModelFormatError(f"cannot read checkpoint '{path}': not a PyTorch file edgepose wrote, or damaged "
                                f"({type(exc).__name__}); give a .pt written by edgepose train, average or release") from None
-    if not isinstance(state, dict) or not ({"model", "ema"} & set(state)) or "recipe" not in state:
-        raise ModelFormatError(f"'{path}' is a PyTorch file but not an edgepose checkpoint (it has no model weights and "
-                               "recipe); give a .pt written by edgepose train, average or release")
+    _check_ours(state, path, "ema")  # EMA or raw weights
     return state
+
+
+def _check_ours(state, path: Path, key: str) -> None:
+    if not isinstance(state, dict) or "recipe" not in state or not ({key, "model"} & set(state)):
+        raise ModelFormatError(f"'{path}' is not an edgepose training checkpoint (no recipe or weights in it); give a "
+                               ".pt written by edgepose train, average, release or QAT")
 
 
 def load_trained(checkpoint: str | Path, use_ema: bool = True,
@@ -115,9 +119,7 @@ def load_trained(checkpoint: str | Path, use_ema: bool = True,
     path = Path(checkpoint)
     state = read_checkpoint(path) if state is None else state
     key = "ema" if use_ema and isinstance(state, dict) and "ema" in state else "model"
-    if not isinstance(state, dict) or "recipe" not in state or key not in state:
-        raise ModelFormatError(f"'{path}' is not an edgepose training checkpoint (no recipe or weights in it); give a "
-                               ".pt written by edgepose train, edgepose average or QAT")
+    _check_ours(state, path, key)
     recipe = recipe_from_yaml(state["recipe"], where=f"recipe inside '{path}'")
     model = create_for(recipe.model)
     if "nncf_config" in state:  # a quantization-aware training checkpoint: rebuild NNCF's quantizers first

@@ -213,7 +213,6 @@ def check_recipe(recipe: Recipe) -> None:
     Raises:
         ConfigError: naming the key, the value and the valid range; a name that is not a plain file name.
     """
-    check_recipe_name(recipe.name)
     check_ranges(recipe, "", ConfigError)
     for entry in recipe.train.curriculum:
         if (not isinstance(entry, (list, tuple)) or len(entry) != 2 or not Range(0, whole=True).holds(entry[0])

@@ -26,7 +26,7 @@ from .heads import landmark_loss
 from .models import create_for
 from .pool_data import PoolData, augment_batch, color_jitter
 from .protocol_box import training_frames
-from .recipe import SELECT_BY, Recipe, check_recipe, recipe_to_yaml
+from .recipe import SELECT_BY, Recipe, check_recipe, check_recipe_name, recipe_to_yaml
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -276,6 +276,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dict:
     schedule, EMA and RNG streams, so a killed and resumed run ends with the weights of an uninterrupted one.
     """
     check_recipe(recipe)  # recipes built in Python too: nothing is written for an out-of-range value
+    check_recipe_name(recipe.name)  # checkpoints carry it into bundles (read back, an old name is still accepted)
     dist = _Distributed()
     try:
         return _train(recipe, Path(out_dir), resume, dist)
