@@ -430,9 +430,10 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     return metrics
 
 
-# what may change when a run is resumed: how long it runs and how it reports, never what it trains
+# what may change when a run is resumed: how long it runs and how it reports, never what it trains (the QAT
+# calibration only initialises the quantizer ranges, which the checkpoint then restores)
 RESUMABLE = frozenset({"train.epochs", "train.patience", "train.threads", "train.checkpoint_every", "train.tensorboard",
-                       "eval.aflw2000_root"})
+                       "eval.aflw2000_root", "qat.calibration_size"})
 
 
 def _check_same_run(recipe: Recipe, state: dict, path: Path) -> None:
