@@ -104,10 +104,10 @@ def _torch_rows(args) -> list[dict]:
 
     from edgepose.exporters.onnx_export import torch_dynamic_int8
     from edgepose.evaluation.metrics import summarize
-    from edgepose.train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees, to_tensor
+    from edgepose.train.checkpoint import crop_spec, dev_crops, input_spec, load_trained, predict_degrees, to_tensor
 
     model, recipe = load_trained(args.weights)
-    crops, truth = dev_crops(args.dev, input_spec(recipe), recipe.data.crop_scale)
+    crops, truth = dev_crops(args.dev, input_spec(recipe), crop_spec(recipe))
     models = {"fp32": model, "dynamic int8 (torch.ao, Linear)": torch_dynamic_int8(load_trained(args.weights)[0])}
     x = to_tensor(crops[:1])
     rows = {}

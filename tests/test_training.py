@@ -88,14 +88,14 @@ def test_release_copy_keeps_the_ema_model_and_drops_training_state(trained, tmp_
 def test_export_onnx_parity_with_torch(trained, tmp_path, dev_root, dev_samples):
     from edgepose import Runtime
     from edgepose.exporters.export import export_bundle
-    from edgepose.train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees
+    from edgepose.train.checkpoint import crop_spec, dev_crops, input_spec, load_trained, predict_degrees
 
     out, _, _ = trained
     manifest_path = export_bundle(out / "last.pt", "cpu", tmp_path / "bundle", dev_root=str(dev_root))
     manifest = json.loads(manifest_path.read_text())
     assert manifest["input"]["size"] == [64, 64] and manifest["sha256"]
     model, recipe = load_trained(out / "last.pt")
-    crops, _ = dev_crops(str(dev_root), input_spec(recipe), recipe.data.crop_scale)
+    crops, _ = dev_crops(str(dev_root), input_spec(recipe), crop_spec(recipe))
     with Runtime("cpu", model=str(tmp_path / "bundle"), threads=1) as rt:
         onnx_deg = rt.infer_crops(crops)
     diff = np.abs(onnx_deg - predict_degrees(model, crops))
@@ -265,7 +265,7 @@ def test_every_head_trains_and_exports_with_one_decoding(head, tmp_path, pool_ro
     from edgepose.exporters.export import export_bundle
     from edgepose.train.checkpoint import load_trained
     from edgepose.evaluation.metrics import angle_errors
-    from edgepose.train.checkpoint import dev_crops, input_spec, predict_degrees
+    from edgepose.train.checkpoint import crop_spec, dev_crops, input_spec, predict_degrees
     from edgepose.train.trainer import train
 
     overrides = SMOKE + [f"data.root={pool_root}", f"eval.aflw2000_root={dev_root}", "train.epochs=1",
@@ -275,7 +275,7 @@ def test_every_head_trains_and_exports_with_one_decoding(head, tmp_path, pool_ro
     manifest = json.loads(export_bundle(tmp_path / "run" / "last.pt", "cpu", tmp_path / "b", dev_root=str(dev_root)).read_text())
     model, recipe = load_trained(tmp_path / "run" / "last.pt")
     assert manifest["output"] == model.head.decoding("pose")
-    crops, _ = dev_crops(str(dev_root), input_spec(recipe), recipe.data.crop_scale)
+    crops, _ = dev_crops(str(dev_root), input_spec(recipe), crop_spec(recipe))
     with Runtime("cpu", model=str(tmp_path / "b"), threads=1) as rt:
         assert angle_errors(rt.infer_crops(crops[:50]), predict_degrees(model, crops[:50])).max() < 0.1
 

@@ -18,7 +18,7 @@ from ..backends import backend_available
 from ..errors import BackendUnavailableError, ConfigError, did_you_mean
 from ..manifest import CropSpec, InputSpec, Manifest, save_manifest, sha256_file
 from ..platform import Platform, load_platform
-from ..train.checkpoint import dev_crops, input_spec, load_trained, predict_degrees, read_checkpoint
+from ..train.checkpoint import crop_spec, dev_crops, input_spec, load_trained, predict_degrees, read_checkpoint
 from .calibration import calibration_inputs
 from .formats import ExportFormat, format_for
 from .onnx_export import OUTPUT_NAME, write_onnx
@@ -89,11 +89,11 @@ def export_bundle(checkpoint: str | Path, platform: str = "cpu", out_dir: str | 
 
     def calibration_batch() -> np.ndarray:
         if "x" not in calib_cache:
-            calib_cache["x"] = calibration_inputs(calib_source, spec, calibration_size, recipe.data.crop_scale)
+            calib_cache["x"] = calibration_inputs(calib_source, spec, calibration_size, crop_spec(recipe))
         return calib_cache["x"]
 
     base = Manifest(model_file="model.onnx", format="onnx", precision="fp32", input=spec,
-                    crop=CropSpec(protocol="square", scale=recipe.data.crop_scale),
+                    crop=crop_spec(recipe),
                     output=model.head.decoding(OUTPUT_NAME), name=recipe.name,
                     source={"recipe": recipe.name, "checkpoint_sha256": sha256_file(checkpoint), "edgepose": __version__,
                             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -315,7 +315,7 @@ def measure_bundle(bundle: Path, platform: str, model, recipe, dev_root: str) ->
         return {}
 
     def parity(rt) -> dict:
-        crops, _ = dev_crops(dev_root, input_spec(recipe), recipe.data.crop_scale)
+        crops, _ = dev_crops(dev_root, input_spec(recipe), crop_spec(recipe))
         pred, ref = rt.infer_crops(crops), predict_degrees(model, crops)
         diff = angle_errors(pred, ref)
         turn = geodesic_degrees(euler_to_matrix(*pred.T), euler_to_matrix(*ref.T))

@@ -159,7 +159,7 @@ def export_tensorrt_bundle(bundle: str | Path, out_dir: str | Path, precision: s
         if not calibration:
             raise ConfigError("int8 from an fp32 ONNX bundle needs --calibration (the faces pool or a folder of face crops)")
         calib = calibration_batches(calibration_inputs(calibration, manifest.input, calibration_size,
-                                                       manifest.crop.scale))
+                                                       manifest.crop))
     out = Path(out_dir).expanduser()
     manifest_path = build_engine(manifest, onnx_path, out, precision, calib, timing_cache=out / "timing.cache")
     if dev_root:

@@ -13,7 +13,7 @@ import yaml
 from ..datasets.aflw2000 import read_aflw2000
 from ..decode import decode_outputs
 from ..errors import ConfigError, ModelFormatError
-from ..manifest import InputSpec
+from ..manifest import CropSpec, InputSpec
 from .models import create_for
 from .recipe import Recipe, recipe_from_yaml
 
@@ -25,6 +25,12 @@ def input_spec(recipe: Recipe) -> InputSpec:
     """The input contract every model trained by this loop has (RGB, (x - 127.5) / 127.5, NCHW)."""
     s = recipe.model.input_size
     return InputSpec(size=(s, s), layout="NCHW", color="RGB", mean=(INPUT_MEAN,) * 3, std=(INPUT_STD,) * 3)
+
+
+def crop_spec(recipe: Recipe) -> CropSpec:
+    """The crop a recipe's model is trained with, as its bundles' manifests state it (data.crop_*)."""
+    d = recipe.data
+    return CropSpec(protocol=d.crop_protocol, scale=d.crop_scale, shift=tuple(float(v) for v in d.crop_shift))
 
 
 def to_tensor(bgr: np.ndarray) -> torch.Tensor:
@@ -69,6 +75,22 @@ def load_weights(model: torch.nn.Module, checkpoint: str, key: str, match: str =
     if not path.is_file():
         raise ConfigError(f"{key}: no checkpoint at '{checkpoint}'; point it at a .pt written by edgepose train "
                           "(e.g. weights/student_mbv3s_rot6d.pt) or leave it empty to train from scratch")
+    from .tddfa_weights import is_3ddfa_state, state_from_3ddfa
+
+    raw = None
+    if path.suffix == ".pth":  # 3DDFA_V2's release; anything unreadable is reported by read_checkpoint below
+        try:
+            raw = load_checkpoint(path)
+        except Exception:
+            raw = None
+
+    if is_3ddfa_state(raw):
+        weights = state_from_3ddfa(raw, path.parent, model)
+        model.load_state_dict(weights, strict=False)
+        fresh = len(model.state_dict()) - len(weights)
+        if fresh:
+            print(f"{key}: the backbone from 3DDFA_V2's '{checkpoint}'; {fresh} head tensors start fresh")
+        return model
     state = read_checkpoint(path)
     weights = state["ema" if "ema" in state else "model"]
     if match == "aligned":
@@ -142,16 +164,17 @@ def predict_degrees(model: torch.nn.Module, batch: np.ndarray, chunk: int = 256)
     return decode_outputs({"pose": raw}, model.head.decoding("pose"))[0]
 
 
-def dev_crops(root: str, spec: InputSpec, scale: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """Crops (device-side preprocessing, exactly as the runtime does it) and labels of AFLW2000 at `root`."""
+def dev_crops(root: str, spec: InputSpec, crop: CropSpec | float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Crops (device-side preprocessing, exactly as the runtime does it) and labels of AFLW2000 at `root`.
+    `crop`: the model's crop (`crop_spec(recipe)`), or a square crop's scale."""
     import cv2
 
-    from ..manifest import CropSpec
     from ..preprocess import crop_face
 
     if not root or not Path(root).is_dir():
         return None
     samples = read_aflw2000(root)
-    crop = CropSpec(protocol="square", scale=scale)
+    if not isinstance(crop, CropSpec):
+        crop = CropSpec(protocol="square", scale=float(crop))
     crops = np.stack([crop_face(cv2.imread(str(s.image)), s.box, crop, spec) for s in samples])
     return crops, np.array([[s.yaw, s.pitch, s.roll] for s in samples])

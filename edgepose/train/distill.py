@@ -27,14 +27,14 @@ class Distiller(nn.Module):
 
     def __init__(self, cfg: DistillConfig, student: nn.Module, data: PoolData, student_size: int):
         super().__init__()
-        from .checkpoint import load_trained
+        from .checkpoint import crop_spec, load_trained
 
         self.cfg = cfg
         teacher, trecipe = load_trained(cfg.teacher)
         self.teacher = [teacher.eval()]  # a list keeps it out of this module's parameters and state_dict
         for p in teacher.parameters():
             p.requires_grad_(False)
-        self.teacher_size, self.teacher_scale = trecipe.model.input_size, trecipe.data.crop_scale
+        self.teacher_size, self.teacher_crop = trecipe.model.input_size, crop_spec(trecipe)
         self.poses = self._cached_poses(cfg.teacher, data)
         real = len(data.images) - data.profiled
         self.poses[real:] = data.matrices[real:]  # profiled views keep their exact labels: no teacher guess there
@@ -58,7 +58,8 @@ class Distiller(nn.Module):
         degs = []
         for start in range(0, len(data.images), 512):
             idx = np.arange(start, min(start + 512, len(data.images)))
-            crops, _ = augment_batch(data.images, data.matrices, idx, self.teacher_size, self.teacher_scale, None, rng)
+            crops, _ = augment_batch(data.images, data.matrices, idx, self.teacher_size, self.teacher_crop, None, rng,
+                                     boxes=data.boxes)
             degs.append(predict_degrees(self.teacher[0], crops))
         d = np.concatenate(degs)
         mats = euler_to_matrix(d[:, 0], d[:, 1], d[:, 2]).astype(np.float32)

@@ -5,6 +5,8 @@ that edgepose.decode (numpy, device half) uses, and training evaluates through t
   euler  (N, 3)      yaw, pitch, roll in degrees; MSE + periodic (1 - cos) loss
   sincos (N, 6)      sin(yaw, pitch, roll), cos(...); MSE on the unit circle
   bins   (N, 3 * 66) Hopenet bins of 3 deg from -99; cross-entropy + expectation MSE
+  camera (N, 6)      3DDFA_V2's 62-value 3DMM head, of which the first two rows of its affine camera (= the first two
+                     columns of R) are emitted, de-normalised; squared Frobenius loss on the rotation
 """
 from __future__ import annotations
 
@@ -164,7 +166,50 @@ def geodesic_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -
     return torch.acos(cos.clamp(-1 + eps, 1 - eps)).mean()
 
 
-HEADS = {"rot6d": Rot6DHead, "euler": EulerHead, "sincos": SinCosHead, "bins": BinnedHead}
+class CameraHead(nn.Module):
+    """3DDFA_V2's parameter head: one Linear to 62 normalised 3DMM parameters (params = out * std + mean), whose
+    first 12 are a row-major 3x4 affine camera [s R_cam | t]. Only the rotation is a pose, and the first two rows of
+    R_cam are the first two columns of edgepose's R (R = R_cam transposed): the head emits those 6 values,
+    de-normalised (`rows`), so the exported graph is one Gemm decoded as 6D (Gram-Schmidt), the de-normalisation
+    folded into its weights and nothing left that int8 could zero. The other 56 parameters (shape, expression,
+    translation) keep their weights for `parameters62` but are not computed.
+
+    Loss: squared Frobenius distance between the target rotation and the Gram-Schmidt rotation of the two rows.
+    """
+
+    outputs = 6
+    ROWS = (0, 1, 2, 4, 5, 6)  # P[0, 0:3] and P[1, 0:3] of the row-major 3x4 camera
+
+    def __init__(self, in_features: int, params: int = 62):
+        super().__init__()
+        self.fc = nn.Linear(in_features, params)
+        self.register_buffer("param_mean", torch.zeros(params))
+        self.register_buffer("param_std", torch.ones(params))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = list(self.ROWS)
+        std = self.param_std[rows]
+        return nn.functional.linear(x, self.fc.weight[rows] * std[:, None],
+                                    self.fc.bias[rows] * std + self.param_mean[rows])
+
+    def parameters62(self, x: torch.Tensor) -> torch.Tensor:
+        """All 62 de-normalised 3DMM parameters (as the ONNX peer emits them)."""
+        return self.fc(x) * self.param_std + self.param_mean
+
+    def decoding(self, name: str) -> dict:
+        return {"type": "rot6d", "name": name}
+
+    def loss(self, out, target_r, target_deg):
+        return ((rot6d_to_matrix(out) - target_r) ** 2).sum((1, 2)).mean()
+
+    def to_matrix(self, out):
+        return rot6d_to_matrix(out)
+
+    def to_degrees(self, out):
+        return matrix_to_euler_torch(rot6d_to_matrix(out))
+
+
+HEADS = {"rot6d": Rot6DHead, "euler": EulerHead, "sincos": SinCosHead, "bins": BinnedHead, "camera": CameraHead}
 
 
 class SpatialAttention(nn.Module):

@@ -14,6 +14,7 @@ from ..atomic import atomic_open
 from ..datasets.faces_pool import (FLIP_5, FLIP_68, FusionRule, five_from_68, fuse_labels, holdout_mask,
                                    landmark_targets, read_pool_index)
 from ..errors import ConfigError
+from ..manifest import CropSpec
 from .recipe import AugmentConfig, DataConfig
 
 POOL_SIDE = 128  # crops are stored at 128 px (HIIT at 50 px, upscaled into the cache)
@@ -76,6 +77,9 @@ class PoolData:
             rows.sort()
         self.images = load_pool_images(root, [table.paths[i] for i in rows])
         self.angles = labels[rows]
+        # face boxes in the cached crops' pixels (HIIT's 50 px images are upscaled into the cache)
+        side = np.array([50.0 if table.source[i] == "hiit" else POOL_SIDE for i in rows], np.float32)
+        self.boxes = table.boxes[rows] * (POOL_SIDE / side)[:, None]
         self.landmarks = landmark_targets(table, landmarks)[rows] if landmarks else None
         self.matrices = euler_to_matrix(self.angles[:, 0], self.angles[:, 1], self.angles[:, 2]).astype(np.float32)
         held = holdout_mask(table, cfg.holdout)[rows]
@@ -113,6 +117,7 @@ class PoolData:
             angles = _relabel_views(angles, views, rows, labels, keep)
         self.angles = np.concatenate([self.angles, angles])
         self.matrices = np.concatenate([self.matrices, euler_to_matrix(*angles.T).astype(np.float32)])
+        self.boxes = np.concatenate([self.boxes, views["boxes"].astype(np.float32)])
         if landmarks:
             pts = views["landmarks"]
             if landmarks == 5:
@@ -157,12 +162,15 @@ def _labels_file(cfg: DataConfig, paths: list[str]) -> tuple[np.ndarray, np.ndar
     return np.clip(labels, -99.0, 99.0), np.array([p in table for p in paths])
 
 
-def augment_batch(images: np.ndarray, matrices: np.ndarray, idx: np.ndarray, size: int, crop_scale: float,
+def augment_batch(images: np.ndarray, matrices: np.ndarray, idx: np.ndarray, size: int, crop: CropSpec | float,
                   aug: AugmentConfig | None, rng: np.random.Generator, points: np.ndarray | None = None,
-                  frames: np.ndarray | None = None):
+                  frames: np.ndarray | None = None, boxes: np.ndarray | None = None):
     """Warp pool crops to size x size with labels kept true.
 
-    The stored crop already is the 1.6x square around the face; `crop_scale` rescales relative to that.
+    `crop` is the model's crop (`checkpoint.crop_spec(recipe)`) or a square crop's scale. Square: the stored crop
+    already is the 1.6x square around the face; the scale rescales relative to that. Roi: the square is cut around
+    each row's face box (`boxes`, (rows, 4) stored-crop pixels, PoolData.boxes) as the manifest's roi protocol cuts
+    it from a frame; scale and shift jitter then move it as a detector's box would.
     Flip mirrors the pose (F R F), in-plane rotation by d (clockwise as displayed) composes Rz(d) R.
     `matrices` is (rows, 3, 3) or (rows, K, 3, 3) (labels and a teacher's poses, transformed alike).
     Returns BGR uint8 (N, size, size, 3) and float32 rotation matrices shaped like matrices[idx]; with `points`
@@ -175,9 +183,22 @@ def augment_batch(images: np.ndarray, matrices: np.ndarray, idx: np.ndarray, siz
     out = np.empty((n, size, size, 3), np.uint8)
     mats = matrices[idx].astype(np.float64)
     pts = None if points is None else points[idx].astype(np.float64)
-    base = POOL_SIDE * crop_scale / 1.6
+    if not isinstance(crop, CropSpec):
+        crop = CropSpec(protocol="square", scale=float(crop))
+    roi = crop.protocol == "roi"
+    if roi and boxes is None:
+        raise ConfigError("a roi crop is cut around each row's face box: pass the rows' boxes (PoolData.boxes)")
+    if crop.protocol not in ("square", "roi"):
+        raise ConfigError(f"training crops support the square and roi protocols, not '{crop.protocol}'")
+    base = POOL_SIDE * crop.scale / 1.6
+    middle = ((POOL_SIDE - 1) / 2, (POOL_SIDE - 1) / 2)
     for j, i in enumerate(idx):
         scale, dx, dy, rot, flip = 1.0, 0.0, 0.0, 0.0, False
+        if roi:
+            x1, y1, x2, y2 = (float(v) for v in boxes[i])
+            mean_side = ((x2 - x1) + (y2 - y1)) / 2
+            base = max(crop.scale * mean_side, 1.0)
+            middle = ((x1 + x2) / 2 + crop.shift[0] * mean_side - 0.5, (y1 + y2) / 2 + crop.shift[1] * mean_side - 0.5)
         if aug is not None and frames is not None and aug.protocol_box and rng.random() < aug.protocol_box:
             box = POOL_SIDE / 1.6  # the 68-point box side in the stored crop
             dx, dy, scale = frames[i, 0] * box, frames[i, 1] * box, float(frames[i, 2])
@@ -187,7 +208,7 @@ def augment_batch(images: np.ndarray, matrices: np.ndarray, idx: np.ndarray, siz
             dx, dy = dx + jx, dy + jy
             rot = rng.uniform(-aug.rotate_deg, aug.rotate_deg)
             flip = rng.random() < aug.flip
-        centre = ((POOL_SIDE - 1) / 2 + dx, (POOL_SIDE - 1) / 2 + dy)  # pixel centres
+        centre = (middle[0] + dx, middle[1] + dy)  # pixel centres
         m = cv2.getRotationMatrix2D(centre, -rot, size / (base * scale))  # cv2: positive = counter-clockwise
         m[:, 2] += np.array([(size - 1) / 2, (size - 1) / 2]) - np.array(centre)
         if flip:

@@ -34,6 +34,10 @@ class DataConfig:
     root: str = ""  # the training pool folder (index.csv); required: recipes name it, or --set data.root=PATH
     holdout: float = field(default=0.03, metadata=between(0.0, 1.0, lo_open=True, hi_open=True))
     crop_scale: float = field(default=1.6, metadata=between(0.5, 10.0))  # as the manifest's crop.scale
+    # the crop the model is trained and run with (the manifest's crop.protocol): square = scale x max(w, h) on the box
+    # centre (edgepose's own), roi = scale x (w + h) / 2 on the centre moved by crop_shift (3DDFA_V2's: 1.58, (0, 0.14))
+    crop_protocol: str = field(default="square", metadata=one_of("square", "roi"))
+    crop_shift: tuple = (0.0, 0.0)  # roi only: (dx, dy) of the crop centre, in (w + h) / 2 of the box
     mp_max_fit: float = field(default=0.6, metadata=at_least(0.0))
     limit: int = field(default=0, metadata=at_least(0, whole=True))  # use only the first N rows (smoke runs); 0 = all
     profiled: str = ""  # folder made by `edgepose profile`: synthetic large-yaw views added to the training rows
@@ -108,6 +112,9 @@ class TrainConfig:
     # best.pt / early stopping by: holdout (all), holdout_views (the profiled views' exact labels; for self-training,
     # where the pool labels come from the model itself), holdout_pool
     select_by: str = field(default="holdout", metadata=one_of(*SELECT_BY))
+    # keep every BatchNorm's running statistics as the warm start left them (BN layers in eval mode while training;
+    # their scale and shift still learn): fine-tuning a network trained elsewhere on a small pool
+    freeze_bn: bool = False
 
 
 @dataclass(frozen=True)
@@ -214,6 +221,15 @@ def check_recipe(recipe: Recipe) -> None:
         ConfigError: naming the key, the value and the valid range; a name that is not a plain file name.
     """
     check_ranges(recipe, "", ConfigError)
+    shift = recipe.data.crop_shift
+    if (not isinstance(shift, (list, tuple)) or len(shift) != 2
+            or not all(Range(-0.5 * recipe.data.crop_scale, 0.5 * recipe.data.crop_scale, lo_open=True,
+                             hi_open=True).holds(v) for v in shift)):
+        raise ConfigError(f"'data.crop_shift' {shift!r} must be [dx, dy], each below half of data.crop_scale "
+                          f"({recipe.data.crop_scale}) in size: the crop must stay on the face, e.g. [0, 0.14]")
+    if recipe.data.crop_protocol == "square" and any(shift):
+        raise ConfigError(f"'data.crop_shift' {list(shift)} moves a roi crop; the square protocol is centred on the box "
+                          "(set data.crop_protocol: roi, or crop_shift: [0, 0])")
     for entry in recipe.train.curriculum:
         if (not isinstance(entry, (list, tuple)) or len(entry) != 2 or not Range(0, whole=True).holds(entry[0])
                 or not Range(0.0, 180.0, lo_open=True).holds(entry[1])):

@@ -20,7 +20,7 @@ from ..angles import euler_to_matrix, matrix_to_euler
 from ..atomic import atomic_write_bytes, check_output_folder
 from ..errors import ConfigError, ModelFormatError
 from ..evaluation.metrics import summarize
-from .checkpoint import (dev_crops, input_spec, load_trained, load_weights, predict_degrees,
+from .checkpoint import (crop_spec, dev_crops, input_spec, load_trained, load_weights, predict_degrees,
                          read_checkpoint, to_tensor)
 from .heads import landmark_loss
 from .models import create_for
@@ -87,6 +87,13 @@ class EMA:
                 e.mul_(d).add_(m.detach(), alpha=1 - d)
             else:
                 e.copy_(m)
+
+
+def freeze_batchnorm(model: torch.nn.Module) -> None:
+    """BatchNorm layers to eval mode: they normalise with their running statistics and stop updating them."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
 
 
 def lr_at(step: int, total: int, warmup: int, base: float) -> float:
@@ -185,7 +192,7 @@ class _Run:
             n = min(recipe.qat.calibration_size, len(data.train_idx))
             idx = data.train_idx[np.random.default_rng(cfg.seed).permutation(len(data.train_idx))[:n]]
             crops, _ = augment_batch(data.images, data.matrices, np.sort(idx), recipe.model.input_size,
-                                     recipe.data.crop_scale, None, np.random.default_rng(0))
+                                     crop_spec(recipe), None, np.random.default_rng(0), boxes=data.boxes)
             self.model = qat.prepare(self.model, recipe.qat.init, crops, recipe.qat.preset)
         self.ema = EMA(self.model, cfg.ema_decay)
         self.frames = training_frames(recipe.augment.protocol_box, recipe.augment.protocol_box_model, data.angles)
@@ -288,7 +295,7 @@ def holdout_set(recipe: Recipe, data: PoolData) -> tuple[np.ndarray, np.ndarray,
     """The held-out crops every epoch is scored on (no augmentation, a fixed seed), their labels in degrees, and
     which of them are profiled views (exact labels). `benchmarks/holdout.py` scores other checkpoints on the same."""
     imgs, mats = augment_batch(data.images, data.matrices, data.holdout_idx, recipe.model.input_size,
-                               recipe.data.crop_scale, None, np.random.default_rng(recipe.train.seed + 1))
+                               crop_spec(recipe), None, np.random.default_rng(recipe.train.seed + 1), boxes=data.boxes)
     return imgs, matrix_to_euler(mats.astype(np.float64)), data.holdout_idx >= len(data.angles) - data.profiled
 
 
@@ -331,9 +338,9 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     if previous is not None:
         run.restore(previous)
 
-    spec = input_spec(recipe)
+    spec, crop = input_spec(recipe), crop_spec(recipe)
     head = run.model.head
-    dev = dev_crops(recipe.eval.aflw2000_root, spec, recipe.data.crop_scale)
+    dev = dev_crops(recipe.eval.aflw2000_root, spec, crop_spec(recipe))
     hold_imgs, hold_truth, hold_views = holdout_set(recipe, run.data)
     if cfg.select_by != "holdout" and (hold_views.all() or not hold_views.any()):
         raise ConfigError(f"train.select_by={cfg.select_by}: the holdout has {int(hold_views.sum())} profiled views and "
@@ -342,6 +349,8 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
     board = _tensorboard(out) if cfg.tensorboard and dist.main else None
     while run.epoch < cfg.epochs:
         run.model.train()
+        if cfg.freeze_bn:
+            freeze_batchnorm(run.model)
         t0 = time.time()
         if run.i == 0:
             run.order = run.rng.permutation(run.epoch_rows[run.epoch])
@@ -354,12 +363,12 @@ def _train(recipe: Recipe, out: Path, resume: bool, dist: _Distributed) -> dict:
             idx = run.order[shard * cfg.batch_size:(shard + 1) * cfg.batch_size]
             points = None
             if run.data.landmarks is None:
-                imgs, targets = augment_batch(run.data.images, run.targets, idx, spec.size[0], recipe.data.crop_scale,
-                                              recipe.augment, run.rng, frames=run.frames)
+                imgs, targets = augment_batch(run.data.images, run.targets, idx, spec.size[0], crop,
+                                              recipe.augment, run.rng, frames=run.frames, boxes=run.data.boxes)
             else:
-                imgs, targets, points = augment_batch(run.data.images, run.targets, idx, spec.size[0],
-                                                      recipe.data.crop_scale, recipe.augment, run.rng, run.data.landmarks,
-                                                      run.frames)
+                imgs, targets, points = augment_batch(run.data.images, run.targets, idx, spec.size[0], crop,
+                                                      recipe.augment, run.rng, run.data.landmarks, run.frames,
+                                                      run.data.boxes)
             x = to_tensor(color_jitter(imgs.astype(np.float32), recipe.augment, run.rng))
             mats, degs = _targets(targets[:, 0], cfg.label_noise_deg, run.rng)
             for group in run.opt.param_groups:
