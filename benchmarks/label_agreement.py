@@ -10,7 +10,10 @@ the exact turns of the profiled views: the pool-side evidence for a consensus (n
 2. Each vote against the others' consensus (leave one out), by |yaw| bin and by source.
 3. With --face-model: each vote against a 3D face fitted to the row's 68 annotated points (a geometric reference
    independent of every learned model; 68-point rows only).
-4. With --views: each teacher's turn error on the views: the geodesic between its pose of a view and its own pose of
+4. With --face-model and --weigh A,B: the consensus of votes A and B at weights (w, 1 - w) for w = 0, 0.1, ... 1
+   against the 68-point fit, mean geodesic by |yaw| bin: how much of each teacher a consensus label should hold,
+   chosen on pool faces.
+5. With --views: each teacher's turn error on the views: the geodesic between its pose of a view and its own pose of
    the view's source face turned by the view's exact camera rotation. It needs no label, so it scores a teacher's
    large-yaw consistency by construction.
 """
@@ -81,6 +84,21 @@ def pool_report(votes: dict[str, np.ndarray], label: np.ndarray, sources: np.nda
     return "\n".join(text), out
 
 
+def weight_sweep(votes: dict[str, np.ndarray], pair: list[str], fitted: np.ndarray) -> tuple[str, dict]:
+    """Consensus of two votes at weights (w, 1 - w) against the 68-point fit: mean geodesic by |yaw| bin of the fit."""
+    missing = [name for name in pair if name not in votes]
+    if len(pair) != 2 or missing:
+        raise SystemExit(f"--weigh takes two vote names of the labels file (A,B); it has {', '.join(votes)}")
+    both = np.stack([votes[pair[0]], votes[pair[1]]], 1)
+    rows = {}
+    for w in np.round(np.linspace(0, 1, 11), 2):
+        err = geodesic(consensus(both, np.array([w, 1 - w]))[0], fitted)
+        rows[f"{pair[0]}={w:g}, {pair[1]}={1 - w:g}"] = {**by_bin(err, fitted[:, 0], np.nanmean),
+                                                        "all": (float(np.nanmean(err)), int(np.isfinite(err).sum()))}
+    return table("Weighted consensus against the 68-point 3D fit: mean geodesic (deg) by |yaw| bin of the fit",
+                 rows), rows
+
+
 def views_report(views_dir: str, teachers: list[str], pool: Path, paths: list[str], boxes: np.ndarray,
                  limit: int, models_dir: str | None = None) -> tuple[str, dict]:
     import cv2
@@ -119,6 +137,8 @@ def main(argv=None) -> int:
     ap.add_argument("--labels", required=True, help="labels CSV written by `edgepose label` (one column per vote)")
     ap.add_argument("--index", required=True, help="pool folder holding index.csv (sources, boxes, landmarks)")
     ap.add_argument("--face-model", default=None, help="3D face model for the 68-point fit reference")
+    ap.add_argument("--weigh", default=None, metavar="A,B",
+                    help="with --face-model: sweep the weight of vote A against vote B in their consensus")
     ap.add_argument("--views", default=None, help="profiled views folder (edgepose profile --out)")
     ap.add_argument("--teacher", action="append", default=[], help="teacher to score on the views; repeatable")
     ap.add_argument("--models-dir", default=None,
@@ -141,6 +161,11 @@ def main(argv=None) -> int:
     fitted = fitted_poses(args.face_model, [table_.landmarks[i] for i in idx]) if args.face_model else None
     text, result = pool_report(votes, label, table_.source[idx], fitted)
     print(text)
+    if args.weigh:
+        if fitted is None:
+            ap.error("--weigh scores against the 68-point fit: give --face-model")
+        wtext, result["weights"] = weight_sweep(votes, args.weigh.split(","), fitted)
+        print(wtext)
     if args.views:
         vtext, result["views"] = views_report(args.views, args.teacher, Path(args.index), table_.paths, table_.boxes,
                                               args.views_limit, models_dir=args.models_dir)

@@ -29,6 +29,25 @@ def resolve_bundle(model: str | Path, models_dir: str | Path | None = None) -> t
         ModelFormatError: nothing there, no manifest, a model file name escaping its folder, or a model file that
             is missing, has no checksum, or fails it.
     """
+    path = locate_manifest(model)
+    if models_dir is not None and not Path(models_dir).expanduser().is_dir():
+        raise ModelFormatError(f"models folder '{models_dir}' does not exist; give the folder holding the model files "
+                               "the manifest names")
+    from .ensemble import is_ensemble_file
+
+    if is_ensemble_file(path):
+        raise ModelFormatError(f"'{model}' is an ensemble manifest (it lists member bundles); open it with "
+                               "edgepose.Runtime, which runs each member, or pass one member's bundle")
+    manifest = load_manifest(path)
+    return manifest, model_files(manifest, path.parent, models_dir, f"manifest '{path}'")
+
+
+def locate_manifest(model: str | Path) -> Path:
+    """The manifest JSON of a packaged bundle name, a bundle folder or a manifest path.
+
+    Raises:
+        ModelFormatError: nothing there, a training checkpoint, or a file that is not a manifest.
+    """
     text = str(model)
     path = bundled_dir(text) if (bundled_dir(text) / "manifest.json").is_file() else Path(text).expanduser()
     if path.is_dir():
@@ -46,11 +65,7 @@ def resolve_bundle(model: str | Path, models_dir: str | Path | None = None) -> t
     if path.suffix != ".json":
         raise ModelFormatError(f"'{path}' is not a manifest; pass the bundle folder or its manifest.json "
                                "(a bare model file needs a manifest saying how to feed and decode it)")
-    if models_dir is not None and not Path(models_dir).expanduser().is_dir():
-        raise ModelFormatError(f"models folder '{models_dir}' does not exist; give the folder holding the model files "
-                               "the manifest names")
-    manifest = load_manifest(path)
-    return manifest, model_files(manifest, path.parent, models_dir, f"manifest '{path}'")
+    return path
 
 
 def model_name(model: str | Path) -> str:

@@ -382,7 +382,8 @@ def _cmd_label(args) -> int:
                              max_yaw=tuple(_name_value(v, "--vote-max-yaw", "student_mbv3l_128_ft3=60")
                                            for v in args.vote_max_yaw),
                              skip_sources=tuple(_name_text(v, "--vote-skip-source", "3ddfa_v2=hiit")
-                                                for v in args.vote_skip_source))
+                                                for v in args.vote_skip_source),
+                             no_flip=tuple(args.vote_no_flip))
     if args.index:
         stored = tuple((path, names.split(",")) for path, names in
                        (_name_text(v, "--stored-votes", "labels.csv=3ddfa_v2,fused", last=True)
@@ -411,6 +412,26 @@ def _cmd_profile(args) -> int:
 def _cmd_manifest(args) -> int:
     from .manifest import hash_manifest
 
+    if args.action == "ensemble":
+        from .ensemble import build_ensemble, load_ensemble, parse_member
+
+        if not args.out or not args.member:
+            raise ConfigError("manifest ensemble needs --member BUNDLE[=WEIGHT][:flip] (two or more) and --out DIR")
+        from pathlib import Path
+
+        if args.dev_root and not Path(args.dev_root).is_dir():
+            raise ConfigError(f"--dev-root '{args.dev_root}' is not a folder; give an AFLW2000 folder to score on")
+        path = build_ensemble([parse_member(m) for m in args.member], args.out, name=args.manifest,
+                              models_dir=args.models_dir)
+        print(f"ensemble bundle written: {path}")
+        if args.dev_root:
+            from .exporters.record_accuracy import record_accuracy
+
+            for member in load_ensemble(path).members:  # each member's own figures too, as every bundle has
+                record_accuracy(member.bundle, "cpu", args.dev_root)
+            metrics = record_accuracy(args.out, "cpu", args.dev_root)
+            print(f"aflw2000 mean error recorded in its manifest: {metrics['aflw2000-dev']['mean']:.2f}")
+        return 0
     if args.action == "fold-input":
         if not args.out:
             raise ConfigError("manifest fold-input needs --out DIR, the new bundle folder")
@@ -596,6 +617,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "flip gap, so --max-spread sees only the votes' own spread); repeatable")
     p.add_argument("--max-spread", type=float, default=12.0, help="drop faces whose votes disagree more (deg)")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored-crop vote of each teacher")
+    p.add_argument("--vote-no-flip", action="append", default=[], metavar="NAME",
+                   help="skip the mirrored-crop vote of this one teacher (others keep flip TTA); names as for "
+                        "--vote-weight; repeatable")
     p.add_argument("--no-coarse-filter", action="store_true", help="keep faces whose yaw sign contradicts coarse_yaw")
     p.add_argument("--limit", type=_count, default=0)
     _models_dir_arg(p)
@@ -660,11 +684,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("manifest", help="manifest tools: `manifest hash MANIFEST` writes the sha256 of its model "
                                         "files; `manifest fold-input MANIFEST --out DIR` folds normalisation into an "
                                         "ONNX model")
-    p.add_argument("action", choices=["hash", "fold-input"],
+    p.add_argument("action", choices=["hash", "fold-input", "ensemble"],
                    help="hash: fill in the sha256 of every model file the manifest names (atomically); fold-input: "
                         "write a new bundle to --out whose ONNX model takes the crop's uint8 BGR pixels and normalises "
-                        "them itself (same outputs, less work per face outside the engine; needs edgepose[train])")
-    p.add_argument("manifest", help="the bundle's manifest JSON")
+                        "them itself (same outputs, less work per face outside the engine; needs edgepose[train]); "
+                        "ensemble: write an ensemble bundle to --out from the --member bundles (MANIFEST is its name)")
+    p.add_argument("manifest", help="the bundle's manifest JSON (ensemble: the new ensemble's name)")
+    p.add_argument("--member", action="append", default=[], metavar="BUNDLE[=WEIGHT][:flip]",
+                   help="ensemble: a member bundle, its weight in the rotation mean (default 1) and ':flip' for its "
+                        "flip TTA, e.g. default=0.5:flip; repeatable")
+    p.add_argument("--dev-root", default="", help="ensemble: also score it on this AFLW2000 folder and record the "
+                                                  "figures in its manifest")
     p.add_argument("--out", default="", help="fold-input: the new bundle folder (must be new or empty)")
     _models_dir_arg(p)
     p.set_defaults(fn=_cmd_manifest)

@@ -45,6 +45,7 @@ class LabelSettings:
     # is at most this (a teacher trusted in its own range, e.g. a larger student that is weaker at large yaw)
     skip_sources: tuple = ()  # (vote name, pool source) pairs: that vote does not count on that source's rows (a
     # teacher whose crop does not fit the source's box convention, e.g. 3DDFA_V2 on HIIT's whole-head 50 px boxes)
+    no_flip: tuple = ()  # teacher names that vote without flip TTA while the others keep it (with flip on)
 
     def __post_init__(self):
         import math
@@ -180,11 +181,16 @@ def label_folder(folder: str | Path, out: str | Path, teachers: list[str], detec
 def _label(out, paths, images, boxes, teachers, columns, coarse, settings: LabelSettings, sources=None,
            models_dir=None) -> dict:
     gaps = np.zeros(len(paths))
+    unknown = sorted(set(settings.no_flip) - {model_name(spec) for spec in teachers})
+    if unknown:
+        raise ConfigError(f"--vote-no-flip names {', '.join(unknown)}, which is no teacher here; teachers: "
+                          f"{', '.join(model_name(spec) for spec in teachers) or 'none'}")
     for spec in teachers:
         if model_name(spec) in columns:
             raise ConfigError(f"two votes are named '{model_name(spec)}' (a teacher and a stored or index vote); "
                               "give each vote once")
-        angles, gap = teacher_votes(spec, images, boxes, settings.flip, models_dir=models_dir)
+        flip = settings.flip and model_name(spec) not in settings.no_flip
+        angles, gap = teacher_votes(spec, images, boxes, flip, models_dir=models_dir)
         columns[model_name(spec)] = angles
         gaps = np.maximum(gaps, gap)
     if not columns:
@@ -219,6 +225,8 @@ def _label(out, paths, images, boxes, teachers, columns, coarse, settings: Label
     return {"rows": len(paths), "kept": int(keep.sum()), "median_spread": float(np.nanmedian(spread)),
             "votes": {name: weights.get(name, 1.0) for name in columns},
             **({"vote_max_yaw": max_yaw} if max_yaw else {}),
+            "flip_tta": {model_name(spec): settings.flip and model_name(spec) not in settings.no_flip
+                         for spec in teachers},
             **({"vote_skip_sources": [list(p) for p in settings.skip_sources]} if settings.skip_sources else {})}
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .angles import euler_to_matrix, flip_matrix, matrix_to_euler, mean_rotation, rotate_in_plane
 from .backends import check_backend_options, check_format, create_backend
-from .bundle import resolve_bundle
+from .bundle import locate_manifest, resolve_bundle
 from .crop import clip_box, validate_frame
 from .decode import decode_outputs
 from .detectors import check_detector
@@ -42,6 +42,10 @@ class Runtime:
             rotation mean of the two. Twice the pose-model compute (one batch of 2N) for a lower error.
         models_dir: a folder to look for the model files in when they are not beside the manifest (third-party
             models kept elsewhere; a manifest itself can only name files inside its own folder).
+
+    A model may be an ensemble manifest (edgepose.ensemble): each member bundle runs with its own crop, input and
+    decoding (and its own flip TTA; `flip_tta=True` turns it on for all), and `infer` returns the weighted rotation
+    mean of the members' poses. `predict` and `infer_crops`, which take one member's crops, refuse an ensemble.
 
     Raises:
         PlatformError, ConfigError: unknown platform, bad platform file, unknown backend option or detector.
@@ -83,6 +87,32 @@ class Runtime:
             raise ConfigError(f"models_dir must be a folder path (str or Path), got {type(models_dir).__name__}")
         check_backend_options(self.platform.backend, backend_options or {}, "backend_options")
         self.backend = create_backend(self.platform.backend)  # a missing engine is reported before a missing model
+        self._detectors: PerThread | None = None
+        self._lock = threading.Lock()
+        self.flip_tta = flip_tta
+        self.parts: list[tuple[Runtime, float]] = []  # an ensemble's member runtimes and weights
+        self.ensemble = None
+        from .ensemble import is_ensemble_file, load_ensemble
+
+        path = locate_manifest(model or self.platform.model)
+        if is_ensemble_file(path):
+            self.ensemble = load_ensemble(path)
+            if align:
+                raise ConfigError("align levels one model's square crops; an ensemble's members cut their own crops: "
+                                  "run it with align=False")
+            try:
+                for m in self.ensemble.members:
+                    self.parts.append((Runtime(platform, str(m.bundle), threads=threads, backend_options=backend_options,
+                                               detector=self.platform.detector, flip_tta=m.flip_tta or flip_tta,
+                                               models_dir=models_dir), m.weight))
+            except BaseException:
+                self.close()
+                raise
+            first = self.parts[0][0]
+            self.backend, self.manifest, self.align, self.batch_size = first.backend, first.manifest, False, 0
+            self.model_paths = [p for rt, _ in self.parts for p in rt.model_paths]
+            self.model_path = path
+            return
         self.manifest, self.model_paths = resolve_bundle(model or self.platform.model, models_dir)
         check_format(self.manifest.format, self.platform, model or self.platform.model)
         self.model_path = self.model_paths[0]
@@ -121,15 +151,26 @@ class Runtime:
             raise
         self._engines = [Shared(b) if b.thread_safe else PerThread(lambda path=path: load(path), first=b)
                          for path, b in zip(self.model_paths, first)]
-        self._detectors: PerThread | None = None
-        self._lock = threading.Lock()
         self.batch_size = self.manifest.input.batch
-        self.flip_tta = flip_tta
 
     @property
     def members(self) -> list:
-        """The calling thread's pose-model engines (one per ensemble member)."""
+        """The calling thread's pose-model engines (one per model file; an ensemble's: every member's)."""
+        if self.parts:
+            return [e for rt, _ in self.parts for e in rt.members]
         return [engine.get() for engine in self._engines]
+
+    def run_pose_model(self, faces: int = 1) -> None:
+        """Run the pose model(s) once on `faces` random inputs (each member with its own input, twice the faces with
+        flip TTA): what one face costs the pose model, for benchmarks."""
+        if self.parts:
+            for rt, _ in self.parts:
+                rt.run_pose_model(faces)
+            return
+        spec = self.manifest.input
+        x = spec.dummy(faces * (2 if self.flip_tta else 1))
+        for engine in self.members:
+            self._run(engine, x)
 
     @property
     def detector(self):
@@ -146,9 +187,14 @@ class Runtime:
         """What actually runs: platform, backend and engine details, precision, model file."""
         from .detectors import resolve_detector
 
-        return {"platform": self.platform.name, "backend": self.backend.name, "precision": self.manifest.precision,
-                "model": str(self.model_path), "flip_tta": self.flip_tta,
-                "detector": resolve_detector(self.platform.detector, warn=False).type, **self.backend.describe()}
+        out = {"platform": self.platform.name, "backend": self.backend.name, "precision": self.manifest.precision,
+               "model": str(self.model_path), "flip_tta": self.flip_tta,
+               "detector": resolve_detector(self.platform.detector, warn=False).type, **self.backend.describe()}
+        if self.parts:
+            out["precision"] = "+".join(sorted({rt.manifest.precision for rt, _ in self.parts}))
+            out["members"] = [{"model": str(rt.model_path), "weight": w, "flip_tta": rt.flip_tta,
+                               "precision": rt.manifest.precision} for rt, w in self.parts]
+        return out
 
     def infer(self, frame: np.ndarray, boxes=None) -> list[FacePose]:
         """Poses of the faces in a BGR uint8 H x W x 3 frame.
@@ -178,14 +224,23 @@ class Runtime:
         poses = []
         for i in range(0, len(clipped), POSE_CHUNK):  # bounded chunks: memory stays flat however many boxes
             chunk, chunk_levels = clipped[i:i + POSE_CHUNK], None if levels is None else levels[i:i + POSE_CHUNK]
-            angles, matrices = self.predict(prepare_batch(frame, chunk, self.manifest.crop, self.manifest.input,
-                                                          chunk_levels))
-            if chunk_levels is not None:
-                matrices = rotate_in_plane(matrices, np.asarray(chunk_levels))  # undo the levelling: roll kept
-                angles = matrix_to_euler(matrices)
+            angles, matrices = self._pose_boxes(frame, chunk, chunk_levels)
             poses += [FacePose(a[0], a[1], a[2], tuple(b), float(s), m)  # tolist: Python floats in one call
                       for a, b, s, m in zip(angles.tolist(), chunk, scores[i:i + POSE_CHUNK], matrices)]
         return poses
+
+    def _pose_boxes(self, frame: np.ndarray, boxes: list, levels) -> tuple[np.ndarray, np.ndarray]:
+        """((N, 3) degrees, (N, 3, 3) matrices) of clipped boxes: this model's crops, or an ensemble's weighted
+        rotation mean of its members' poses (each member cutting its own crop)."""
+        if self.parts:
+            mats = [rt._pose_boxes(frame, boxes, None)[1] for rt, _ in self.parts]
+            matrices = mean_rotation(*mats, weights=np.array([[w for _, w in self.parts]] * len(boxes)))
+            return matrix_to_euler(matrices), matrices
+        angles, matrices = self.predict(prepare_batch(frame, boxes, self.manifest.crop, self.manifest.input, levels))
+        if levels is not None:
+            matrices = rotate_in_plane(matrices, np.asarray(levels))  # undo the levelling: roll kept
+            angles = matrix_to_euler(matrices)
+        return angles, matrices
 
     def stream(self, source, options=None, keep_frames: bool = False):
         """Poses over a video: a file path, a camera index, or an iterable of BGR frames.
@@ -204,6 +259,7 @@ class Runtime:
         Raises:
             InputError: not (N, H, W, 3) images at the model's input size (edgepose.preprocess.crop_face cuts them).
         """
+        self._check_single("infer_crops")
         crops = np.asarray(crops)
         size = tuple(self.manifest.input.size)
         if crops.ndim == 4 and crops.shape[1:3] != size:
@@ -221,6 +277,7 @@ class Runtime:
                 (edgepose.preprocess.to_input makes one from crops).
         """
         self._check_open()
+        self._check_single("predict")
         self._check_batch(batch)
         if not len(batch):
             return np.zeros((0, 3)), np.zeros((0, 3, 3))
@@ -261,6 +318,11 @@ class Runtime:
             return {k: np.concatenate([p[k].reshape(size, -1) for p in parts])[:n] for k in parts[0]}
         return backend.run({name: batch})
 
+    def _check_single(self, what: str) -> None:
+        if self.parts:
+            raise ConfigError(f"{what} takes one model's crops, but this Runtime runs an ensemble whose members cut "
+                              "their own; call infer(frame, boxes=...) instead")
+
     def _check_open(self) -> None:
         if self._closed:
             raise EdgePoseError("this Runtime is closed (close() was called, or its `with` block ended); create a new "
@@ -270,6 +332,8 @@ class Runtime:
         """Close every thread's engines (call it once no thread is running inference); later calls raise
         EdgePoseError. Closing twice is harmless."""
         self._closed = True
+        for rt, _ in self.parts:
+            rt.close()
         for engine in self._engines:
             for instance in engine.instances():
                 instance.close()

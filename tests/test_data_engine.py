@@ -260,3 +260,32 @@ def test_a_labels_file_without_its_columns_or_of_another_pool_is_refused(tmp_pat
     with pytest.raises(ConfigError, match="shares no row with the pool"):
         read_vote_columns(odd, ["t"], ["pool/b.jpg", "pool/c.jpg"])
     assert read_vote_columns(odd, ["t"], ["x/a.jpg"])["t"].tolist() == [[1.0, 2.0, 3.0]]
+
+
+def test_flip_tta_per_teacher(pool_root, tmp_path, capsys):
+    """--vote-no-flip runs one teacher on the plain crop while another keeps its mirrored vote: the first teacher's
+    column equals a run without any flip, the second's a run with flip everywhere."""
+    from edgepose.cli import main
+
+    from .conftest import SHARED
+
+    root = _mini_pool(pool_root, tmp_path / "pool", 6, flip_coarse=False)
+    peers = str(SHARED / "models" / "peers")
+    base = ["label", "--index", str(root), "--teacher", FSANET, "--teacher", "benchmarks/peers/3ddfa_v2.json",
+            "--models-dir", peers, "--no-coarse-filter", "--max-spread", "90"]
+    runs = {"mixed": ["--vote-no-flip", "fsanet"], "none": ["--no-flip"], "all": []}
+    rows = {}
+    for name, extra in runs.items():
+        out = tmp_path / f"{name}.csv"
+        assert main(base + extra + ["--out", str(out)]) == 0
+        rows[name] = list(csv.DictReader(out.read_text().splitlines()))
+    assert '"fsanet": false' in capsys.readouterr().out
+
+    def column(name, vote):
+        return np.array([[float(r[f"{vote}_{a}"]) for a in ("yaw", "pitch", "roll")] for r in rows[name]])
+
+    np.testing.assert_allclose(column("mixed", "fsanet"), column("none", "fsanet"), atol=0.011)
+    np.testing.assert_allclose(column("mixed", "3ddfa_v2"), column("all", "3ddfa_v2"), atol=0.011)
+    assert np.abs(column("all", "3ddfa_v2") - column("none", "3ddfa_v2")).max() > 0.05  # flip TTA changes a vote
+    assert main(base + ["--vote-no-flip", "whenet", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "no teacher here" in capsys.readouterr().err

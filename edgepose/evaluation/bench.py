@@ -92,8 +92,12 @@ def stage_calls(rt, frame: np.ndarray, batch: int = 0, all_faces: bool = False
     central box when it finds none; `batch` > 0 adds the pose model on a batch of that many copies.
     """
     from ..decode import decode_outputs
+    from ..errors import ConfigError
     from ..preprocess import prepare_batch
 
+    if rt.parts:
+        raise ConfigError("per-stage latency times one model's crop, model and decode stages; an ensemble runs several: "
+                          "time it end to end with `edgepose bench --model ENSEMBLE`")
     spec, crop = rt.manifest.input, rt.manifest.crop
     found = rt.detector.detect(frame)
     h, w = frame.shape[:2]

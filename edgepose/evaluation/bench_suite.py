@@ -72,11 +72,8 @@ class _Rounds:
         frame = demo_frame(640, 480)
         box = [(250.0, 80.0, 330.0, 165.0)]
         self.calls = []
-        for rt in runtimes:
-            spec = rt.manifest.input
-            x = spec.dummy(2 if rt.flip_tta else 1)  # flip TTA: each crop + mirror
-            self.calls.append((lambda rt=rt, x=x, name=spec.name: [m.run({name: x}) for m in rt.members],
-                               lambda rt=rt: rt.infer(frame, boxes=box)))
+        for rt in runtimes:  # the pose model(s) on one face (flip TTA: the crop and its mirror; ensembles: each member)
+            self.calls.append((rt.run_pose_model, lambda rt=rt: rt.infer(frame, boxes=box)))
         self.per_round = per_round
         self.pose: list[list[float]] = [[] for _ in runtimes]
         self.e2e: list[list[float]] = [[] for _ in runtimes]

@@ -18,7 +18,7 @@ from ..atomic import atomic_write_bytes
 from ..manifest import load_manifest
 from ..platform import platform_names
 
-RECIPE_DIRS = ("recipes", "research/ladder", "research/ablations", "research/labels3ddfa")
+RECIPE_DIRS = ("recipes", "research/born_again", "research/ladder", "research/ablations", "research/labels3ddfa")
 PROVENANCE_SECTIONS = ("## How it was chosen", "## Data and terms")
 
 
@@ -74,8 +74,14 @@ def build_card(bench_json: str | Path, bundles_dir: str | Path,
               f"--models-dir ../shared/models/peers {_tta_flag(rows)}--json "
               f"{bench_json}` then `edgepose card --bench {bench_json}`.", "",
               "## Artifacts", "", "| bundle | format | precision | quantization | calibration |", "|---|---|---|---|---|"]
+    from ..ensemble import is_ensemble_file, load_ensemble
+
     for folder in sorted(Path(bundles_dir).iterdir()):
-        if (folder / "manifest.json").is_file():
+        if (folder / "manifest.json").is_file() and is_ensemble_file(folder / "manifest.json"):
+            e = load_ensemble(folder / "manifest.json")
+            parts = ", ".join(f"{m.bundle.name} ×{m.weight:g}{' + flip' if m.flip_tta else ''}" for m in e.members)
+            lines.append(f"| {folder.name} | ensemble: rotation mean of {parts} | members' own | members' own | - |")
+        elif (folder / "manifest.json").is_file():
             m = load_manifest(folder / "manifest.json")
             calib = m.source.get("calibration", {})
             lines.append(f"| {folder.name} | {m.format} | {m.precision} | {_quantization(m.source)} | "

@@ -17,9 +17,17 @@ def record_accuracy(bundle: str | Path, platform: str, dev_root: str,
     from ..evaluation.metrics import manifest_metrics
     from ..runtime import Runtime
 
+    from ..atomic import atomic_write_json
+    from ..ensemble import is_ensemble_file
+
     path = Path(bundle) / "manifest.json"
     with Runtime(platform, model=str(bundle)) as rt:
         summary, _, _ = evaluate(rt, "aflw2000", dev_root, progress=False)
         metrics = {"aflw2000-dev": manifest_metrics(summary), **(extra(rt) if extra else {})}
+    if is_ensemble_file(path):  # an ensemble manifest keeps its members; only its metrics change
+        import json
+
+        atomic_write_json(path, {**json.loads(path.read_text()), "metrics": metrics})
+        return metrics
     save_manifest(dataclasses.replace(load_manifest(path), metrics=metrics), path)
     return metrics

@@ -5,8 +5,8 @@ that edgepose.decode (numpy, device half) uses, and training evaluates through t
   euler  (N, 3)      yaw, pitch, roll in degrees; MSE + periodic (1 - cos) loss
   sincos (N, 6)      sin(yaw, pitch, roll), cos(...); MSE on the unit circle
   bins   (N, 3 * 66) Hopenet bins of 3 deg from -99; cross-entropy + expectation MSE
-  camera (N, 6)      3DDFA_V2's 62-value 3DMM head, of which the first two rows of its affine camera (= the first two
-                     columns of R) are emitted, de-normalised; squared Frobenius loss on the rotation
+  camera (N, 6)      3DDFA_V2's 3DMM head cut to the first two rows of its affine camera (= the first two columns of
+                     R), de-normalised; squared Frobenius loss on the rotation
 """
 from __future__ import annotations
 
@@ -167,12 +167,12 @@ def geodesic_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -
 
 
 class CameraHead(nn.Module):
-    """3DDFA_V2's parameter head: one Linear to 62 normalised 3DMM parameters (params = out * std + mean), whose
-    first 12 are a row-major 3x4 affine camera [s R_cam | t]. Only the rotation is a pose, and the first two rows of
-    R_cam are the first two columns of edgepose's R (R = R_cam transposed): the head emits those 6 values,
-    de-normalised (`rows`), so the exported graph is one Gemm decoded as 6D (Gram-Schmidt), the de-normalisation
-    folded into its weights and nothing left that int8 could zero. The other 56 parameters (shape, expression,
-    translation) keep their weights for `parameters62` but are not computed.
+    """3DDFA_V2's parameter head, cut to the pose: its Linear to 62 normalised 3DMM parameters (params = out * std +
+    mean) begins with a row-major 3x4 affine camera [s R_cam | t], and the first two rows of R_cam are the first two
+    columns of edgepose's R (R = R_cam transposed). This head keeps those 6 rows of the Linear (`fc`, trained in
+    3DDFA_V2's normalised units) and their de-normalisation (`scale`, `shift`), multiplied by one constant that brings
+    the values near 1: the 6D decoding (Gram-Schmidt) normalises each column, so a common factor changes no pose,
+    and int8 gets outputs of a sensible range. The exported graph is one Gemm, a Mul and an Add, decoded as 6D.
 
     Loss: squared Frobenius distance between the target rotation and the Gram-Schmidt rotation of the two rows.
     """
@@ -180,21 +180,14 @@ class CameraHead(nn.Module):
     outputs = 6
     ROWS = (0, 1, 2, 4, 5, 6)  # P[0, 0:3] and P[1, 0:3] of the row-major 3x4 camera
 
-    def __init__(self, in_features: int, params: int = 62):
+    def __init__(self, in_features: int):
         super().__init__()
-        self.fc = nn.Linear(in_features, params)
-        self.register_buffer("param_mean", torch.zeros(params))
-        self.register_buffer("param_std", torch.ones(params))
+        self.fc = nn.Linear(in_features, self.outputs)
+        self.register_buffer("scale", torch.ones(self.outputs))
+        self.register_buffer("shift", torch.zeros(self.outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = list(self.ROWS)
-        std = self.param_std[rows]
-        return nn.functional.linear(x, self.fc.weight[rows] * std[:, None],
-                                    self.fc.bias[rows] * std + self.param_mean[rows])
-
-    def parameters62(self, x: torch.Tensor) -> torch.Tensor:
-        """All 62 de-normalised 3DMM parameters (as the ONNX peer emits them)."""
-        return self.fc(x) * self.param_std + self.param_mean
+        return self.fc(x) * self.scale + self.shift
 
     def decoding(self, name: str) -> dict:
         return {"type": "rot6d", "name": name}

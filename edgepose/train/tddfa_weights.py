@@ -58,8 +58,11 @@ def state_from_3ddfa(state: dict, folder: Path, model: torch.nn.Module) -> dict:
             out[f"backbone.features.{layer}.1.{key}"] = src[f"{bn}.{key}"]
     out["backbone.features.0.0.weight"] = src["conv1.weight"].flip(1) * INPUT_RESCALE  # BGR/128 -> RGB/127.5
     if camera:
-        out["head.fc.weight"], out["head.fc.bias"] = src["fc_param.weight"], src["fc_param.bias"]
-        out["head.param_mean"], out["head.param_std"] = read_param_stats(folder)
+        rows = list(CameraHead.ROWS)
+        mean, std = (v[rows] for v in read_param_stats(folder))
+        common = 1.0 / float(std.mean())  # one factor for all six: the 6D decoding is blind to it
+        out["head.fc.weight"], out["head.fc.bias"] = src["fc_param.weight"][rows], src["fc_param.bias"][rows]
+        out["head.scale"], out["head.shift"] = std * common, mean * common
     mine = {k: v for k, v in model.state_dict().items() if camera or k.startswith("backbone.")}
     wrong = [k for k in mine if k not in out or tuple(out[k].shape) != tuple(mine[k].shape)]
     if wrong or len(out) != len(mine):
