@@ -41,7 +41,7 @@ def qat_run(tmp_path_factory, pool_root):
     out = tmp_path_factory.mktemp("qat")
     overrides = SMOKE + [f"data.root={pool_root}", "data.profiled=", f"qat.init={base / 'last.pt'}",
                          "qat.calibration_size=8"]
-    metrics = train(load_recipe("recipes/qat_mbv3.yaml", overrides), out)
+    metrics = train(load_recipe("research/labels3ddfa/qat_mbv3.yaml", overrides), out)
     return out, metrics, overrides
 
 
@@ -70,7 +70,7 @@ def test_qat_resume_continues(qat_run, tmp_path, pool_root):
     from edgepose.train.trainer import train
 
     out, _, overrides = qat_run
-    resumed = train(load_recipe("recipes/qat_mbv3.yaml", overrides[:-1] + ["train.epochs=2"]), out, resume=True)
+    resumed = train(load_recipe("research/labels3ddfa/qat_mbv3.yaml", overrides[:-1] + ["train.epochs=2"]), out, resume=True)
     assert resumed["epoch"] == 2
 
 

@@ -50,7 +50,7 @@ def test_every_named_choice_is_enforced(key, field):
 
 
 def test_the_fixed_name_settings_declare_their_names():
-    assert {k for k, _ in choice_fields()} == {"train.init_match", "train.select_by", "qat.preset"}
+    assert {k for k, _ in choice_fields()} == {"train.init_match", "train.select_by", "qat.preset", "data.crop_protocol"}
 
 
 @pytest.mark.parametrize("override, match", [
