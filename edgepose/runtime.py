@@ -91,6 +91,7 @@ class Runtime:
         self._lock = threading.Lock()
         self.flip_tta = flip_tta
         self.parts: list[tuple[Runtime, float]] = []  # an ensemble's member runtimes and weights
+        self._dummies: dict[int, np.ndarray] = {}  # run_pose_model's inputs by batch size
         self.ensemble = None
         from .ensemble import is_ensemble_file, load_ensemble
 
@@ -167,8 +168,10 @@ class Runtime:
             for rt, _ in self.parts:
                 rt.run_pose_model(faces)
             return
-        spec = self.manifest.input
-        x = spec.dummy(faces * (2 if self.flip_tta else 1))
+        n = faces * (2 if self.flip_tta else 1)
+        x = self._dummies.get(n)
+        if x is None:  # made once: random numbers cost more than the model they feed
+            x = self._dummies[n] = self.manifest.input.dummy(n)
         for engine in self.members:
             self._run(engine, x)
 

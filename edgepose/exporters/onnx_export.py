@@ -59,12 +59,19 @@ def onnx_to_int8(src: Path, dst: Path, inputs: np.ndarray, input_name: str) -> P
             batch = next(self.batches, None)
             return None if batch is None else {input_name: batch}
 
+    import onnx
+
     with tempfile.TemporaryDirectory() as work, atomic_path(dst) as tmp:  # dst appears only when complete
         prepared = Path(work) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        graph = onnx.load(str(prepared)).graph
+        outputs = {o.name for o in graph.output}
+        # the layer that writes the pose stays float: an int8 output grid of a few values costs accuracy for no time
+        last = [n.name for n in graph.node if set(n.output) & outputs and n.op_type in ("Gemm", "MatMul")]
         quantize_static(str(prepared), tmp, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=list(STATIC_INT8_OPS))
+                        calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=list(STATIC_INT8_OPS),
+                        nodes_to_exclude=last)
     return dst
 
 

@@ -172,7 +172,8 @@ class CameraHead(nn.Module):
     columns of edgepose's R (R = R_cam transposed). This head keeps those 6 rows of the Linear (`fc`, trained in
     3DDFA_V2's normalised units) and their de-normalisation (`scale`, `shift`), multiplied by one constant that brings
     the values near 1: the 6D decoding (Gram-Schmidt) normalises each column, so a common factor changes no pose,
-    and int8 gets outputs of a sensible range. The exported graph is one Gemm, a Mul and an Add, decoded as 6D.
+    and int8 gets outputs of a sensible range. The exported graph ends in one Gemm (scale and shift folded into its
+    weights), decoded as 6D.
 
     Loss: squared Frobenius distance between the target rotation and the Gram-Schmidt rotation of the two rows.
     """
@@ -187,7 +188,9 @@ class CameraHead(nn.Module):
         self.register_buffer("shift", torch.zeros(self.outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x) * self.scale + self.shift
+        if torch.onnx.is_in_onnx_export():  # one Gemm, the graph's output: static int8 leaves that output in float
+            return nn.functional.linear(x, self.fc.weight * self.scale[:, None], self.fc.bias * self.scale + self.shift)
+        return self.fc(x) * self.scale + self.shift  # a plain Linear while training (NNCF's QAT needs its weights)
 
     def decoding(self, name: str) -> dict:
         return {"type": "rot6d", "name": name}
