@@ -36,11 +36,13 @@ def crop_face(frame: np.ndarray, box, crop: CropSpec, spec: InputSpec, level_ang
         if spec.size[0] != spec.size[1]:
             out = cv2.resize(out, (spec.size[1], spec.size[0]), interpolation=cv2.INTER_LINEAR)
         return out
-    if level_angle:
-        raise ConfigError(f"eye levelling (align) needs a model with the square crop protocol, this one uses "
-                          f"'{crop.protocol}'; run it with align=False")
     if crop.protocol == "roi":
+        if level_angle:
+            return _levelled_roi(frame, box, crop.scale, crop.shift, spec.size, level_angle)
         return roi_crop(frame, box, crop.scale, crop.shift, spec.size)
+    if level_angle:
+        raise ConfigError(f"eye levelling (align) needs a model with the square or roi crop protocol, this one uses "
+                          f"'{crop.protocol}'; run it with align=False")
     return expand_crop(frame, box, crop.margins, spec.size)
 
 
@@ -52,6 +54,25 @@ def _levelled_square(frame: np.ndarray, box, scale: float, size: int, angle: flo
     m = cv2.getRotationMatrix2D((c, c), angle, 1.0)  # cv2: positive angle = counter-clockwise
     m[:, 2] += (size - margin) / 2
     return cv2.warpAffine(big, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _levelled_roi(frame: np.ndarray, box, scale: float, shift, size, angle: float) -> np.ndarray:
+    """The roi crop (crop.roi_crop) of a face whose eye line is turned `angle` degrees clockwise, cut along the face's
+    own axes: the square and its shift turned with the face, sampled straight from the frame (zero outside it)."""
+    x1, y1, x2, y2 = box
+    mean_side = ((x2 - x1) + (y2 - y1)) / 2
+    side = max(1, int(mean_side * scale))
+    t = np.radians(angle)
+    u, v = np.array([np.cos(t), np.sin(t)]), np.array([-np.sin(t), np.cos(t)])  # the face's right and down, y down
+    centre = np.array([(x1 + x2) / 2, (y1 + y2) / 2]) + mean_side * (shift[0] * u + shift[1] * v)
+    height, width = size
+    su, sv = side / width, side / height  # frame pixels per output pixel
+    # output pixel (i, j) centre -> frame point centre + (i + 0.5) su u + (j + 0.5) sv v - side / 2 (u + v), then to
+    # pixel-centre coordinates (- 0.5)
+    origin = centre - side / 2 * (u + v) + 0.5 * su * u + 0.5 * sv * v - 0.5
+    m = np.array([[su * u[0], sv * v[0], origin[0]], [su * u[1], sv * v[1], origin[1]]])
+    return cv2.warpAffine(frame, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def eye_line_angle(landmarks: np.ndarray) -> float:

@@ -118,9 +118,9 @@ class Runtime:
         check_format(self.manifest.format, self.platform, model or self.platform.model)
         self.model_path = self.model_paths[0]
         self.align = align or self.manifest.crop.aligned
-        if self.align and self.manifest.crop.protocol != "square":  # before any engine loads, not at the first face
-            raise ConfigError(f"eye levelling (align) needs a model with the square crop protocol, this one uses "
-                              f"'{self.manifest.crop.protocol}'; run it with align=False")
+        if self.align and self.manifest.crop.protocol not in ("square", "roi"):  # before any engine loads
+            raise ConfigError(f"eye levelling (align) needs a model with the square or roi crop protocol, this one "
+                              f"uses '{self.manifest.crop.protocol}'; run it with align=False")
         if self.align:
             from .detectors import DETECTORS, resolve_detector
 
@@ -262,6 +262,7 @@ class Runtime:
         Raises:
             InputError: not (N, H, W, 3) images at the model's input size (edgepose.preprocess.crop_face cuts them).
         """
+        self._check_open()
         self._check_single("infer_crops")
         crops = np.asarray(crops)
         size = tuple(self.manifest.input.size)

@@ -114,7 +114,7 @@ def test_peers_are_reached_through_an_explicit_models_folder():
 
 @pytest.mark.parametrize("bundle, changes, match", [
     ("default", {"input__size": [112, 112]}, r"shape/layout.*manifest says input 'pixels' \[\?,112,112,3\].*"
-                                             r"model has 'pixels' \[\?,128,128,3\]"),
+                                             r"model has 'pixels' \[\?,120,120,3\]"),
     ("default", {"input__layout": "NCHW"}, r"shape/layout.*\(NCHW\)"),
     ("default", {"input__name": "image"}, r"name differ.*input 'image'.*model has 'pixels'"),
     ("default", {"input__dtype": "float32"}, r"dtype"),

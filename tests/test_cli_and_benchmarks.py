@@ -69,14 +69,14 @@ def test_accuracy_benchmark_runs(tmp_path, dev_root):
 
 
 def test_op_profile_shows_what_the_int8_graph_runs():
-    """ORT's per-node profile of the shipped cpu bundles: cpu-int8's fully connected layers run as int8 MatMuls
-    where it ships int8; a LiteRT bundle is refused in one line."""
+    """ORT's per-node profile of the shipped cpu bundles: cpu-int8's convolutions run as int8 (QLinearConv) where it
+    ships int8; a LiteRT bundle is refused in one line."""
     precision = json.loads((bundled_dir("default-cpu-int8") / "manifest.json").read_text())["precision"]
     r = run("benchmarks/op_profile.py", "default", "default-cpu-int8", "--runs", "3")
     assert r.returncode == 0, r.stderr
     fp32, int8 = r.stdout.split("default-cpu-int8:")
     assert "| Gemm |" in fp32 and "| Conv |" in fp32 and "| DynamicQuantizeMatMul |" not in fp32
-    assert ("| DynamicQuantizeMatMul |" in int8) == (precision == "int8") != ("| Gemm |" in int8)
+    assert ("| QLinearConv |" in int8) == (precision == "int8") != ("| Conv |" in int8)
     shares = [float(line.split("|")[3]) for line in fp32.splitlines() if line.startswith("| ") and "share" not in line]
     assert abs(sum(shares) - 100) < 0.5
     bad = run("benchmarks/op_profile.py", "default-android", "--runs", "1")

@@ -71,14 +71,14 @@ def test_export_parity(platform, precision, quantizer, reference, tmp_path, dev_
     assert np.isfinite(turn) and (turn <= MAX_ABS[precision] * 3 if precision in MAX_ABS else True)
 
 
-def test_the_int8_bundles_worst_angle_gap_is_a_small_rotation():
-    """docs/benchmarks.md: near |yaw| 90 pitch and roll trade against each other, so the shipped int8 bundle's
-    largest per-angle gap to PyTorch is more than twice its largest rotation gap (away from that, an angle moves by
-    about as much as the rotation)."""
+def test_the_int8_bundles_stay_near_pytorch_on_average():
+    """The shipped int8 bundles move a face by well under a degree on average (as a rotation) from their fp32
+    PyTorch model; docs/benchmarks.md has the worst faces."""
     from edgepose.bundle import bundled_dir
 
-    metrics = json.loads((bundled_dir("default-android") / "manifest.json").read_text())["metrics"]
-    assert metrics["parity_vs_torch_max_abs_deg"] > 2 * metrics["parity_vs_torch_geodesic_max_deg"]
+    for name in ("default-android", "default-cpu-int8", "default-fast"):
+        metrics = json.loads((bundled_dir(name) / "manifest.json").read_text())["metrics"]
+        assert metrics["parity_vs_torch_geodesic_mean_deg"] < 1.0, name
 
 
 def test_format_table_is_consistent():

@@ -36,7 +36,7 @@ def test_a_closed_runtime_says_it_is_closed():
     rt.close()
     frame = np.zeros((64, 64, 3), np.uint8)
     for call in (lambda: rt.infer(frame), lambda: rt.infer(frame, boxes=[(0, 0, 32, 32)]),
-                 lambda: rt.infer_crops(np.zeros((1, 128, 128, 3), np.uint8)), lambda: rt.stream([frame])):
+                 lambda: rt.infer_crops(np.zeros((1, *rt.manifest.input.size, 3), np.uint8)), lambda: rt.stream([frame])):
         with pytest.raises(EdgePoseError, match="closed"):
             call()
     rt.close()  # twice is harmless
