@@ -115,3 +115,39 @@ def test_fold_refuses_what_it_cannot_fold(folded, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
     assert not (tmp_path / "again").exists() and not (tmp_path / "tfl").exists()
+
+
+def test_static_int8_graph_takes_the_pixels_as_its_quantized_input(tmp_path, dev_samples):
+    """Folding a static-int8 (QDQ) bundle: no float op touches the pixels (they ARE the first convolution's quantized
+    input, scale 1/std and zero point round(mean), colour order and the half-step offset folded into that
+    convolution), and the poses stay within a fraction of a degree of the float-input int8 model."""
+    import shutil
+
+    import onnx
+
+    from edgepose.exporters.calibration import calibration_inputs
+    from edgepose.exporters.fold_input import fold_bundle
+    from edgepose.exporters.onnx_export import onnx_to_int8
+    from edgepose.manifest import load_manifest, sha256_file
+
+    from .conftest import POOL
+
+    bundle = tmp_path / "int8"
+    bundle.mkdir()
+    manifest = load_manifest(PEER)
+    calib = calibration_inputs(need(POOL), manifest.input, 32, manifest.crop)
+    onnx_to_int8(need(MODELS) / manifest.model_file, bundle / "model.onnx", calib, manifest.input.name)
+    data = json.loads(PEER.read_text())
+    data.update(model_file="model.onnx", sha256=sha256_file(bundle / "model.onnx"), precision="int8")
+    (bundle / "manifest.json").write_text(json.dumps(data))
+    folded = fold_bundle(bundle / "manifest.json", tmp_path / "folded")
+    graph = onnx.load(str(folded.parent / "model.onnx")).graph
+    first = [n.op_type for n in graph.node if "pixels" in n.input]
+    assert first == ["Transpose"] and not any(n.op_type in ("Cast", "Sub", "Mul", "Gather") for n in graph.node[:3])
+    assert "quantized input" in json.loads(folded.read_text())["source"]["input_folded"]
+    with Runtime("cpu", model=str(bundle), threads=1) as plain, Runtime("cpu", model=str(folded), threads=1) as pixels:
+        gaps = [np.abs(_poses(pixels, cv2.imread(str(s.image)), [s.box]) - _poses(plain, cv2.imread(str(s.image)),
+                                                                                  [s.box])).max()
+                for s in dev_samples[:10]]
+    assert np.median(gaps) < 0.5 and max(gaps) < 3.0, gaps
+    shutil.rmtree(bundle)
