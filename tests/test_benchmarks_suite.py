@@ -60,7 +60,7 @@ def test_detector_protocol_on_biwi_counts_misses(tmp_path, dev_samples, runtime)
 def test_edgepose_bench_one_table(tmp_path, dev_root):
     r = subprocess.run([sys.executable, "-m", "edgepose", "bench", "--platform", "cpu,android,jetson", "--model",
                         "benchmarks/peers/fsanet.json", "--models-dir", "../shared/models/peers", "--model",
-                        "weights/student_mbv3s_128_3ddfa_yaw2.pt", "--root", str(dev_root), "--runs", "5", "--plots",
+                        "weights/gen1_more_mb05_camera.pt", "--root", str(dev_root), "--runs", "5", "--plots",
                         str(tmp_path / "plots"), "--json", str(tmp_path / "bench.json"), "--flip-tta", "cpu",
                         "--rounds", "6", "--span", "1"],
                        capture_output=True, text=True)
@@ -72,7 +72,7 @@ def test_edgepose_bench_one_table(tmp_path, dev_root):
     fsanet = next(row for row in rows if row["model"] == "fsanet")
     assert fsanet["MAE"] == pytest.approx(5.19, abs=0.3)
     plain = next(row for row in rows if row["model"] == "default" and row["platform"] == "cpu")
-    checkpoint = next(row for row in rows if row["model"] == "student_mbv3s_128_3ddfa_yaw2")  # exported on the fly
+    checkpoint = next(row for row in rows if row["model"] == "gen1_more_mb05_camera")  # exported on the fly
     assert checkpoint["MAE"] == pytest.approx(plain["MAE"], abs=0.01)  # the default bundle is exported from it
     tta = next(row for row in rows if row["model"] == "default + flip TTA")
     assert tta["platform"] == "cpu" and tta["MAE"] != plain["MAE"] and abs(tta["MAE"] - plain["MAE"]) < 1.0

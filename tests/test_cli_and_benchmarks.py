@@ -33,7 +33,7 @@ def test_eval_prints_table_with_bins(dev_root):
 def test_eval_and_infer_take_a_training_checkpoint(tmp_path, dev_root, dev_samples):
     # the default bundle is exported from these weights, so the checkpoint route must score the same
     scores = {}
-    for name, model in (("checkpoint", "weights/student_mbv3s_128_3ddfa_yaw2.pt"), ("bundle", "edgepose/bundles/default")):
+    for name, model in (("checkpoint", "weights/gen1_more_mb05_camera.pt"), ("bundle", "edgepose/bundles/default")):
         out = tmp_path / f"{name}.json"
         r = run("-m", "edgepose", "eval", "--root", str(dev_root), "--limit", "24", "--threads", "1", "--model", model,
                 "--json", str(out))
@@ -43,7 +43,7 @@ def test_eval_and_infer_take_a_training_checkpoint(tmp_path, dev_root, dev_sampl
     for key in ("yaw", "pitch", "roll", "mean"):
         assert abs(scores["checkpoint"][key] - scores["bundle"][key]) < 0.01
     s = next(s for s in dev_samples if abs(s.yaw) < 20)
-    r = run("-m", "edgepose", "infer", str(s.image), "--json", "--model", "weights/student_mbv3s_128_3ddfa_yaw2.pt")
+    r = run("-m", "edgepose", "infer", str(s.image), "--json", "--model", "weights/gen1_more_mb05_camera.pt")
     assert r.returncode == 0, r.stderr
     assert abs(json.loads(r.stdout)[0]["yaw"] - s.yaw) < 15
     r = run("-m", "edgepose", "eval", "--root", str(dev_root), "--model", str(tmp_path / "missing.pt"))

@@ -94,8 +94,28 @@ def test_every_crop_protocol_gives_the_input_size(protocol):
 def test_eye_levelling_is_refused_for_crops_it_cannot_rotate():
     from edgepose.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="square crop protocol"):
-        crop_face(_grid(), (10, 10, 100, 100), CropSpec(protocol="roi"), InputSpec(size=(64, 64)), level_angle=12.0)
+    with pytest.raises(ConfigError, match="square or roi crop protocol"):
+        crop_face(_grid(), (10, 10, 100, 100), CropSpec(protocol="expand"), InputSpec(size=(64, 64)), level_angle=12.0)
+
+
+def test_levelled_roi_crop_is_the_roi_crop_turned_with_the_face():
+    """At 0 degrees the levelled roi crop is the roi crop; turning the frame by an angle about the box centre and
+    levelling by that angle gives back (nearly) the unturned crop, the crop's downward shift turned with the face."""
+    import cv2
+
+    from edgepose.crop import roi_crop
+
+    frame = cv2.GaussianBlur(_grid(), (0, 0), 2)
+    box, spec = (60.0, 50.0, 140.0, 150.0), InputSpec(size=(64, 64))
+    crop = CropSpec(protocol="roi", scale=1.58, shift=(0.0, 0.14))
+    plain = roi_crop(frame, box, 1.58, (0.0, 0.14), (64, 64)).astype(int)
+    assert np.abs(crop_face(frame, box, crop, spec, level_angle=1e-9).astype(int) - plain).mean() < 3
+    turn = cv2.getRotationMatrix2D((99.5, 99.5), -20.0, 1.0)  # the face turned 20 degrees clockwise as displayed
+    turned = cv2.warpAffine(frame, turn, frame.shape[1::-1])
+    levelled = crop_face(turned, box, crop, spec, level_angle=20.0).astype(int)
+    unlevelled = crop_face(turned, box, crop, spec).astype(int)
+    inner = slice(12, 52)
+    assert np.abs(levelled - plain)[inner, inner].mean() < np.abs(unlevelled - plain)[inner, inner].mean() / 2
 
 
 def test_a_runtime_refuses_eye_levelling_for_a_crop_it_cannot_rotate_when_built():
@@ -107,5 +127,5 @@ def test_a_runtime_refuses_eye_levelling_for_a_crop_it_cannot_rotate_when_built(
     from .conftest import SHARED, need
 
     peers = Path(__file__).resolve().parent.parent / "benchmarks" / "peers"
-    with pytest.raises(ConfigError, match="square crop protocol"):
-        Runtime("cpu", model=str(peers / "3ddfa_v2.json"), models_dir=str(need(SHARED / "models" / "peers")), align=True)
+    with pytest.raises(ConfigError, match="square or roi crop protocol"):
+        Runtime("cpu", model=str(peers / "fsanet.json"), models_dir=str(need(SHARED / "models" / "peers")), align=True)

@@ -15,7 +15,13 @@ onnx = pytest.importorskip("onnx", reason="building test models needs onnx: pip 
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "student_mbv3s_128_3ddfa_yaw2.pt"
 # the fully connected layers of the shipped network (its rot6d head), as its fp32 graph holds them
-FC_LAYERS = sum(n.op_type == "Gemm" for n in onnx.load(str(bundled_dir("default") / "model.onnx")).graph.node)
+def _fc_layers() -> int:
+    """The fully connected layers of WEIGHTS' network (what dynamic int8 quantizes), counted on the network itself."""
+    import torch
+
+    from edgepose.train.checkpoint import load_trained
+
+    return sum(isinstance(m, torch.nn.Linear) for m in load_trained(WEIGHTS)[0].modules())
 
 
 def _chain(path: Path, convs: int) -> tuple[Path, InputSpec]:
@@ -73,7 +79,7 @@ def test_the_shipped_cpu_int8_bundle_says_what_it_is_and_why():
     assert choice["int8_over_fp32"] == min(c["over_fp32"] for c in choice["candidates"].values())
     model = bundled_dir("default-cpu-int8") / manifest["model_file"]
     shipped = choice["quantizer"] if manifest["precision"] == "int8" else "fp32"
-    assert (_dynamic_int8_layers(model) == FC_LAYERS) == (shipped == "ort-dynamic")
+    assert (_dynamic_int8_layers(model) == _fc_layers()) == (shipped == "ort-dynamic")
     assert (_quantize_nodes(model) > 10) == (shipped == "ort-static")
     assert ("quantization" in manifest["source"]) == (shipped != "fp32")
     assert ("calibration" in manifest["source"]) == (shipped == "ort-static")  # dynamic int8 calibrates nothing
@@ -94,7 +100,7 @@ def test_cpu_int8_export_times_int8_unless_int8_is_asked_for(tmp_path, pool_root
     assert set(choice["candidates"]) == {"ort-dynamic", "ort-static"} and "not_built" not in choice
     model = written.parent / "model.onnx"
     shipped = choice["quantizer"] if choice["shipped"] == "int8" else "fp32"
-    assert (_dynamic_int8_layers(model) == FC_LAYERS) == (shipped == "ort-dynamic")
+    assert (_dynamic_int8_layers(model) == _fc_layers()) == (shipped == "ort-dynamic")
     assert (_quantize_nodes(model) > 10) == (shipped == "ort-static")
     assert ("quantization" in source) == (shipped != "fp32") and ("calibration" in source) == (shipped == "ort-static")
     # the command that forces int8 rebuilds the fastest int8: its quantizer named, calibration only if it uses it
@@ -113,7 +119,7 @@ def test_cpu_int8_export_times_int8_unless_int8_is_asked_for(tmp_path, pool_root
     assert written == Path("runs/export/cpu-int8-int8/manifest.json")
     forced = json.loads(written.read_text())
     assert forced["precision"] == "int8" and "speed_choice" not in forced["source"]
-    assert _dynamic_int8_layers(written.parent / "model.onnx") == FC_LAYERS and "dynamic" in forced["source"]["quantization"]
+    assert _dynamic_int8_layers(written.parent / "model.onnx") == _fc_layers() and "dynamic" in forced["source"]["quantization"]
     # --quantizer overrides the platform's: static QDQ int8 of every layer, calibrated
     static = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "static", precision="int8",
                                       quantizer="ort-static", calibration=str(pool_root), calibration_size=16,
@@ -211,12 +217,12 @@ def test_the_manifest_follows_either_outcome(tmp_path, pool_root, monkeypatch, s
     manifest = json.loads(export_bundle(WEIGHTS, "cpu-int8", tmp_path / "b", calibration=str(pool_root),
                                         calibration_size=16, measure=False).read_text())
     (int8_graphs, fp32_nodes, files), = seen  # each candidate its own (temporary) file, the fp32 one plain
-    assert int8_graphs["ort-dynamic"] == (FC_LAYERS, 0) and int8_graphs["ort-static"][1] > 10
+    assert int8_graphs["ort-dynamic"] == (_fc_layers(), 0) and int8_graphs["ort-static"][1] > 10
     assert fp32_nodes == 0 and files == 2
     source, model = manifest["source"], tmp_path / "b" / "model.onnx"
     assert manifest["precision"] == shipped and source["speed_choice"]["host"] == "test CPU"
     form = fastest if shipped == "int8" else "fp32"  # what the shipped file must be
-    assert (_dynamic_int8_layers(model) == FC_LAYERS) == (form == "ort-dynamic")
+    assert (_dynamic_int8_layers(model) == _fc_layers()) == (form == "ort-dynamic")
     assert (_quantize_nodes(model) > 10) == (form == "ort-static")
     assert ("quantization" in source) == (form != "fp32") and ("calibration" in source) == (form == "ort-static")
     assert ("static QDQ" in source.get("quantization", "")) == (form == "ort-static")
