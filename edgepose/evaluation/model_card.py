@@ -170,7 +170,11 @@ def _recipe_chain(recipe_dirs: list[Path], *names: str) -> list[str]:
         candidates, shown = queue.pop(0)
         path = next(filter(None, map(find, candidates)), None)
         if path is None:
-            if shown not in seen:  # no recipe here: name it, so the chain does not end without a word
+            if shown not in seen and Path(shown).suffix not in ("", ".pt"):  # weights edgepose did not train
+                seen.add(shown)
+                out.append(f"- `{shown}`: the starting weights, not trained by edgepose (their origin and terms: "
+                           "below)")
+            elif shown not in seen:  # no recipe here: name it, so the chain does not end without a word
                 seen.add(shown)
                 out.append(f"- `{shown}`: no recipe of that name in {', '.join(d.as_posix() for d in recipe_dirs)} "
                            "(e.g. weights made by `edgepose average`, whose members its bundles' manifests list)")
@@ -183,9 +187,11 @@ def _recipe_chain(recipe_dirs: list[Path], *names: str) -> list[str]:
         for parent in ((data.get("train") or {}).get("init", ""), (data.get("distill") or {}).get("teacher", "")):
             if parent:
                 queue.append(((Path(parent).parent.name, Path(parent).stem), parent))
-    for d in recipe_dirs:
+    lineage = {Path(name).stem for name in seen}
+    for d in recipe_dirs:  # the QAT recipes that start from this lineage's weights
         for extra in sorted(d.glob("qat_*.yaml")):
-            if extra.stem not in seen:
+            start = ((yaml.safe_load(extra.read_text()) or {}).get("qat") or {}).get("init", "")
+            if extra.stem not in seen and Path(start).stem in lineage:
                 out.append(line(extra, " (quantization-aware training for the int8 exports)"))
     return out
 
