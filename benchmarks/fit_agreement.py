@@ -35,6 +35,19 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
+    from edgepose.errors import EdgePoseError
+
+    if args.json and not Path(args.json).expanduser().parent.is_dir():
+        print(f"error: --json {args.json}: its folder does not exist; create it or write elsewhere", file=sys.stderr)
+        return 2
+    try:
+        return _run(args)
+    except EdgePoseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
     import cv2
 
     from edgepose import Runtime

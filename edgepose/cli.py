@@ -420,7 +420,7 @@ def _cmd_manifest(args) -> int:
         from .ensemble import build_ensemble, load_ensemble, parse_member
 
         if not args.out or not args.member:
-            raise ConfigError("manifest ensemble needs --member BUNDLE[=WEIGHT][:flip] (two or more) and --out DIR")
+            raise ConfigError("manifest ensemble needs --member BUNDLE[=WEIGHT][:flip] (one or more) and --out DIR")
         from pathlib import Path
 
         if args.dev_root and not Path(args.dev_root).is_dir():
@@ -431,8 +431,10 @@ def _cmd_manifest(args) -> int:
         if args.dev_root:
             from .exporters.record_accuracy import record_accuracy
 
-            for member in load_ensemble(path).members:  # each member's own figures too, as every bundle has
-                record_accuracy(member.bundle, "cpu", args.dev_root)
+            for member in load_ensemble(path).members:  # a member without its own figures gets them (others keep
+                inner = member.bundle / "manifest.json" if member.bundle.is_dir() else member.bundle  # parity too)
+                if "aflw2000-dev" not in json.loads(inner.read_text()).get("metrics", {}):
+                    record_accuracy(member.bundle, "cpu", args.dev_root)
             metrics = record_accuracy(args.out, "cpu", args.dev_root)
             print(f"aflw2000 mean error recorded in its manifest: {metrics['aflw2000-dev']['mean']:.2f}")
         return 0
@@ -457,9 +459,10 @@ def _cmd_manifest(args) -> int:
 
 
 def _record_folded(folded, source, dev_root: str, models_dir) -> None:
-    """Re-measure a folded bundle on AFLW2000 and record it, keeping the source's parity to PyTorch and adding how
-    far the folded model's poses are from the source bundle's on the same faces (an int8 model whose pixels became
-    its quantized input moves by about an int8 step)."""
+    """Re-measure a folded bundle on AFLW2000 and record it, keeping the source's parity to PyTorch (it describes the
+    graph before the fold, as `parity_source` says) and adding how far the folded model's poses are from the source
+    bundle's on the same faces (an int8 model whose pixels became its quantized input moves by about an int8 step);
+    per face, the folded model's distance to PyTorch is at most the sum of the two."""
     import json
 
     import numpy as np
@@ -476,7 +479,8 @@ def _record_folded(folded, source, dev_root: str, models_dir) -> None:
     def versus_source(rt) -> dict:
         _, pred, _ = evaluate(rt, "aflw2000", dev_root, progress=False)
         turn = geodesic_degrees(euler_to_matrix(*pred.T), euler_to_matrix(*ref.T))
-        return {**before, "folded_vs_source_geodesic_max_deg": float(turn.max()),
+        return {**before, "parity_source": f"the graph before fold-input ({source})" if before else "none recorded",
+                "folded_vs_source_geodesic_max_deg": float(turn.max()),
                 "folded_vs_source_geodesic_mean_deg": float(np.mean(turn))}
 
     metrics = record_accuracy(folded.parent, "cpu", dev_root, versus_source)

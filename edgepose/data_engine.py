@@ -88,6 +88,9 @@ def teacher_votes(spec: str, images: list[np.ndarray], boxes: np.ndarray, flip: 
     from .preprocess import prepare_batch
 
     with open_runtime("cpu", spec, threads=0, models_dir=models_dir) as rt:
+        if rt.parts:
+            raise ConfigError(f"--teacher '{spec}' is an ensemble; give its member bundles as separate --teacher "
+                              "options with --vote-weight NAME=W (their rotation mean is the consensus)")
         crop, spec_in = rt.manifest.crop, rt.manifest.input
         direct, mirrored = [], []
         with tqdm(total=len(images), desc=f"labelling with {Path(spec).name}", unit="face", mininterval=5) as bar:

@@ -122,10 +122,15 @@ def build_ensemble(members: list[tuple[str, float, bool]], out: str | Path, name
     out = check_output_folder(out)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out '{out}' is not empty; an ensemble bundle is written into a new or empty folder")
+    for spec, weight, flip in members:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+            raise ConfigError(f"member '{spec}': weight {weight!r} must be a finite number > 0")
+        if not isinstance(flip, bool):
+            raise ConfigError(f"member '{spec}': flip_tta {flip!r} must be True or False")
     names = [model_name(spec) for spec, _, _ in members]
     if not members or len(set(names)) != len(names):
         raise ConfigError(f"an ensemble needs members with distinct names (bundle folder or manifest stem), got {names}")
-    entries = []
+    entries, provenance = [], []
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staged-"))
     try:
@@ -135,16 +140,23 @@ def build_ensemble(members: list[tuple[str, float, bool]], out: str | Path, name
             manifest, files = resolve_bundle(spec, models_dir)
             folder = stage / member
             folder.mkdir()
-            for path in files:
-                shutil.copy2(path, folder / path.name)
+            names_in_manifest = [manifest.model_file] + [m["model_file"] for m in manifest.ensemble]
+            for path, file_name in zip(files, names_in_manifest):  # under the names its manifest gives them
+                (folder / file_name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, folder / file_name)
                 for licence in path.parent.glob("LICENSE*"):
                     shutil.copy2(licence, folder / licence.name)
             data = json.loads(locate_manifest(spec).read_text())
             atomic_write_json(folder / "manifest.json", data)
             entries.append({"bundle": member, "weight": weight, "flip_tta": flip})
-        atomic_write_json(stage / "manifest.json", {"schema": SCHEMA_VERSION, "name": name or out.name,
-                                                    "members": entries, "source": source or {}, "metrics": {}})
-        load_ensemble(stage / "manifest.json")  # what it wrote reads back
+            provenance.append({"bundle": member, **{k: data.get("source", {}).get(k) for k in
+                                                    ("recipe", "checkpoint_sha256", "origin") if
+                                                    data.get("source", {}).get(k)}})
+        atomic_write_json(stage / "manifest.json", {
+            "schema": SCHEMA_VERSION, "name": name or out.name, "members": entries, "metrics": {},
+            "source": {"built_by": "edgepose manifest ensemble", "members": provenance, **(source or {})}})
+        for m in load_ensemble(stage / "manifest.json").members:  # what it wrote reads back and every file verifies
+            resolve_bundle(m.bundle)
         if out.exists():
             out.rmdir()
         os.replace(stage, out)

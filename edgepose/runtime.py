@@ -99,8 +99,8 @@ class Runtime:
         if is_ensemble_file(path):
             self.ensemble = load_ensemble(path)
             if align:
-                raise ConfigError("align levels one model's square crops; an ensemble's members cut their own crops: "
-                                  "run it with align=False")
+                raise ConfigError("align levels one model's crops; an ensemble's members cut their own crops: run it "
+                                  "with align=False")
             try:
                 for m in self.ensemble.members:
                     self.parts.append((Runtime(platform, str(m.bundle), threads=threads, backend_options=backend_options,
@@ -109,6 +109,11 @@ class Runtime:
             except BaseException:
                 self.close()
                 raise
+            levelled = [str(rt.model_path) for rt, _ in self.parts if rt.align]
+            if levelled:  # an ensemble hands its members no eye landmarks: such a member would run unlevelled
+                self.close()
+                raise ConfigError(f"ensemble member(s) {', '.join(levelled)} say crop.aligned (trained on eye-levelled "
+                                  "crops); an ensemble does not level its members' crops: run that bundle on its own")
             first = self.parts[0][0]
             self.backend, self.manifest, self.align, self.batch_size = first.backend, first.manifest, False, 0
             self.model_paths = [p for rt, _ in self.parts for p in rt.model_paths]

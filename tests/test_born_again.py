@@ -131,3 +131,32 @@ def test_freeze_bn_keeps_running_statistics(tddfa):
     model(torch.randn(4, 3, 120, 120) * 3).sum().backward()
     assert torch.equal(before, model.backbone.features[0][1].running_mean)
     assert model.backbone.features[0][1].weight.grad is not None  # scale and shift still learn
+
+
+def test_a_sideways_roi_shift_with_flips_is_refused():
+    from edgepose.errors import ConfigError
+    from edgepose.train.recipe import recipe_from_yaml
+
+    with pytest.raises(ConfigError, match="shifted the other way"):
+        recipe_from_yaml("name: x\n", ["data.crop_protocol=roi", "data.crop_shift=[0.1, 0.14]"])
+    recipe_from_yaml("name: x\n", ["data.crop_protocol=roi", "data.crop_shift=[0.1, 0.14]", "augment.flip=0"])
+
+
+def test_incomplete_3ddfa_weights_are_a_clear_error(tmp_path):
+    torch = pytest.importorskip("torch", reason="the training extra (torch) loads the PyTorch weights")
+    import shutil
+
+    from edgepose.errors import ConfigError
+    from edgepose.train.checkpoint import load_weights
+    from edgepose.train.models import create
+
+    state = torch.load(need(PTH), map_location="cpu", weights_only=True)
+    del state["state_dict"]["module.dw3_1.bn_dw.running_var"]
+    torch.save(state, tmp_path / "cut.pth")
+    shutil.copy(PTH.parent / "3ddfa-v2-param-mean-std-62d.json", tmp_path)
+    with pytest.raises(ConfigError, match="dw3_1.bn_dw.running_var"):
+        load_weights(create("mobilenetv1_x050", head="camera"), str(tmp_path / "cut.pth"), "train.init")
+    (tmp_path / "3ddfa-v2-param-mean-std-62d.json").write_text("{not json")
+    torch.save(torch.load(need(PTH), map_location="cpu", weights_only=True), tmp_path / "whole.pth")
+    with pytest.raises(ConfigError, match="not a JSON object"):
+        load_weights(create("mobilenetv1_x050", head="camera"), str(tmp_path / "whole.pth"), "train.init")

@@ -40,10 +40,10 @@ def test_every_shipped_bundle_records_its_accuracy_and_its_distance_from_pytorch
     manifest = json.loads((bundled_dir(name) / "manifest.json").read_text())
     metrics = manifest["metrics"]
     assert 0 < metrics["aflw2000-dev"]["mean"] < 10 and metrics["aflw2000-dev"]["n"] == 300
-    if "members" in manifest:  # an ensemble: its members are bundles held to the same records
+    if "members" in manifest:  # an ensemble: its members are bundles edgepose exported, held to the same records
         for member in manifest["members"]:
-            inner = json.loads((bundled_dir(name) / member["bundle"] / "manifest.json").read_text())
-            assert inner["metrics"]["aflw2000-dev"]["n"] == 300
+            inner = json.loads((bundled_dir(name) / member["bundle"] / "manifest.json").read_text())["metrics"]
+            assert inner["aflw2000-dev"]["n"] == 300 and inner["parity_vs_torch_geodesic_mean_deg"] < 1.0
         return
     per_angle, turn = metrics["parity_vs_torch_max_abs_deg"], metrics["parity_vs_torch_geodesic_max_deg"]
     # R = Rz Ry Rx and the rotation metric is bi-invariant: a face's turn is at most the sum of its three angle gaps

@@ -125,3 +125,39 @@ def test_manifest_ensemble_command_builds_a_bundle_that_runs(tmp_path, dev_sampl
                  str(tmp_path / "c")]) == 2
     assert "distinct names" in capsys.readouterr().err
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+def test_a_member_trained_on_levelled_crops_is_refused(ensemble_dir, tmp_path):
+    """An ensemble hands its members no eye landmarks: a member whose manifest says crop.aligned would silently run
+    unlevelled, so the ensemble refuses it when built."""
+    shutil.copytree(ensemble_dir / "default", tmp_path / "levelled")
+    path = tmp_path / "levelled" / "manifest.json"
+    data = json.loads(path.read_text())
+    data["crop"]["aligned"] = True
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="crop.aligned"):
+        Runtime("cpu", write(tmp_path, [{"bundle": "levelled"}]), threads=1, detector="yunet:"
+                + str(need(SHARED / "models" / "detectors" / "yunet.onnx")))
+
+
+def test_built_ensemble_keeps_a_members_model_file_names(tmp_path, dev_samples):
+    """A member manifest naming its model in a subfolder is copied under that name, and the built bundle runs."""
+    import cv2
+
+    from edgepose.ensemble import build_ensemble
+    from edgepose.manifest import sha256_file
+
+    member = tmp_path / "member"
+    (member / "models").mkdir(parents=True)
+    shutil.copy(bundled_dir("default") / "model.onnx", member / "models" / "net.onnx")
+    data = json.loads((bundled_dir("default") / "manifest.json").read_text())
+    data.update(model_file="models/net.onnx", sha256=sha256_file(member / "models" / "net.onnx"))
+    (member / "manifest.json").write_text(json.dumps(data))
+    path = build_ensemble([(str(member), 1.0, False)], tmp_path / "out")
+    assert (tmp_path / "out" / "member" / "models" / "net.onnx").is_file()
+    assert json.loads(path.read_text())["source"]["members"][0]["bundle"] == "member"
+    with Runtime("cpu", str(path.parent), threads=1) as rt:
+        assert len(rt.infer(cv2.imread(str(dev_samples[0].image)), boxes=[dev_samples[0].box])) == 1
+    with pytest.raises(ConfigError, match="weight"):
+        build_ensemble([(str(member), 0.0, False)], tmp_path / "zero")
+    assert not (tmp_path / "zero").exists()

@@ -73,12 +73,15 @@ def test_export_parity(platform, precision, quantizer, reference, tmp_path, dev_
 
 def test_the_int8_bundles_stay_near_pytorch_on_average():
     """The shipped int8 bundles move a face by well under a degree on average (as a rotation) from their fp32
-    PyTorch model; docs/benchmarks.md has the worst faces."""
+    PyTorch model; docs/benchmarks.md has the worst faces. A bundle folded after its export records its parity before
+    the fold and the fold's own move: per face the distance to PyTorch is at most their sum, so the bound holds for
+    the shipped file."""
     from edgepose.bundle import bundled_dir
 
     for name in ("default-android", "default-cpu-int8", "default-fast"):
         metrics = json.loads((bundled_dir(name) / "manifest.json").read_text())["metrics"]
-        assert metrics["parity_vs_torch_geodesic_mean_deg"] < 1.0, name
+        bound = metrics["parity_vs_torch_geodesic_mean_deg"] + metrics.get("folded_vs_source_geodesic_mean_deg", 0.0)
+        assert bound < 1.0, name
 
 
 def test_format_table_is_consistent():

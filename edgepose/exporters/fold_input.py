@@ -77,8 +77,9 @@ def fold_normalisation(model: onnx.ModelProto, spec: InputSpec) -> onnx.ModelPro
 def fold_into_quantized_input(model: onnx.ModelProto, spec: InputSpec) -> onnx.ModelProto | None:
     """A static-int8 (QDQ) model whose float input is only quantized and fed to one convolution, rewritten to take
     the crop's uint8 BGR pixels AS that quantized tensor: input scale 1 / std and zero point round(mean), the colour
-    order folded into the convolution's weights, the half-step offset round(mean) - mean folded into its int32 bias.
-    No float op touches the pixels (a tenth of the int8 model's time here went to cast, normalise and quantize).
+    order folded into the convolution's weights, the half-step offset round(mean) - mean folded into its int32 bias
+    (exact away from the frame's border, where the padding now stands for pixel round(mean)). No float op touches the
+    pixels (a tenth of the int8 model's time here went to cast, normalise and quantize).
     Returns None when the graph has another shape (the float fold then applies).
     """
     g = model.graph
@@ -165,8 +166,9 @@ def _check_same_outputs(source: Path, folded: onnx.ModelProto, spec: InputSpec, 
 
 def fold_bundle(manifest_path: str | Path, out: str | Path, models_dir: str | Path | None = None) -> Path:
     """A new bundle folder `out` holding the manifest's ONNX model with normalisation folded in, and its manifest
-    (input: raw pixels; sha256 of the new file; metrics and provenance kept, the outputs being the same). A model
-    named by a bare file name is looked up in `models_dir` too, as for peers.
+    (input: raw pixels; sha256 of the new file; metrics and provenance kept: the outputs are the same for a float
+    model, within an int8 step for a static-int8 one, which `edgepose manifest fold-input --dev-root` re-measures). A
+    model named by a bare file name is looked up in `models_dir` too, as for peers.
 
     Raises:
         ConfigError: `out` exists and is not empty, or is the source folder.

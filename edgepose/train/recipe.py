@@ -227,6 +227,9 @@ def check_recipe(recipe: Recipe) -> None:
                              hi_open=True).holds(v) for v in shift)):
         raise ConfigError(f"'data.crop_shift' {shift!r} must be [dx, dy], each below half of data.crop_scale "
                           f"({recipe.data.crop_scale}) in size: the crop must stay on the face, e.g. [0, 0.14]")
+    if shift[0] and recipe.augment.flip:
+        raise ConfigError(f"'data.crop_shift' dx {shift[0]} with augment.flip {recipe.augment.flip}: a flipped crop "
+                          "would be shifted the other way; keep dx 0 (a roi crop shifts down only) or set flip to 0")
     if recipe.data.crop_protocol == "square" and any(shift):
         raise ConfigError(f"'data.crop_shift' {list(shift)} moves a roi crop; the square protocol is centred on the box "
                           "(set data.crop_protocol: roi, or crop_shift: [0, 0])")

@@ -29,8 +29,11 @@ def read_param_stats(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
         raise ConfigError(f"3DDFA_V2 weights need their parameter statistics beside them: exactly one "
                           f"'*mean-std-62d*.json' in '{folder}' (found {len(found)}); 3DDFA_V2's "
                           "configs/param_mean_std_62d_120x120.pkl written as JSON {\"mean\": [62], \"std\": [62]}")
-    data = json.loads(found[0].read_text())
-    mean, std = (torch.tensor(data.get(k, []), dtype=torch.float32) for k in ("mean", "std"))
+    try:
+        data = json.loads(found[0].read_text())
+        mean, std = (torch.tensor(data.get(k, []), dtype=torch.float32) for k in ("mean", "std"))
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"'{found[0]}' is not a JSON object of 62 'mean' and 62 'std' numbers ({exc})") from None
     if mean.shape != (62,) or std.shape != (62,) or not bool((std > 0).all()):
         raise ConfigError(f"'{found[0]}' must hold 62 'mean' and 62 positive 'std' values")
     return mean, std
@@ -48,6 +51,12 @@ def state_from_3ddfa(state: dict, folder: Path, model: torch.nn.Module) -> dict:
 
     src = {k.removeprefix("module."): v for k, v in state["state_dict"].items()}
     camera = isinstance(getattr(model, "head", None), CameraHead)
+    wanted = ["conv1.weight", "fc_param.weight", "fc_param.bias"] + [f"{b}.{part}.weight" for b in BLOCKS
+                                                                     for part in ("conv_dw", "conv_sep")]
+    missing = [k for k in wanted if k not in src]
+    if missing:
+        raise ConfigError(f"the 3DDFA_V2 weights lack {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; "
+                          "give 3DDFA_V2's released mb05_120x120.pth unchanged")
     names = [("conv1", "bn1")] + [(f"{b}.conv_dw", f"{b}.bn_dw") for b in BLOCKS] + \
             [(f"{b}.conv_sep", f"{b}.bn_sep") for b in BLOCKS]
     order = [names[0]] + [pair for b in range(len(BLOCKS)) for pair in (names[1 + b], names[1 + len(BLOCKS) + b])]
@@ -55,6 +64,9 @@ def state_from_3ddfa(state: dict, folder: Path, model: torch.nn.Module) -> dict:
     for layer, (conv, bn) in enumerate(order):
         out[f"backbone.features.{layer}.0.weight"] = src[f"{conv}.weight"]
         for key in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+            if f"{bn}.{key}" not in src:
+                raise ConfigError(f"the 3DDFA_V2 weights lack {bn}.{key}; give 3DDFA_V2's released "
+                                  "mb05_120x120.pth unchanged")
             out[f"backbone.features.{layer}.1.{key}"] = src[f"{bn}.{key}"]
     out["backbone.features.0.0.weight"] = src["conv1.weight"].flip(1) * INPUT_RESCALE  # BGR/128 -> RGB/127.5
     if camera:
