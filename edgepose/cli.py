@@ -414,17 +414,17 @@ def _cmd_profile(args) -> int:
 
 
 def _cmd_manifest(args) -> int:
+    from pathlib import Path
+
     from .manifest import hash_manifest
 
+    if args.dev_root and not Path(args.dev_root).is_dir():
+        raise ConfigError(f"--dev-root '{args.dev_root}' is not a folder; give an AFLW2000 folder to score on")
     if args.action == "ensemble":
         from .ensemble import build_ensemble, load_ensemble, parse_member
 
         if not args.out or not args.member:
             raise ConfigError("manifest ensemble needs --member BUNDLE[=WEIGHT][:flip] (one or more) and --out DIR")
-        from pathlib import Path
-
-        if args.dev_root and not Path(args.dev_root).is_dir():
-            raise ConfigError(f"--dev-root '{args.dev_root}' is not a folder; give an AFLW2000 folder to score on")
         path = build_ensemble([parse_member(m) for m in args.member], args.out, name=args.manifest,
                               models_dir=args.models_dir)
         print(f"ensemble bundle written: {path}")
@@ -432,8 +432,7 @@ def _cmd_manifest(args) -> int:
             from .exporters.record_accuracy import record_accuracy
 
             for member in load_ensemble(path).members:  # a member without its own figures gets them (others keep
-                inner = member.bundle / "manifest.json" if member.bundle.is_dir() else member.bundle  # parity too)
-                if "aflw2000-dev" not in json.loads(inner.read_text()).get("metrics", {}):
+                if "aflw2000-dev" not in json.loads((member.bundle / "manifest.json").read_text())["metrics"]:  # parity)
                     record_accuracy(member.bundle, "cpu", args.dev_root)
             metrics = record_accuracy(args.out, "cpu", args.dev_root)
             print(f"aflw2000 mean error recorded in its manifest: {metrics['aflw2000-dev']['mean']:.2f}")
@@ -443,49 +442,19 @@ def _cmd_manifest(args) -> int:
             raise ConfigError("manifest fold-input needs --out DIR, the new bundle folder")
         from .exporters.fold_input import fold_bundle
 
-        from pathlib import Path
-
-        if args.dev_root and not Path(args.dev_root).is_dir():
-            raise ConfigError(f"--dev-root '{args.dev_root}' is not a folder; give an AFLW2000 folder to score on")
         folded = fold_bundle(args.manifest, args.out, args.models_dir)
         print(f"bundle with normalisation folded into the model: {folded}")
         if args.dev_root:
-            _record_folded(folded, Path(args.manifest), args.dev_root, args.models_dir)
+            from .exporters.record_accuracy import record_folded_accuracy
+
+            metrics = record_folded_accuracy(folded.parent, Path(args.manifest), args.dev_root, args.models_dir)
+            print(f"aflw2000 mean error recorded in its manifest: {metrics['aflw2000-dev']['mean']:.2f} (folded vs "
+                  f"source: {metrics['folded_vs_source_geodesic_mean_deg']:.3f} deg mean)")
         return 0
     for path in hash_manifest(args.manifest, args.models_dir):
         print(f"sha256 written for {path}")
     print(f"manifest updated: {args.manifest}")
     return 0
-
-
-def _record_folded(folded, source, dev_root: str, models_dir) -> None:
-    """Re-measure a folded bundle on AFLW2000 and record it, keeping the source's parity to PyTorch (it describes the
-    graph before the fold, as `parity_source` says) and adding how far the folded model's poses are from the source
-    bundle's on the same faces (an int8 model whose pixels became its quantized input moves by about an int8 step);
-    per face, the folded model's distance to PyTorch is at most the sum of the two."""
-    import json
-
-    import numpy as np
-
-    from .angles import euler_to_matrix, geodesic_degrees
-    from .evaluation.evaluate import evaluate
-    from .exporters.record_accuracy import record_accuracy
-    from .runtime import Runtime
-
-    before = {k: v for k, v in json.loads(source.read_text()).get("metrics", {}).items() if k.startswith("parity")}
-    with Runtime("cpu", str(source), models_dir=models_dir) as rt:
-        _, ref, _ = evaluate(rt, "aflw2000", dev_root, progress=False)
-
-    def versus_source(rt) -> dict:
-        _, pred, _ = evaluate(rt, "aflw2000", dev_root, progress=False)
-        turn = geodesic_degrees(euler_to_matrix(*pred.T), euler_to_matrix(*ref.T))
-        return {**before, "parity_source": f"the graph before fold-input ({source})" if before else "none recorded",
-                "folded_vs_source_geodesic_max_deg": float(turn.max()),
-                "folded_vs_source_geodesic_mean_deg": float(np.mean(turn))}
-
-    metrics = record_accuracy(folded.parent, "cpu", dev_root, versus_source)
-    print(f"aflw2000 mean error recorded in its manifest: {metrics['aflw2000-dev']['mean']:.2f} (folded vs source: "
-          f"{metrics['folded_vs_source_geodesic_mean_deg']:.3f} deg mean)")
 
 
 def _count(text: str) -> int:

@@ -184,7 +184,8 @@ def label_folder(folder: str | Path, out: str | Path, teachers: list[str], detec
 def _label(out, paths, images, boxes, teachers, columns, coarse, settings: LabelSettings, sources=None,
            models_dir=None) -> dict:
     gaps = np.zeros(len(paths))
-    unknown = sorted(set(settings.no_flip) - {model_name(spec) for spec in teachers})
+    flips = {model_name(spec): settings.flip and model_name(spec) not in settings.no_flip for spec in teachers}
+    unknown = sorted(set(settings.no_flip) - set(flips))
     if unknown:
         raise ConfigError(f"--vote-no-flip names {', '.join(unknown)}, which is no teacher here; teachers: "
                           f"{', '.join(model_name(spec) for spec in teachers) or 'none'}")
@@ -192,8 +193,7 @@ def _label(out, paths, images, boxes, teachers, columns, coarse, settings: Label
         if model_name(spec) in columns:
             raise ConfigError(f"two votes are named '{model_name(spec)}' (a teacher and a stored or index vote); "
                               "give each vote once")
-        flip = settings.flip and model_name(spec) not in settings.no_flip
-        angles, gap = teacher_votes(spec, images, boxes, flip, models_dir=models_dir)
+        angles, gap = teacher_votes(spec, images, boxes, flips[model_name(spec)], models_dir=models_dir)
         columns[model_name(spec)] = angles
         gaps = np.maximum(gaps, gap)
     if not columns:
@@ -228,8 +228,7 @@ def _label(out, paths, images, boxes, teachers, columns, coarse, settings: Label
     return {"rows": len(paths), "kept": int(keep.sum()), "median_spread": float(np.nanmedian(spread)),
             "votes": {name: weights.get(name, 1.0) for name in columns},
             **({"vote_max_yaw": max_yaw} if max_yaw else {}),
-            "flip_tta": {model_name(spec): settings.flip and model_name(spec) not in settings.no_flip
-                         for spec in teachers},
+            "flip_tta": flips,
             **({"vote_skip_sources": [list(p) for p in settings.skip_sources]} if settings.skip_sources else {})}
 
 

@@ -38,6 +38,11 @@ class EnsembleManifest:
     metrics: dict = field(default_factory=dict)
 
 
+def valid_weight(weight) -> bool:
+    """A member weight: a finite number > 0 (not a bool)."""
+    return not isinstance(weight, bool) and isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0
+
+
 def is_ensemble_file(path: Path) -> bool:
     """True when the manifest JSON at `path` lists members (read errors are left to the ordinary manifest reader)."""
     try:
@@ -76,7 +81,7 @@ def load_ensemble(path: str | Path) -> EnsembleManifest:
                                    f"got {m!r}")
         check_model_name(m["bundle"], f"{key}.bundle")
         weight, flip = m.get("weight", 1.0), m.get("flip_tta", False)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+        if not valid_weight(weight):
             raise ModelFormatError(f"{key}.weight {weight!r} must be a finite number > 0")
         if not isinstance(flip, bool):
             raise ModelFormatError(f"{key}.flip_tta {flip!r} must be true or false")
@@ -123,7 +128,7 @@ def build_ensemble(members: list[tuple[str, float, bool]], out: str | Path, name
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out '{out}' is not empty; an ensemble bundle is written into a new or empty folder")
     for spec, weight, flip in members:
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+        if not valid_weight(weight):
             raise ConfigError(f"member '{spec}': weight {weight!r} must be a finite number > 0")
         if not isinstance(flip, bool):
             raise ConfigError(f"member '{spec}': flip_tta {flip!r} must be True or False")
@@ -135,9 +140,7 @@ def build_ensemble(members: list[tuple[str, float, bool]], out: str | Path, name
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staged-"))
     try:
         for (spec, weight, flip), member in zip(members, names):
-            if is_ensemble_file(locate_manifest(spec)):
-                raise ModelFormatError(f"member '{spec}' is itself an ensemble; list its members instead")
-            manifest, files = resolve_bundle(spec, models_dir)
+            manifest, files = resolve_bundle(spec, models_dir)  # refuses a member that is itself an ensemble
             folder = stage / member
             folder.mkdir()
             names_in_manifest = [manifest.model_file] + [m["model_file"] for m in manifest.ensemble]
@@ -181,6 +184,6 @@ def parse_member(text: str) -> tuple[str, float, bool]:
             weight = float(raw)
         except ValueError:
             weight = -1.0
-    if not spec or not math.isfinite(weight) or weight <= 0:
+    if not spec or not valid_weight(weight):
         raise ConfigError(f"--member '{text}': give BUNDLE[=WEIGHT][:flip] with a weight > 0, e.g. default=0.5:flip")
     return spec, weight, flip

@@ -23,6 +23,9 @@ def expand_crop(frame: np.ndarray, box, margins, size: tuple[int, int]) -> np.nd
     return cv2.resize(crop, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
 
 
+LEVELLED_PROTOCOLS = ("square", "roi")  # crops crop_face can cut along a face's eye line (Runtime align)
+
+
 def crop_face(frame: np.ndarray, box, crop: CropSpec, spec: InputSpec, level_angle: float = 0.0) -> np.ndarray:
     """The BGR uint8 crop of one face at the model's input size.
 
@@ -41,8 +44,8 @@ def crop_face(frame: np.ndarray, box, crop: CropSpec, spec: InputSpec, level_ang
             return _levelled_roi(frame, box, crop.scale, crop.shift, spec.size, level_angle)
         return roi_crop(frame, box, crop.scale, crop.shift, spec.size)
     if level_angle:
-        raise ConfigError(f"eye levelling (align) needs a model with the square or roi crop protocol, this one uses "
-                          f"'{crop.protocol}'; run it with align=False")
+        raise ConfigError(f"eye levelling (align) needs a model with the {' or '.join(LEVELLED_PROTOCOLS)} crop protocol, "
+                          f"this one uses '{crop.protocol}'; run it with align=False")
     return expand_crop(frame, box, crop.margins, spec.size)
 
 

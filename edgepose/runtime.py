@@ -18,7 +18,7 @@ from .model_check import check_model_io
 from .per_thread import PerThread, Shared
 from .platform import MAX_THREADS, Platform, load_platform
 from .pose import FacePose
-from .preprocess import eye_line_angle, fed_pixels, prepare_batch, to_input
+from .preprocess import LEVELLED_PROTOCOLS, eye_line_angle, fed_pixels, prepare_batch, to_input
 
 # faces sent to the pose model at once: the crops and input tensor of one chunk stay a few MB whatever the box count
 POSE_CHUNK = 64
@@ -92,17 +92,15 @@ class Runtime:
         self.flip_tta = flip_tta
         self.parts: list[tuple[Runtime, float]] = []  # an ensemble's member runtimes and weights
         self._dummies: dict[int, np.ndarray] = {}  # run_pose_model's inputs by batch size
-        self.ensemble = None
         from .ensemble import is_ensemble_file, load_ensemble
 
         path = locate_manifest(model or self.platform.model)
         if is_ensemble_file(path):
-            self.ensemble = load_ensemble(path)
             if align:
                 raise ConfigError("align levels one model's crops; an ensemble's members cut their own crops: run it "
                                   "with align=False")
             try:
-                for m in self.ensemble.members:
+                for m in load_ensemble(path).members:
                     self.parts.append((Runtime(platform, str(m.bundle), threads=threads, backend_options=backend_options,
                                                detector=self.platform.detector, flip_tta=m.flip_tta or flip_tta,
                                                models_dir=models_dir), m.weight))
@@ -119,13 +117,13 @@ class Runtime:
             self.model_paths = [p for rt, _ in self.parts for p in rt.model_paths]
             self.model_path = path
             return
-        self.manifest, self.model_paths = resolve_bundle(model or self.platform.model, models_dir)
+        self.manifest, self.model_paths = resolve_bundle(path, models_dir)
         check_format(self.manifest.format, self.platform, model or self.platform.model)
         self.model_path = self.model_paths[0]
         self.align = align or self.manifest.crop.aligned
-        if self.align and self.manifest.crop.protocol not in ("square", "roi"):  # before any engine loads
-            raise ConfigError(f"eye levelling (align) needs a model with the square or roi crop protocol, this one "
-                              f"uses '{self.manifest.crop.protocol}'; run it with align=False")
+        if self.align and self.manifest.crop.protocol not in LEVELLED_PROTOCOLS:  # before any engine loads
+            raise ConfigError(f"eye levelling (align) needs a model with the {' or '.join(LEVELLED_PROTOCOLS)} crop "
+                              f"protocol, this one uses '{self.manifest.crop.protocol}'; run it with align=False")
         if self.align:
             from .detectors import DETECTORS, resolve_detector
 
@@ -242,7 +240,7 @@ class Runtime:
         rotation mean of its members' poses (each member cutting its own crop)."""
         if self.parts:
             mats = [rt._pose_boxes(frame, boxes, None)[1] for rt, _ in self.parts]
-            matrices = mean_rotation(*mats, weights=np.array([[w for _, w in self.parts]] * len(boxes)))
+            matrices = mean_rotation(*mats, weights=np.array([w for _, w in self.parts]))
             return matrix_to_euler(matrices), matrices
         angles, matrices = self.predict(prepare_batch(frame, boxes, self.manifest.crop, self.manifest.input, levels))
         if levels is not None:

@@ -31,3 +31,31 @@ def record_accuracy(bundle: str | Path, platform: str, dev_root: str,
         return metrics
     save_manifest(dataclasses.replace(load_manifest(path), metrics=metrics), path)
     return metrics
+
+
+def record_folded_accuracy(folded: str | Path, source: Path, dev_root: str, models_dir=None) -> dict:
+    """Re-measure the bundle folder `folded` (`edgepose manifest fold-input` of the manifest `source`) on AFLW2000 and
+    record it, keeping the source's parity to PyTorch (it describes the graph before the fold, as `parity_source`
+    says) and adding how far the folded model's poses are from the source bundle's on the same faces (an int8 model
+    whose pixels became its quantized input moves by about an int8 step); per face, the folded model's distance to
+    PyTorch is at most the sum of the two. Returns the metrics written."""
+    import json
+
+    import numpy as np
+
+    from ..angles import euler_to_matrix, geodesic_degrees
+    from ..evaluation.evaluate import evaluate
+    from ..runtime import Runtime
+
+    before = {k: v for k, v in json.loads(source.read_text()).get("metrics", {}).items() if k.startswith("parity")}
+    with Runtime("cpu", str(source), models_dir=models_dir) as rt:
+        _, ref, _ = evaluate(rt, "aflw2000", dev_root, progress=False)
+
+    def versus_source(rt) -> dict:
+        _, pred, _ = evaluate(rt, "aflw2000", dev_root, progress=False)
+        turn = geodesic_degrees(euler_to_matrix(*pred.T), euler_to_matrix(*ref.T))
+        return {**before, "parity_source": f"the graph before fold-input ({source})" if before else "none recorded",
+                "folded_vs_source_geodesic_max_deg": float(turn.max()),
+                "folded_vs_source_geodesic_mean_deg": float(np.mean(turn))}
+
+    return record_accuracy(folded, "cpu", dev_root, versus_source)

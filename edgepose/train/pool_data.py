@@ -15,7 +15,7 @@ from ..datasets.faces_pool import (FLIP_5, FLIP_68, FusionRule, five_from_68, fu
                                    landmark_targets, read_pool_index)
 from ..errors import ConfigError
 from ..manifest import CropSpec
-from .recipe import AugmentConfig, DataConfig
+from .recipe import TRAINING_CROPS, AugmentConfig, DataConfig
 
 POOL_SIDE = 128  # crops are stored at 128 px (HIIT at 50 px, upscaled into the cache)
 
@@ -188,8 +188,8 @@ def augment_batch(images: np.ndarray, matrices: np.ndarray, idx: np.ndarray, siz
     roi = crop.protocol == "roi"
     if roi and boxes is None:
         raise ConfigError("a roi crop is cut around each row's face box: pass the rows' boxes (PoolData.boxes)")
-    if crop.protocol not in ("square", "roi"):
-        raise ConfigError(f"training crops support the square and roi protocols, not '{crop.protocol}'")
+    if crop.protocol not in TRAINING_CROPS:
+        raise ConfigError(f"training crops support the {' and '.join(TRAINING_CROPS)} protocols, not '{crop.protocol}'")
     base = POOL_SIDE * crop.scale / 1.6
     middle = ((POOL_SIDE - 1) / 2, (POOL_SIDE - 1) / 2)
     for j, i in enumerate(idx):

@@ -14,6 +14,8 @@ PROBABILITY = between(0.0, 1.0)
 
 # train.select_by -> the logged metric that picks best.pt and drives early stopping (lower is better)
 SELECT_BY = {"holdout": "holdout_mae", "holdout_views": "holdout_views_mae", "holdout_pool": "holdout_pool_mae"}
+# data.crop_protocol: the manifest crop protocols training can cut from the pool (train/pool_data.augment_batch)
+TRAINING_CROPS = ("square", "roi")
 # qat.preset -> NNCF's QuantizationPreset of the same name: performance (symmetric), mixed (asymmetric activations)
 QAT_PRESETS = ("performance", "mixed")
 
@@ -36,7 +38,7 @@ class DataConfig:
     crop_scale: float = field(default=1.6, metadata=between(0.5, 10.0))  # as the manifest's crop.scale
     # the crop the model is trained and run with (the manifest's crop.protocol): square = scale x max(w, h) on the box
     # centre (edgepose's own), roi = scale x (w + h) / 2 on the centre moved by crop_shift (3DDFA_V2's: 1.58, (0, 0.14))
-    crop_protocol: str = field(default="square", metadata=one_of("square", "roi"))
+    crop_protocol: str = field(default="square", metadata=one_of(*TRAINING_CROPS))
     crop_shift: tuple = (0.0, 0.0)  # roi only: (dx, dy) of the crop centre, in (w + h) / 2 of the box
     mp_max_fit: float = field(default=0.6, metadata=at_least(0.0))
     limit: int = field(default=0, metadata=at_least(0, whole=True))  # use only the first N rows (smoke runs); 0 = all

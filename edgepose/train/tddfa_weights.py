@@ -51,23 +51,20 @@ def state_from_3ddfa(state: dict, folder: Path, model: torch.nn.Module) -> dict:
 
     src = {k.removeprefix("module."): v for k, v in state["state_dict"].items()}
     camera = isinstance(getattr(model, "head", None), CameraHead)
-    wanted = ["conv1.weight", "fc_param.weight", "fc_param.bias"] + [f"{b}.{part}.weight" for b in BLOCKS
-                                                                     for part in ("conv_dw", "conv_sep")]
+    # edgepose's features[i] = (conv, BN, ReLU) in the order 3DDFA_V2 runs its layers
+    order = [("conv1", "bn1")] + [pair for b in BLOCKS for pair in ((f"{b}.conv_dw", f"{b}.bn_dw"),
+                                                                     (f"{b}.conv_sep", f"{b}.bn_sep"))]
+    bn_keys = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    wanted = [f"{conv}.weight" for conv, _ in order] + [f"{bn}.{k}" for _, bn in order for k in bn_keys] + \
+        ["fc_param.weight", "fc_param.bias"]
     missing = [k for k in wanted if k not in src]
     if missing:
         raise ConfigError(f"the 3DDFA_V2 weights lack {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; "
                           "give 3DDFA_V2's released mb05_120x120.pth unchanged")
-    names = [("conv1", "bn1")] + [(f"{b}.conv_dw", f"{b}.bn_dw") for b in BLOCKS] + \
-            [(f"{b}.conv_sep", f"{b}.bn_sep") for b in BLOCKS]
-    order = [names[0]] + [pair for b in range(len(BLOCKS)) for pair in (names[1 + b], names[1 + len(BLOCKS) + b])]
     out: dict = {}
     for layer, (conv, bn) in enumerate(order):
         out[f"backbone.features.{layer}.0.weight"] = src[f"{conv}.weight"]
-        for key in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
-            if f"{bn}.{key}" not in src:
-                raise ConfigError(f"the 3DDFA_V2 weights lack {bn}.{key}; give 3DDFA_V2's released "
-                                  "mb05_120x120.pth unchanged")
-            out[f"backbone.features.{layer}.1.{key}"] = src[f"{bn}.{key}"]
+        out.update({f"backbone.features.{layer}.1.{k}": src[f"{bn}.{k}"] for k in bn_keys})
     out["backbone.features.0.0.weight"] = src["conv1.weight"].flip(1) * INPUT_RESCALE  # BGR/128 -> RGB/127.5
     if camera:
         rows = list(CameraHead.ROWS)
